@@ -1,0 +1,168 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips a kernel test when not root, unless
+// PEAPOD_REQUIRE_ROOT=1 demands that it runs.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// tempDir is a short temp dir removed (after unmounting) on cleanup.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// New makes dir a (self bind) mount point; undo that.
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		_ = os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// threadNetNS is the inode of the calling thread's network namespace.
+// (/proc/self is the main thread, which another test may have used.)
+func threadNetNS(t *testing.T) uint64 {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return inode(t, "/proc/thread-self/ns/net")
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestNewDoRemove(t *testing.T) {
+	requireRoot(t)
+	dir := tempDir(t)
+	path, err := New(dir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(path) })
+	if path != filepath.Join(dir, "a") {
+		t.Fatalf("path = %s", path)
+	}
+	if !Exists(path) {
+		t.Fatal("Exists = false after New")
+	}
+	hostIno := threadNetNS(t)
+	nsIno := inode(t, path)
+	if hostIno == nsIno {
+		t.Fatal("new netns has the same inode as ours")
+	}
+
+	// The directory is a shared mount, like /run/netns under iproute2.
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared bool
+	for _, l := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 6 && f[4] == dir && strings.Contains(l, "shared:") {
+			shared = true
+		}
+	}
+	if !shared {
+		t.Errorf("%s is not a shared mount", dir)
+	}
+
+	var inside uint64
+	err = Do(path, func() error {
+		inside = inode(t, "/proc/thread-self/ns/net")
+		// A child process inherits the thread's namespace.
+		out, err := exec.Command("/bin/busybox", "cat", "/proc/self/net/dev").Output()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(out), "eth0") || !strings.Contains(string(out), "lo:") {
+			return fmt.Errorf("child process not in the new netns:\n%s", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != nsIno {
+		t.Fatalf("Do ran in netns %d, want %d", inside, nsIno)
+	}
+	if threadNetNS(t) != hostIno || inode(t, "/proc/self/ns/net") != hostIno {
+		t.Fatal("caller's namespace changed")
+	}
+
+	wantErr := errors.New("boom")
+	if err := Do(path, func() error { return wantErr }); !errors.Is(err, wantErr) {
+		t.Fatalf("Do error = %v, want %v", err, wantErr)
+	}
+
+	if _, err := New(dir, "a"); err == nil {
+		t.Fatal("New over an existing pin succeeded")
+	}
+	if !Exists(path) {
+		t.Fatal("failed New removed the existing pin")
+	}
+
+	if err := Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if Exists(path) {
+		t.Fatal("Exists after Remove")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pin file still there: %v", err)
+	}
+	if err := Remove(path); err != nil {
+		t.Fatalf("second Remove: %v", err)
+	}
+	if err := Do(path, func() error { return nil }); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Do on removed netns: %v, want ErrNotExist", err)
+	}
+}
+
+func TestExistsAndBadNames(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{plain, filepath.Join(dir, "missing")} {
+		if Exists(p) {
+			t.Errorf("Exists(%s) = true", p)
+		}
+	}
+	if err := Do(plain, func() error { return nil }); err == nil {
+		t.Error("Do on a plain file succeeded")
+	}
+	for _, name := range []string{"", ".", "..", "a/b"} {
+		if _, err := New(dir, name); err == nil {
+			t.Errorf("New(%q) succeeded", name)
+		}
+	}
+}
