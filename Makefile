@@ -1,0 +1,62 @@
+# peapod: `make run` sets up this machine and runs a single-node cluster;
+# `make test` sets up and runs every test, as root, against the real kernel.
+
+GO       ?= go
+DATA_DIR ?= /var/lib/peapod
+BIN      := bin/peapod
+PAUSE    := internal/runtime/pause/pause.bin
+BUSYBOX  := bin/images/busybox.tar
+GOFILES  := $(shell find cmd internal hack -name '*.go' 2>/dev/null)
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build setup images pause test unit bench run vet clean
+
+all: build
+
+setup:
+	@./hack/setup.sh
+
+pause: $(PAUSE)
+
+$(PAUSE): internal/runtime/pause/pause.c
+	musl-gcc -static -Os -Wall -Wextra -Werror -o $@ $<
+	strip $@
+
+build: $(BIN)
+
+$(BIN): $(PAUSE) $(GOFILES) go.mod go.sum
+	$(GO) build -o $@ ./cmd/peapod
+
+# The busybox image docker.io/library/busybox:latest, built offline from
+# Debian's busybox-static; byte-identical on every run.
+images: $(BUSYBOX)
+
+$(BUSYBOX): $(wildcard hack/mkbusybox/*.go) /bin/busybox
+	@mkdir -p $(dir $@)
+	$(GO) run ./hack/mkbusybox -o $@
+
+vet: $(PAUSE)
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd internal hack)" || { gofmt -l cmd internal hack; exit 1; }
+
+# Packages run one at a time (-p 1): kernel tests' leak checks compare the
+# whole machine before and after, so two packages must not interleave.
+test: setup build images vet
+	PEAPOD_REQUIRE_ROOT=1 PEAPOD_BUSYBOX_TAR=$(abspath $(BUSYBOX)) \
+		$(GO) test -p 1 -count=1 -timeout 25m ./...
+
+unit: $(PAUSE)
+	$(GO) test -count=1 -short ./...
+
+bench: setup build images
+	PEAPOD_REQUIRE_ROOT=1 PEAPOD_BUSYBOX_TAR=$(abspath $(BUSYBOX)) \
+		$(GO) test -p 1 -count=1 -run '^$$' -bench . -benchtime 50x ./...
+
+run: setup build images
+	@mkdir -p $(DATA_DIR)/images
+	cp $(BUSYBOX) $(DATA_DIR)/images/busybox.tar
+	./$(BIN) server --data-dir $(DATA_DIR)
+
+clean:
+	rm -rf bin $(PAUSE)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# setup.sh prepares this machine for peapod: it installs the Debian packages
+# peapod runs on and, on hosts with hybrid cgroups, gives crun the cgroup v1
+# hugetlb hierarchy it needs. It is idempotent and says what it does.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+	say "peapod manages namespaces, mounts and cgroups: run this as root" >&2
+	exit 1
+fi
+
+# Package -> a file it installs, so an installed package costs no apt call.
+declare -A packages=(
+	[runc]=/usr/sbin/runc
+	[crun]=/usr/bin/crun
+	[containernetworking-plugins]=/usr/lib/cni/bridge
+	[busybox-static]=/bin/busybox
+	[iproute2]=/usr/sbin/ip
+	[iptables]=/usr/sbin/iptables
+	[musl-tools]=/usr/bin/musl-gcc
+	[etcd-server]=/usr/bin/etcd
+	[docker-registry]=/usr/bin/docker-registry
+	[kmod]=/usr/sbin/modprobe
+)
+missing=()
+for pkg in "${!packages[@]}"; do
+	[ -e "${packages[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing from Debian: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+	say "Debian packages present (runc, crun, CNI plugins, busybox-static, iproute2, iptables, musl-tools, etcd-server, docker-registry)"
+fi
+
+command -v go >/dev/null || { say "Go is not on PATH (expected /usr/local/go/bin/go)" >&2; exit 1; }
+
+# The kernel pieces pods need; built in on most kernels, modules on others.
+for mod in overlay br_netfilter veth bridge; do
+	modprobe -q "$mod" 2>/dev/null || true
+done
+if ! grep -qw overlay /proc/filesystems; then
+	say "the kernel has no overlayfs: container root filesystems need it" >&2
+	exit 1
+fi
+
+# crun refuses to run on hybrid cgroup hosts (v1 controllers plus a cgroup2
+# mount with controllers in it). Binding hugetlb, the only controller left in
+# cgroup2, to its own v1 hierarchy empties cgroup2 and makes crun work.
+unified=/sys/fs/cgroup/unified
+if grep -q " $unified .* - cgroup2 " /proc/self/mountinfo && [ -s "$unified/cgroup.controllers" ]; then
+	if ! grep -q ' - cgroup cgroup .*hugetlb' /proc/self/mountinfo; then
+		controllers=$(cat "$unified/cgroup.controllers")
+		if [ "$controllers" = "hugetlb" ]; then
+			say "hybrid cgroups with hugetlb in cgroup2: mounting hugetlb as a v1 hierarchy so crun can run"
+			mkdir -p /sys/fs/cgroup/hugetlb
+			mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+		else
+			say "hybrid cgroups with '$controllers' in cgroup2: crun will be unavailable (runc works)"
+		fi
+	fi
+fi
+say "ready"

@@ -1,0 +1,130 @@
+// Package config holds a node's configuration and derives every path peapod
+// uses from one data directory, so that all of peapod's state lives under
+// --data-dir and nothing else has to know the layout.
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+)
+
+// DefaultDataDir is where peapod keeps its state unless --data-dir says otherwise.
+const DefaultDataDir = "/var/lib/peapod"
+
+// Node is the configuration of one node's runtime.
+type Node struct {
+	// DataDir holds all of peapod's state.
+	DataDir string
+	// NodeName names this node in pod status and the API.
+	NodeName string
+	// BridgeName is the Linux bridge pods attach to.
+	BridgeName string
+	// PodCIDR is the range the node's pods get their IPs from.
+	PodCIDR string
+	// NetNSDir is where pod network namespaces are pinned (iproute2's
+	// /run/netns by default, so `ip netns` lists them).
+	NetNSDir string
+	// CgroupParent is the cgroup every pod's cgroup is created under.
+	CgroupParent string
+	// Runtimes maps RuntimeClass handlers to OCI runtime binaries.
+	Runtimes map[string]string
+	// DefaultRuntime is the handler used when a pod names no RuntimeClass.
+	DefaultRuntime string
+	// RegistryMirrors maps a registry host to mirror endpoints tried first.
+	RegistryMirrors map[string][]string
+	// InsecureRegistries may be reached over plain HTTP.
+	InsecureRegistries []string
+}
+
+// Defaults returns the configuration of a node nobody configured.
+func Defaults() Node {
+	return Node{
+		DataDir:        DefaultDataDir,
+		BridgeName:     "peapod0",
+		PodCIDR:        "10.88.0.0/16",
+		NetNSDir:       "/run/netns",
+		CgroupParent:   "peapod",
+		Runtimes:       map[string]string{"runc": "runc", "crun": "crun"},
+		DefaultRuntime: "runc",
+	}
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (n Node) Validate() error {
+	if n.DataDir == "" || !filepath.IsAbs(n.DataDir) {
+		return fmt.Errorf("--data-dir %q: must be an absolute path", n.DataDir)
+	}
+	if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
+		return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
+	}
+	if n.BridgeName == "" || len(n.BridgeName) > 15 {
+		return fmt.Errorf("--bridge %q: must be 1 to 15 characters (a Linux interface name)", n.BridgeName)
+	}
+	if _, ok := n.Runtimes[n.DefaultRuntime]; !ok {
+		return fmt.Errorf("default runtime %q: no such runtime handler", n.DefaultRuntime)
+	}
+	return nil
+}
+
+// Paths are the locations derived from one data directory.
+type Paths struct {
+	// DataDir is the root every other path is under.
+	DataDir string
+}
+
+// PathsFor derives the layout of dataDir; docs/architecture.md draws it.
+func PathsFor(dataDir string) Paths { return Paths{DataDir: dataDir} }
+
+// Paths returns the layout of n's data directory.
+func (n Node) Paths() Paths { return PathsFor(n.DataDir) }
+
+func (p Paths) join(elem ...string) string {
+	return filepath.Join(append([]string{p.DataDir}, elem...)...)
+}
+
+// AirgapImages holds image tarballs imported when peapod starts.
+func (p Paths) AirgapImages() string { return p.join("images") }
+
+// ImageStore is the content-addressed image store.
+func (p Paths) ImageStore() string { return p.join("image-store") }
+
+// CNIConfDir holds the CNI network configuration in use.
+func (p Paths) CNIConfDir() string { return p.join("cni", "net.d") }
+
+// CNICacheDir is libcni's result cache.
+func (p Paths) CNICacheDir() string { return p.join("cni", "cache") }
+
+// IPAMDir holds host-local's IP reservations.
+func (p Paths) IPAMDir() string { return p.join("cni", "networks") }
+
+// RuntimeRoot is the state dir (--root) of the OCI runtime handler.
+func (p Paths) RuntimeRoot(handler string) string { return p.join("oci", handler) }
+
+// Pods holds one directory per sandbox.
+func (p Paths) Pods() string { return p.join("pods") }
+
+// Sandbox is the directory of one sandbox.
+func (p Paths) Sandbox(id string) string { return p.join("pods", id) }
+
+// Container is the directory (and OCI bundle) of one container.
+func (p Paths) Container(sandboxID, containerID string) string {
+	return p.join("pods", sandboxID, "containers", containerID)
+}
+
+// PodLogs is the log directory of one pod, named as the kubelet names /var/log/pods entries.
+func (p Paths) PodLogs(namespace, name, uid string) string {
+	return p.join("logs", namespace+"_"+name+"_"+uid)
+}
+
+// PauseBinary is where the infra binary is installed.
+func (p Paths) PauseBinary() string { return p.join("bin", "pause") }
+
+// PKI holds the cluster's CA and certificates.
+func (p Paths) PKI() string { return p.join("pki") }
+
+// Etcd is the embedded etcd's data directory.
+func (p Paths) Etcd() string { return p.join("etcd") }
+
+// AdminKubeconfig is the kubeconfig with admin credentials.
+func (p Paths) AdminKubeconfig() string { return p.join("admin.kubeconfig") }
