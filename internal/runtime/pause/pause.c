@@ -1,0 +1,937 @@
+//go:build ignore
+
+// (The constraint above keeps the go tool from treating this file as cgo.)
+
+/*
+ * pause: peapod's per-pod infra process.
+ *
+ * It holds the pod's namespaces (joins the pinned netns, unshares IPC and
+ * UTS, optionally forks a PID-1 reaper in a new PID namespace), is the child
+ * subreaper of the pod's containers, copies their stdout/stderr into
+ * CRI-format log files and records their exit statuses in exit files.
+ * Nothing here depends on peapod staying alive.
+ *
+ * Usage:
+ *   pause --dir DIR [--netns PATH] [--hostname NAME] [--share-pid]
+ *         [--log FILE] [--ready-fd N]
+ *
+ * Startup handshake on the ready fd (a socketpair end from peapod): after the
+ * namespaces are set up pause reads one byte (peapod places it in its cgroup
+ * meanwhile), then forks the PID-1 reaper, listens on DIR/pause.sock and
+ * writes "READY <pid> <pidns-pid>\n".
+ *
+ * Protocol on pause.sock: one request per connection. The client writes
+ * NUL-terminated fields and shuts down its write side; pause answers with
+ * one text reply and closes.
+ *   PING\0 | STATUS\0
+ *       -> "OK <pid> <pidns-pid>\n" then per container
+ *          "C <id> <pid> <state> <exitcode>\n" (state: launching, running,
+ *          exited, failed)
+ *   LAUNCH\0 id\0 logpath\0 exitpath\0 pidpath\0 argc\0 argv...\0 env...\0
+ *       -> "OK <pid>\n" once the launcher exited 0 and wrote the pid file;
+ *          "ERR <exitcode> <signal> <message>\n" otherwise.
+ *
+ * The exit file, written atomically when the container's main process died
+ * and its output pipes were drained (or 2s later if something else holds the
+ * pipes open), is "<exitcode> <signal> <finishedAt RFC3339Nano>\n"; a death
+ * by signal gives exitcode 128+signal.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SOCK_NAME "pause.sock"
+#define MAX_LINE (16 * 1024)     /* CRI: longer lines are split as P */
+#define MAX_REQ (1024 * 1024)    /* largest accepted request */
+#define MAX_CONNS 32
+#define DRAIN_MS 2000            /* wait for pipe EOF after exit at most */
+#define RING 64                  /* reaped-but-unknown pids remembered */
+
+enum cstate { LAUNCHING, RUNNING, EXITED, FAILED };
+static const char *state_name[] = {"launching", "running", "exited", "failed"};
+
+struct lbuf {
+	char *buf; /* lazily allocated, MAX_LINE bytes */
+	size_t len;
+};
+
+struct ctr {
+	struct ctr *next;
+	char *id, *logpath, *exitpath, *pidpath;
+	enum cstate state;
+	pid_t launcher, pid;
+	int conn;          /* connection waiting for the launch reply, or -1 */
+	int fds[2];        /* stdout, stderr read ends, -1 once closed */
+	struct lbuf lb[2];
+	int logfd;
+	dev_t logdev;
+	ino_t logino;
+	int code, sig;     /* exit status once EXITED */
+	struct timespec finished;
+	int exit_written;
+	int64_t deadline;  /* ms (monotonic) when to write the exit anyway */
+};
+
+struct conn {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+static struct ctr *ctrs;
+static struct conn conns[MAX_CONNS];
+static pid_t pidns_child;
+static struct {
+	pid_t pid;
+	int status;
+	int64_t at;
+} ring[RING];
+static int ring_next;
+
+static void logf_(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(2, buf, n) < 0) {
+		/* nothing to do */
+	}
+}
+
+static void die(const char *what)
+{
+	logf_("pause: %s: %s", what, strerror(errno));
+	_exit(1);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* fmt_time writes ts as RFC3339 with nanoseconds in UTC (30 bytes + NUL). */
+static void fmt_time(const struct timespec *ts, char out[64])
+{
+	struct tm tm;
+	size_t n;
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 64 - n, ".%09uZ",
+		 (unsigned)(ts->tv_nsec % 1000000000));
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* ---- logs ---------------------------------------------------------------- */
+
+/* log_open (re)opens c->logpath if it is not open or was removed/replaced. */
+static int log_open(struct ctr *c)
+{
+	struct stat st;
+	if (c->logfd >= 0) {
+		if (stat(c->logpath, &st) == 0 && st.st_dev == c->logdev &&
+		    st.st_ino == c->logino)
+			return 0;
+		close_fd(&c->logfd);
+	}
+	c->logfd = open(c->logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			0640);
+	if (c->logfd < 0) {
+		logf_("pause: open log %s: %s", c->logpath, strerror(errno));
+		return -1;
+	}
+	if (fstat(c->logfd, &st) == 0) {
+		c->logdev = st.st_dev;
+		c->logino = st.st_ino;
+	}
+	return 0;
+}
+
+static void log_line(struct ctr *c, int stream, const char *p, size_t n,
+		     int partial)
+{
+	char prefix[96];
+	char ts[64];
+	struct timespec now;
+	struct iovec iov[3];
+	ssize_t w;
+	size_t total;
+
+	if (c->logfd < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	fmt_time(&now, ts);
+	snprintf(prefix, sizeof(prefix), "%s %s %c ", ts,
+		 stream ? "stderr" : "stdout", partial ? 'P' : 'F');
+	iov[0].iov_base = prefix;
+	iov[0].iov_len = strlen(prefix);
+	iov[1].iov_base = (void *)p;
+	iov[1].iov_len = n;
+	iov[2].iov_base = "\n";
+	iov[2].iov_len = 1;
+	total = iov[0].iov_len + n + 1;
+	w = writev(c->logfd, iov, 3);
+	if (w >= 0 && (size_t)w < total) {
+		/* Short write (disk full?): finish it byte-exactly. */
+		size_t off = w;
+		int i;
+		for (i = 0; i < 3 && off >= iov[i].iov_len; i++)
+			off -= iov[i].iov_len;
+		for (; i < 3; i++) {
+			const char *b = (const char *)iov[i].iov_base + off;
+			size_t left = iov[i].iov_len - off;
+			off = 0;
+			while (left > 0) {
+				ssize_t k = write(c->logfd, b, left);
+				if (k <= 0)
+					return;
+				b += k;
+				left -= k;
+			}
+		}
+	}
+}
+
+/* log_data splits data of one stream into CRI lines, buffering a trailing
+ * partial line; eof flushes it. */
+static void log_data(struct ctr *c, int s, const char *p, size_t n, int eof)
+{
+	struct lbuf *lb = &c->lb[s];
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+		if (lb->len == 0 && nl && take <= MAX_LINE) {
+			log_line(c, s, p, take, 0);
+			p += take + 1;
+			n -= take + 1;
+			continue;
+		}
+		if (!lb->buf) {
+			lb->buf = malloc(MAX_LINE);
+			if (!lb->buf) {
+				/* Out of memory: write what we have as partial. */
+				log_line(c, s, p, take, !nl);
+				p += take + (nl ? 1 : 0);
+				n -= take + (nl ? 1 : 0);
+				continue;
+			}
+		}
+		size_t room = MAX_LINE - lb->len;
+		size_t k = take < room ? take : room;
+		memcpy(lb->buf + lb->len, p, k);
+		lb->len += k;
+		p += k;
+		n -= k;
+		if (lb->len == MAX_LINE && (k < take || !nl)) {
+			log_line(c, s, lb->buf, lb->len, 1);
+			lb->len = 0;
+			continue;
+		}
+		if (nl && k == take) {
+			log_line(c, s, lb->buf, lb->len, 0);
+			lb->len = 0;
+			p++;
+			n--;
+		}
+	}
+	if (eof && lb->len > 0) {
+		log_line(c, s, lb->buf, lb->len, 0);
+		lb->len = 0;
+	}
+	if (lb->len == 0 && lb->buf) {
+		free(lb->buf);
+		lb->buf = NULL;
+	}
+}
+
+/* ---- exits --------------------------------------------------------------- */
+
+static void write_exit(struct ctr *c)
+{
+	char tmp[4096], line[128], ts[64];
+	int fd, n;
+
+	c->exit_written = 1;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", c->exitpath) >= (int)sizeof(tmp))
+		return;
+	fmt_time(&c->finished, ts);
+	n = snprintf(line, sizeof(line), "%d %d %s\n", c->code, c->sig, ts);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		logf_("pause: write exit %s: %s", tmp, strerror(errno));
+		return;
+	}
+	if (write(fd, line, n) != n || close(fd) < 0 ||
+	    rename(tmp, c->exitpath) < 0) {
+		logf_("pause: write exit %s: %s", c->exitpath, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* maybe_finish writes the exit file once the process exited and its pipes
+ * are drained (or the drain deadline passed), and closes the log. */
+static void maybe_finish(struct ctr *c, int64_t now)
+{
+	if (c->state != EXITED || c->exit_written)
+		goto pipes;
+	if (c->fds[0] >= 0 || c->fds[1] >= 0) {
+		if (now < c->deadline)
+			return;
+	}
+	write_exit(c);
+pipes:
+	if (c->fds[0] < 0 && c->fds[1] < 0)
+		close_fd(&c->logfd);
+}
+
+static void set_exited(struct ctr *c, int status, const struct timespec *at)
+{
+	c->state = EXITED;
+	if (WIFSIGNALED(status)) {
+		c->sig = WTERMSIG(status);
+		c->code = 128 + c->sig;
+	} else {
+		c->sig = 0;
+		c->code = WEXITSTATUS(status);
+	}
+	c->finished = *at;
+	c->deadline = now_ms() + DRAIN_MS;
+	maybe_finish(c, now_ms());
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void reply(int fd, const char *msg)
+{
+	size_t n = strlen(msg);
+	while (n > 0) {
+		ssize_t w = send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		msg += w;
+		n -= w;
+	}
+}
+
+static void free_ctr(struct ctr *c)
+{
+	close_fd(&c->fds[0]);
+	close_fd(&c->fds[1]);
+	close_fd(&c->logfd);
+	close_fd(&c->conn);
+	free(c->lb[0].buf);
+	free(c->lb[1].buf);
+	free(c->id);
+	free(c->logpath);
+	free(c->exitpath);
+	free(c->pidpath);
+	free(c);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		die("strdup");
+	return d;
+}
+
+static void do_status(int fd)
+{
+	char line[512];
+	struct ctr *c;
+	snprintf(line, sizeof(line), "OK %d %d\n", (int)getpid(),
+		 (int)pidns_child);
+	reply(fd, line);
+	for (c = ctrs; c; c = c->next) {
+		snprintf(line, sizeof(line), "C %s %d %s %d\n", c->id,
+			 (int)c->pid, state_name[c->state],
+			 c->state == EXITED ? c->code : -1);
+		reply(fd, line);
+	}
+}
+
+/* child_exec runs in the forked launcher: never returns. */
+static void child_exec(char **argv, char **envp, int out, int err)
+{
+	sigset_t all;
+	int devnull, i;
+
+	for (i = 1; i < NSIG; i++)
+		signal(i, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(err, 2) < 0)
+		_exit(126);
+	if (syscall(SYS_close_range, 3, ~0U, 0) < 0) {
+		for (i = 3; i < 1024; i++)
+			close(i);
+	}
+	execvpe(argv[0], argv, envp);
+	_exit(127);
+}
+
+static void do_launch(int fd, char **f, int nf)
+{
+	struct ctr *c, **pp;
+	int argc, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	char **argv = NULL, **envp = NULL;
+	char msg[256];
+	pid_t pid;
+
+	/* id log exit pidfile argc argv... env... */
+	if (nf < 6 || (argc = atoi(f[5])) < 1 || 6 + argc > nf) {
+		reply(fd, "ERR -1 0 malformed LAUNCH request\n");
+		close(fd);
+		return;
+	}
+	for (pp = &ctrs; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, f[1]) != 0)
+			continue;
+		if ((*pp)->state == LAUNCHING || (*pp)->state == RUNNING ||
+		    (*pp)->fds[0] >= 0 || (*pp)->fds[1] >= 0) {
+			reply(fd, "ERR -1 0 container already exists\n");
+			close(fd);
+			return;
+		}
+		c = *pp;
+		*pp = c->next;
+		free_ctr(c);
+		break;
+	}
+	argv = calloc(argc + 1, sizeof(char *));
+	envp = calloc(nf - 6 - argc + 1, sizeof(char *));
+	c = calloc(1, sizeof(*c));
+	if (!argv || !envp || !c)
+		die("calloc");
+	memcpy(argv, f + 6, argc * sizeof(char *));
+	memcpy(envp, f + 6 + argc, (nf - 6 - argc) * sizeof(char *));
+	c->id = xstrdup(f[1]);
+	c->logpath = xstrdup(f[2]);
+	c->exitpath = xstrdup(f[3]);
+	c->pidpath = xstrdup(f[4]);
+	c->fds[0] = c->fds[1] = c->logfd = c->conn = -1;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(msg, sizeof(msg), "ERR -1 0 pipe: %s\n", strerror(errno));
+		goto fail;
+	}
+	unlink(c->pidpath); /* a stale pid file must not be mistaken */
+	pid = fork();
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "ERR -1 0 fork: %s\n", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0)
+		child_exec(argv, envp, outp[1], errp[1]);
+	close(outp[1]);
+	close(errp[1]);
+	fcntl(outp[0], F_SETFL, O_NONBLOCK);
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	c->fds[0] = outp[0];
+	c->fds[1] = errp[0];
+	c->launcher = pid;
+	c->state = LAUNCHING;
+	c->conn = fd;
+	log_open(c);
+	c->next = ctrs;
+	ctrs = c;
+	free(argv);
+	free(envp);
+	return;
+fail:
+	close_fd(&outp[0]);
+	close_fd(&outp[1]);
+	close_fd(&errp[0]);
+	close_fd(&errp[1]);
+	reply(fd, msg);
+	close(fd);
+	free(argv);
+	free(envp);
+	free_ctr(c);
+}
+
+static void handle_request(struct conn *cn)
+{
+	char *f[4096];
+	int nf = 0;
+	size_t i = 0;
+	int fd = cn->fd;
+
+	while (i < cn->len && nf < (int)(sizeof(f) / sizeof(f[0]))) {
+		char *z = memchr(cn->buf + i, '\0', cn->len - i);
+		if (!z)
+			break;
+		f[nf++] = cn->buf + i;
+		i = z - cn->buf + 1;
+	}
+	cn->fd = -1;
+	if (nf == 0) {
+		reply(fd, "ERR -1 0 empty request\n");
+		close(fd);
+	} else if (!strcmp(f[0], "PING") || !strcmp(f[0], "STATUS")) {
+		do_status(fd);
+		close(fd);
+	} else if (!strcmp(f[0], "LAUNCH")) {
+		do_launch(fd, f, nf); /* takes over fd */
+	} else {
+		reply(fd, "ERR -1 0 unknown request\n");
+		close(fd);
+	}
+	free(cn->buf);
+	cn->buf = NULL;
+	cn->len = cn->cap = 0;
+}
+
+static void conn_read(struct conn *cn)
+{
+	for (;;) {
+		if (cn->len == cn->cap) {
+			size_t ncap = cn->cap ? cn->cap * 2 : 1024;
+			char *nb;
+			if (ncap > MAX_REQ) {
+				reply(cn->fd, "ERR -1 0 request too large\n");
+				goto drop;
+			}
+			nb = realloc(cn->buf, ncap);
+			if (!nb)
+				goto drop;
+			cn->buf = nb;
+			cn->cap = ncap;
+		}
+		ssize_t n = read(cn->fd, cn->buf + cn->len, cn->cap - cn->len);
+		if (n > 0) {
+			cn->len += n;
+			continue;
+		}
+		if (n == 0) {
+			handle_request(cn);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return;
+		goto drop;
+	}
+drop:
+	close_fd(&cn->fd);
+	free(cn->buf);
+	cn->buf = NULL;
+	cn->len = cn->cap = 0;
+}
+
+/* ---- children ------------------------------------------------------------ */
+
+static void launched(struct ctr *c, int status)
+{
+	char msg[128], buf[32];
+	int fd, n, i;
+	long pid;
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		c->state = FAILED;
+		snprintf(msg, sizeof(msg), "ERR %d %d launcher failed\n",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		goto out;
+	}
+	fd = open(c->pidpath, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	pid = n > 0 ? (buf[n] = 0, strtol(buf, NULL, 10)) : 0;
+	if (pid <= 0) {
+		c->state = FAILED;
+		snprintf(msg, sizeof(msg),
+			 "ERR 0 0 launcher left no pid in its pid file\n");
+		goto out;
+	}
+	c->pid = pid;
+	c->state = RUNNING;
+	snprintf(msg, sizeof(msg), "OK %ld\n", pid);
+	/* The process may have died and been reaped before we knew its pid. */
+	for (i = 0; i < RING; i++) {
+		if (ring[i].pid == pid && now_ms() - ring[i].at < 60000) {
+			struct timespec at;
+			clock_gettime(CLOCK_REALTIME, &at);
+			ring[i].pid = 0;
+			set_exited(c, ring[i].status, &at);
+			goto out;
+		}
+	}
+	if (kill(pid, 0) < 0 && errno == ESRCH) {
+		/* Reaped by someone else: status unknown. */
+		struct timespec at;
+		clock_gettime(CLOCK_REALTIME, &at);
+		set_exited(c, 255 << 8, &at);
+	}
+out:
+	if (c->conn >= 0) {
+		reply(c->conn, msg);
+		close_fd(&c->conn);
+	}
+}
+
+static void reap(void)
+{
+	int status;
+	pid_t pid;
+	struct timespec at;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct ctr *c;
+		clock_gettime(CLOCK_REALTIME, &at);
+		if (pid == pidns_child) {
+			logf_("pause: pid namespace reaper %d exited (status %d)",
+			      (int)pid, status);
+			pidns_child = 0;
+			continue;
+		}
+		for (c = ctrs; c; c = c->next) {
+			if (c->state == LAUNCHING && c->launcher == pid) {
+				launched(c, status);
+				break;
+			}
+			if (c->state == RUNNING && c->pid == pid) {
+				set_exited(c, status, &at);
+				break;
+			}
+		}
+		if (!c) {
+			ring[ring_next].pid = pid;
+			ring[ring_next].status = status;
+			ring[ring_next].at = now_ms();
+			ring_next = (ring_next + 1) % RING;
+		}
+	}
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+static void pidns_reaper_sig(int sig)
+{
+	if (sig == SIGCHLD) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		return;
+	}
+	_exit(0);
+}
+
+/* pidns_reaper is PID 1 of the pod's PID namespace: it only reaps. */
+static void pidns_reaper(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = pidns_reaper_sig;
+	sa.sa_flags = SA_NOCLDSTOP | SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_NAME, "pause-pid1");
+	for (;;)
+		pause();
+}
+
+static pid_t fork_pidns_reaper(void)
+{
+	int self = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	pid_t pid;
+	if (self < 0)
+		die("open /proc/self/ns/pid");
+	if (unshare(CLONE_NEWPID) < 0)
+		die("unshare pid namespace");
+	pid = fork();
+	if (pid < 0)
+		die("fork pid namespace reaper");
+	if (pid == 0) {
+		close(self);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(0);
+		pidns_reaper();
+	}
+	/* Later children (launchers) stay in our own PID namespace. */
+	if (setns(self, CLONE_NEWPID) < 0)
+		die("setns back to own pid namespace");
+	close(self);
+	return pid;
+}
+
+static void usage(void)
+{
+	logf_("usage: pause --dir DIR [--netns PATH] [--hostname NAME] "
+	      "[--share-pid] [--log FILE] [--ready-fd N]");
+	_exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *netns = NULL, *hostname = NULL, *logpath = NULL;
+	int share_pid = 0, ready = -1, i, fd, lfd, sfd;
+	struct sockaddr_un sa;
+	sigset_t mask;
+	char line[64];
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--share-pid"))
+			share_pid = 1;
+		else if (i + 1 >= argc)
+			usage();
+		else if (!strcmp(argv[i], "--dir"))
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--netns"))
+			netns = argv[++i];
+		else if (!strcmp(argv[i], "--hostname"))
+			hostname = argv[++i];
+		else if (!strcmp(argv[i], "--log"))
+			logpath = argv[++i];
+		else if (!strcmp(argv[i], "--ready-fd"))
+			ready = atoi(argv[++i]);
+		else
+			usage();
+	}
+	if (!dir)
+		usage();
+
+	/* stdio first, so diagnostics land in the log. */
+	fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		die("open /dev/null");
+	dup2(fd, 0);
+	if (logpath) {
+		int lf = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			      0640);
+		if (lf >= 0) {
+			dup2(lf, 1);
+			dup2(lf, 2);
+			close(lf);
+		} else {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+	} else {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	if (fd > 2)
+		close(fd);
+	/* Close every inherited fd but the ready one. */
+	if (ready >= 0 && ready != 3) {
+		if (dup2(ready, 3) < 0)
+			die("dup ready fd");
+		ready = 3;
+	}
+	if (syscall(SYS_close_range, ready >= 0 ? 4 : 3, ~0U, 0) < 0) {
+		for (i = ready >= 0 ? 4 : 3; i < 1024; i++)
+			close(i);
+	}
+	if (ready >= 0)
+		fcntl(ready, F_SETFD, FD_CLOEXEC);
+
+	if (netns) {
+		fd = open(netns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("open netns");
+		if (setns(fd, CLONE_NEWNET) < 0)
+			die("setns netns");
+		close(fd);
+	}
+	if (unshare(CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+		die("unshare ipc+uts");
+	if (hostname && sethostname(hostname, strlen(hostname)) < 0)
+		die("sethostname");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		die("set child subreaper");
+	prctl(PR_SET_NAME, "pause");
+	signal(SIGPIPE, SIG_IGN);
+	setsid(); /* fails harmlessly if already a session leader */
+	if (chdir(dir) < 0)
+		die("chdir");
+
+	/* Wait for the go-ahead (peapod placed us in the pod cgroup). */
+	if (ready >= 0) {
+		char b;
+		ssize_t n;
+		do
+			n = read(ready, &b, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			die("read go-ahead");
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd");
+
+	if (share_pid)
+		pidns_child = fork_pidns_reaper();
+
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		die("socket");
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strcpy(sa.sun_path, SOCK_NAME); /* relative: long dirs work */
+	unlink(SOCK_NAME);
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("bind " SOCK_NAME);
+	if (listen(lfd, 64) < 0)
+		die("listen");
+
+	if (ready >= 0) {
+		int n = snprintf(line, sizeof(line), "READY %d %d\n",
+				 (int)getpid(), (int)pidns_child);
+		if (write(ready, line, n) != n)
+			logf_("pause: write ready: %s", strerror(errno));
+		close(ready);
+	}
+	for (i = 0; i < MAX_CONNS; i++)
+		conns[i].fd = -1;
+
+	for (;;) {
+		struct pollfd *pfd;
+		struct ctr *c;
+		int n = 2, k, timeout = -1, cnt = 0;
+		int64_t now = now_ms();
+
+		for (c = ctrs; c; c = c->next) {
+			cnt += 2;
+			if (c->state == EXITED && !c->exit_written) {
+				int64_t left = c->deadline - now;
+				if (left < 0)
+					left = 0;
+				if (timeout < 0 || left < timeout)
+					timeout = left;
+			}
+		}
+		pfd = calloc(2 + MAX_CONNS + cnt, sizeof(*pfd));
+		if (!pfd)
+			die("calloc pollfd");
+		pfd[0].fd = sfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = lfd;
+		pfd[1].events = POLLIN;
+		for (i = 0; i < MAX_CONNS; i++) {
+			pfd[n].fd = conns[i].fd;
+			pfd[n++].events = POLLIN;
+		}
+		for (c = ctrs; c; c = c->next) {
+			pfd[n].fd = c->fds[0];
+			pfd[n++].events = POLLIN;
+			pfd[n].fd = c->fds[1];
+			pfd[n++].events = POLLIN;
+		}
+		k = poll(pfd, n, timeout);
+		if (k < 0 && errno != EINTR)
+			die("poll");
+		if (k > 0 && pfd[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				if (pidns_child > 0)
+					kill(pidns_child, SIGKILL);
+				unlink(SOCK_NAME);
+				_exit(0);
+			}
+			reap();
+		}
+		/* Pipes before connections: a launch reply never races logs. */
+		n = 2 + MAX_CONNS;
+		for (c = ctrs; k > 0 && c; c = c->next, n += 2) {
+			int s;
+			for (s = 0; s < 2; s++) {
+				char buf[4096];
+				ssize_t r;
+				if (pfd[n + s].fd < 0 || !pfd[n + s].revents)
+					continue;
+				if (c->fds[s] != pfd[n + s].fd)
+					continue; /* replaced meanwhile */
+				log_open(c);
+				r = read(c->fds[s], buf, sizeof(buf));
+				if (r > 0) {
+					log_data(c, s, buf, r, 0);
+				} else if (r == 0 ||
+					   (errno != EAGAIN && errno != EINTR)) {
+					log_data(c, s, NULL, 0, 1);
+					close_fd(&c->fds[s]);
+				}
+			}
+		}
+		now = now_ms();
+		for (c = ctrs; c; c = c->next)
+			maybe_finish(c, now);
+		for (i = 0; k > 0 && i < MAX_CONNS; i++) {
+			if (conns[i].fd >= 0 && pfd[2 + i].revents)
+				conn_read(&conns[i]);
+		}
+		if (k > 0 && pfd[1].revents) {
+			for (;;) {
+				int cfd = accept4(lfd, NULL, NULL,
+						  SOCK_NONBLOCK | SOCK_CLOEXEC);
+				if (cfd < 0)
+					break;
+				for (i = 0; i < MAX_CONNS && conns[i].fd >= 0; i++)
+					;
+				if (i == MAX_CONNS) {
+					reply(cfd, "ERR -1 0 busy\n");
+					close(cfd);
+					continue;
+				}
+				conns[i].fd = cfd;
+				conn_read(&conns[i]);
+			}
+		}
+		free(pfd);
+	}
+}
