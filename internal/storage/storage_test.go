@@ -9,7 +9,6 @@ import (
 	"time"
 )
 
-
 func compact(t *testing.T, s Store, rev int64) {
 	t.Helper()
 	switch c := s.(type) {
