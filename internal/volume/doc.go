@@ -1,0 +1,31 @@
+// Package volume prepares a pod's volumes on the node and tears them down.
+//
+// Volumes live under the sandbox directory as the kubelet lays them out:
+//
+//	<podDir>/volumes/kubernetes.io~empty-dir/<name>     emptyDir (a dir, or a tmpfs for medium Memory)
+//	<podDir>/volumes/kubernetes.io~configmap/<name>     configMap   (files + ..data symlink, see atomic.go)
+//	<podDir>/volumes/kubernetes.io~secret/<name>        secret      (on a tmpfs, as the kubelet does)
+//	<podDir>/volumes/kubernetes.io~downward-api/<name>  downwardAPI
+//	<podDir>/volumes/kubernetes.io~projected/<name>     projected
+//
+// hostPath volumes are not copied anywhere: Setup checks their type (and
+// creates them for DirectoryOrCreate/FileOrCreate) and hands back the host
+// path itself.
+//
+// Usage, as internal/runtime does:
+//
+//  1. m := volume.NewManager(logger) (add volume.WithSources(s) to serve
+//     configMap and secret volumes).
+//  2. prep, err := m.Setup(ctx, podDir, pod) before the first container is
+//     created. prep.Paths maps each volume name to the host path to bind;
+//     Setup is idempotent (a second call keeps emptyDir contents) and on
+//     error undoes what that call created.
+//  3. For a volumeMount with subPath: src, err := volume.SubPath(prep.Paths[name], subPath).
+//  4. m.Teardown(ctx, podDir, pod), or m.TeardownDir(ctx, podDir) when the
+//     spec is gone (after a restart): unmounts every mount under
+//     <podDir>/volumes and removes the directory. Idempotent.
+//
+// A disk-backed emptyDir's sizeLimit is not enforced here: Setup reports it
+// in Prepared.EmptyDirLimits and eviction (the agent's job) enforces it. A
+// memory-backed emptyDir's limit is the tmpfs size.
+package volume

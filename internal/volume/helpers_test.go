@@ -1,0 +1,67 @@
+package volume
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// requireRoot skips a test that needs root, or fails it when
+// PEAPOD_REQUIRE_ROOT=1 (make test runs as root: a skip there is a defect).
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
+	}
+	t.Skip("needs root")
+}
+
+// podDir makes a throwaway pod directory whose volumes are torn down and
+// which is removed when the test ends, also on failure.
+func podDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := NewManager(nil).TeardownDir(context.Background(), dir); err != nil {
+			t.Errorf("cleanup teardown: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir, err = filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func testPod(vols ...corev1.Volume) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns1", UID: "uid-1"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			Volumes:    vols,
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,144 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrSubPathEscape is wrapped by SubPath when a subPath would leave its volume.
+var ErrSubPathEscape = errors.New("subPath escapes the volume")
+
+// SubPath resolves a volumeMount's subPath inside volumePath and returns the
+// real host path to bind (symlinks inside the volume resolved). As the
+// kubelet does, subPath must be relative without ".." components, symlinks
+// may be followed only while they stay inside the volume (an escape,
+// including an absolute symlink, wraps ErrSubPathEscape), and missing
+// directories are created with the volume root's mode. An empty subPath is
+// volumePath itself.
+//
+// Resolution uses openat2(RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS) from a
+// descriptor of the volume root, so the check and the walk cannot be raced
+// by swapping a component for a symlink. The returned path can still be
+// swapped after SubPath returns by someone writing into the volume; bind it
+// right away.
+func SubPath(volumePath, subPath string) (string, error) {
+	if subPath == "" {
+		return volumePath, nil
+	}
+	if filepath.IsAbs(subPath) {
+		return "", fmt.Errorf("subPath %q: must be a relative path", subPath)
+	}
+	var comps []string
+	for _, c := range strings.Split(subPath, "/") {
+		switch c {
+		case "..":
+			return "", fmt.Errorf("subPath %q: must not contain '..': %w", subPath, ErrSubPathEscape)
+		case "", ".":
+			continue
+		}
+		comps = append(comps, c)
+	}
+	rootFD, err := unix.Open(volumePath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("open volume %s: %w", volumePath, err)
+	}
+	defer unix.Close(rootFD)
+	if len(comps) == 0 {
+		return fdPath(rootFD)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(rootFD, &st); err != nil {
+		return "", fmt.Errorf("stat volume %s: %w", volumePath, err)
+	}
+	perm := st.Mode & 0o7777
+
+	// Resolve each prefix from the root, creating missing directories.
+	parentFD := -1
+	defer func() {
+		if parentFD >= 0 {
+			unix.Close(parentFD)
+		}
+	}()
+	for i := range comps {
+		prefix := strings.Join(comps[:i+1], "/")
+		fd, err := openBeneath(rootFD, prefix, unix.O_PATH)
+		if errors.Is(err, unix.ENOENT) {
+			dirFD := rootFD
+			if parentFD >= 0 {
+				dirFD = parentFD
+			}
+			fd, err = mkdirBeneath(dirFD, comps[i], perm)
+		}
+		if err != nil {
+			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
+				return "", fmt.Errorf("subPath %q in %s: %w", subPath, volumePath, ErrSubPathEscape)
+			}
+			return "", fmt.Errorf("resolve subPath %q in %s: %w", subPath, volumePath, err)
+		}
+		if parentFD >= 0 {
+			unix.Close(parentFD)
+		}
+		parentFD = fd
+	}
+	resolved, err := fdPath(parentFD)
+	if err != nil {
+		return "", err
+	}
+	root, err := fdPath(rootFD)
+	if err != nil {
+		return "", err
+	}
+	if resolved != root && !strings.HasPrefix(resolved, strings.TrimSuffix(root, "/")+"/") {
+		return "", fmt.Errorf("subPath %q resolved to %s outside %s: %w", subPath, resolved, root, ErrSubPathEscape)
+	}
+	return resolved, nil
+}
+
+func openBeneath(dirFD int, path string, flags uint64) (int, error) {
+	for {
+		fd, err := unix.Openat2(dirFD, path, &unix.OpenHow{
+			Flags:   flags | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// mkdirBeneath creates name in dirFD (an existing entry is fine, but a
+// symlink there is not followed), sets its mode to perm and returns an
+// O_PATH descriptor of it.
+func mkdirBeneath(dirFD int, name string, perm uint32) (int, error) {
+	if err := unix.Mkdirat(dirFD, name, perm); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, err
+	}
+	fd, err := unix.Openat2(dirFD, name, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, perm); err != nil {
+		return -1, err
+	}
+	return unix.Openat2(fd, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC})
+}
+
+// fdPath is the path the kernel has for an open descriptor.
+func fdPath(fd int) (string, error) {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", fmt.Errorf("resolve descriptor path: %w", err)
+	}
+	return p, nil
+}
