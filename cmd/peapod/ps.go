@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peapod/peapod/internal/runtime"
+)
+
+func newPSCommand() *cobra.Command {
+	var flags nodeFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List this node's sandboxes (pause PID, netns, IP, veth) and their containers",
+		Long: `ps shows what docker ps shows in the tutorials, for peapod: every pod
+sandbox on this node with its pause process, network namespace, pod IP and
+host-side veth, and under it each container with its state, PID, OCI
+runtime and restart count. It reads the data dir and changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := flags.node()
+			if err != nil {
+				return err
+			}
+			sandboxes, err := runtime.NewView(cfg).ListSandboxes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(sandboxes)
+			case "", "table":
+				return printSandboxes(cmd.OutOrStdout(), sandboxes, time.Now())
+			default:
+				return fmt.Errorf("--output %q: want table or json", output)
+			}
+		},
+	}
+	flags.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func printSandboxes(out io.Writer, sandboxes []*runtime.SandboxStatus, now time.Time) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SANDBOX\tPOD\tSTATE\tPAUSE PID\tNETNS\tIP\tVETH\tRUNTIME\tAGE")
+	for _, sb := range sandboxes {
+		state := "Ready"
+		switch {
+		case !sb.Ready:
+			state = "NotReady"
+		case !sb.Alive:
+			state = "Lost"
+		}
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			shortID(sb.ID), sb.PodNamespace, sb.PodName, state, sb.PausePID, sb.NetNSPath,
+			orNone(strings.Join(sb.IPs, ",")), orNone(sb.HostVeth), sb.Handler, age(now, sb.CreatedAt))
+		for _, c := range sb.Containers {
+			pid := "-"
+			if c.State == runtime.ContainerRunning {
+				pid = fmt.Sprint(c.PID)
+			}
+			state := string(c.State)
+			if c.State == runtime.ContainerExited {
+				state = fmt.Sprintf("Exited (%d)", c.ExitCode)
+			}
+			kind := "container"
+			if c.Init {
+				kind = "init"
+			}
+			fmt.Fprintf(w, "  └ %s\t%s %s\t%s\tpid %s\trestarts %d\t%s\t\t%s\t%s\n",
+				shortID(c.ID), kind, c.Name, state, pid, c.Attempt, c.Image, c.Handler, age(now, c.CreatedAt))
+		}
+	}
+	return w.Flush()
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+// age formats a duration the way kubectl's AGE column does, coarsely.
+func age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+

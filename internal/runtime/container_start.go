@@ -1,0 +1,85 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/peapod/peapod/internal/runtime/pause"
+)
+
+// StartContainer starts a created container: the sandbox's pause process
+// launches the OCI runtime, becomes the container's parent, writes its log
+// and records its exit. A command missing from the image fails here, with
+// the runtime's own message.
+func (r *Runtime) StartContainer(ctx context.Context, cid string) error {
+	sandboxID, err := r.sandboxOf(cid)
+	if err != nil {
+		return err
+	}
+	unlock := r.lockSandbox(sandboxID)
+	defer unlock()
+	sb, err := r.loadSandbox(sandboxID)
+	if err != nil {
+		return err
+	}
+	if !pauseAlive(sb) {
+		return fmt.Errorf("start container %s: sandbox %s: %w", cid, sandboxID, ErrSandboxLost)
+	}
+	rec, err := r.loadContainer(sandboxID, cid)
+	if err != nil {
+		return err
+	}
+	if !rec.StartedAt.IsZero() {
+		return fmt.Errorf("start container %s: already started", cid)
+	}
+	h, err := r.Handler(rec.Handler)
+	if err != nil {
+		return err
+	}
+	dir := r.containerDir(sandboxID, cid)
+	pid, err := pause.Dial(r.sandboxDir(sandboxID)).Launch(ctx, pause.LaunchRequest{
+		ID:       cid,
+		Argv:     h.RunArgs(cid, dir, filepath.Join(dir, pidFile), filepath.Join(dir, runtimeLog)),
+		LogPath:  rec.LogPath,
+		ExitPath: filepath.Join(dir, exitFile),
+		PIDPath:  filepath.Join(dir, pidFile),
+	})
+	if err != nil {
+		// The runtime may have left a stopped container behind.
+		_ = h.Delete(context.WithoutCancel(ctx), cid, true)
+		return fmt.Errorf("start container %q: %w", rec.Name, err)
+	}
+	rec.PID = pid
+	rec.StartedAt = time.Now()
+	return r.saveContainer(rec)
+}
+
+// WaitContainer blocks until the container has exited, or ctx ends, and
+// returns its status.
+func (r *Runtime) WaitContainer(ctx context.Context, cid string) (*ContainerStatus, error) {
+	sandboxID, err := r.sandboxOf(cid)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pause.WaitExit(ctx, filepath.Join(r.containerDir(sandboxID, cid), exitFile)); err != nil {
+		return nil, fmt.Errorf("wait for container %s: %w", cid, err)
+	}
+	return r.ContainerStatus(ctx, cid)
+}
+
+func pauseAlive(sb *sandboxRecord) bool {
+	return sb.Pause.PID != 0 && pause.Alive(sb.Pause)
+}
+
+// SandboxAlive reports whether the sandbox's pause process still holds its
+// namespaces. A dead pause means the sandbox is lost: the caller recreates it.
+func (r *Runtime) SandboxAlive(id string) (bool, error) {
+	sb, err := r.loadSandbox(id)
+	if err != nil {
+		return false, err
+	}
+	return sb.Ready && pauseAlive(sb), nil
+}
+

@@ -1,0 +1,268 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/leakcheck"
+	"github.com/peapod/peapod/internal/runtime/oci"
+)
+
+// Kernel tests share one bridge and pod CIDR, apart from the default ones,
+// so they never touch a peapod the machine may be running.
+const (
+	testBridge  = "pptest0"
+	testPodCIDR = "10.213.0.0/24"
+	testCgroup  = "peapod-rttest"
+)
+
+var leakOptions = leakcheck.Options{
+	CgroupNames:  []string{testCgroup},
+	ProcessNames: []string{"pause", "runc", "crun", "busybox", "sh", "sleep", "httpd"},
+}
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		os.Exit(m.Run())
+	}
+	before, err := leakcheck.Take(leakOptions)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "leak check:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	var leaks []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		after, err := leakcheck.Take(leakOptions)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "leak check:", err)
+			os.Exit(1)
+		}
+		if leaks = before.Leaked(after); len(leaks) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "the runtime suite leaked %d resources:\n  %s\n", len(leaks), strings.Join(leaks, "\n  "))
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+		t.Fatal("kernel test needs root, and PEAPOD_REQUIRE_ROOT=1 forbids skipping it")
+	}
+	t.Skip("kernel test: needs root")
+}
+
+// busyboxTarball returns the busybox image tarball `make images` builds,
+// building it when the test runs outside make.
+func busyboxTarball(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PEAPOD_BUSYBOX_TAR"); p != "" {
+		return p
+	}
+	out := filepath.Join(os.TempDir(), "peapod-test-busybox.tar")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	cmd := exec.Command("go", "run", "./hack/mkbusybox", "-o", out)
+	cmd.Dir = "../.."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build busybox image: %v\n%s", err, b)
+	}
+	return out
+}
+
+type harness struct {
+	t   testing.TB
+	ctx context.Context
+	cfg config.Node
+	rt  *Runtime
+}
+
+// newHarness starts a runtime over a fresh data dir holding the busybox
+// image. Its cleanup removes every sandbox, checks that no IP stays
+// reserved, and removes the bridge and the data dir.
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	requireRoot(t)
+	dir, err := os.MkdirTemp("", "pprt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(busyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.DataDir = dir
+	cfg.NodeName = "testnode"
+	cfg.BridgeName = testBridge
+	cfg.PodCIDR = testPodCIDR
+	cfg.CgroupParent = testCgroup
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt, err := New(ctx, cfg, logger)
+	if err != nil {
+		cancel()
+		os.RemoveAll(dir)
+		t.Fatalf("new runtime: %v", err)
+	}
+	h := &harness{t: t, ctx: ctx, cfg: cfg, rt: rt}
+	t.Cleanup(func() {
+		defer cancel()
+		defer os.RemoveAll(dir)
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		ids, _ := rt.sandboxIDs()
+		for _, id := range ids {
+			if err := rt.RemovePodSandbox(cctx, id, 0); err != nil {
+				t.Errorf("cleanup: remove sandbox %s: %v", id, err)
+			}
+		}
+		if reserved := ipReservations(t, cfg.Paths().IPAMDir()); len(reserved) > 0 {
+			t.Errorf("IPs still reserved after every sandbox was removed: %v", reserved)
+		}
+		if link, err := netlink.LinkByName(testBridge); err == nil {
+			_ = netlink.LinkDel(link)
+		}
+	})
+	return h
+}
+
+// ipReservations lists host-local's reservation files (one per IP).
+func ipReservations(t testing.TB, ipamDir string) []string {
+	var out []string
+	_ = filepath.WalkDir(ipamDir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if name == "lock" || strings.HasPrefix(name, "last_reserved_ip") {
+			return nil
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// pod parses a manifest exactly as Kubernetes would and gives it an
+// identity, as the API server does.
+func (h *harness) pod(manifest string) *corev1.Pod {
+	h.t.Helper()
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(manifest), nil, nil)
+	if err != nil {
+		h.t.Fatalf("decode manifest: %v", err)
+	}
+	pod := obj.(*corev1.Pod)
+	if pod.Namespace == "" {
+		pod.Namespace = "default"
+	}
+	pod.UID = types.UID(newID())
+	return pod
+}
+
+// start runs the pod and returns its sandbox ID; the pod is removed at cleanup.
+func (h *harness) start(pod *corev1.Pod, handler string) string {
+	h.t.Helper()
+	id, err := h.rt.StartPod(h.ctx, pod, handler)
+	if err != nil {
+		h.t.Fatalf("start pod %s: %v", pod.Name, err)
+	}
+	return id
+}
+
+func (h *harness) status(id string) *SandboxStatus {
+	h.t.Helper()
+	st, err := h.rt.SandboxStatus(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("sandbox status %s: %v", id, err)
+	}
+	return st
+}
+
+// container returns the newest container of that name in the sandbox.
+func (h *harness) container(id, name string) *ContainerStatus {
+	h.t.Helper()
+	var found *ContainerStatus
+	for _, c := range h.status(id).Containers {
+		if c.Name == name {
+			found = c
+		}
+	}
+	if found == nil {
+		h.t.Fatalf("sandbox %s has no container %q", id, name)
+	}
+	return found
+}
+
+// exec runs cmd in the named container and returns its stdout; a non-zero
+// exit fails the test unless wantCode says otherwise.
+func (h *harness) exec(id, name string, cmd ...string) string {
+	h.t.Helper()
+	out, code := h.execCode(id, name, cmd...)
+	if code != 0 {
+		h.t.Fatalf("exec %v in %s: exit %d: %s", cmd, name, code, out)
+	}
+	return out
+}
+
+func (h *harness) execCode(id, name string, cmd ...string) (string, int) {
+	h.t.Helper()
+	c := h.container(id, name)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	code, err := h.rt.Exec(ctx, c.ID, cmd, oci.ExecIO{Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		h.t.Fatalf("exec %v in %s: %v (stderr %q)", cmd, name, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String() + stderr.String()), code
+}
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+

@@ -1,0 +1,229 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+
+	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/image"
+	"github.com/peapod/peapod/internal/network"
+	"github.com/peapod/peapod/internal/runtime/oci"
+	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/volume"
+)
+
+// Errors callers tell apart with errors.Is.
+var (
+	// ErrNotFound: no such sandbox or container.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the pod spec cannot be run as given.
+	ErrInvalid = errors.New("invalid pod spec")
+	// ErrRuntimeUnavailable: the RuntimeClass handler is unknown or cannot run here.
+	ErrRuntimeUnavailable = errors.New("runtime handler unavailable")
+	// ErrSandboxLost: the sandbox's pause process is gone.
+	ErrSandboxLost = errors.New("sandbox lost")
+)
+
+// Runtime runs pods on this node. It is safe for concurrent use; calls for
+// different sandboxes proceed in parallel, calls for one sandbox are
+// serialized.
+type Runtime struct {
+	*View
+	log     *slog.Logger
+	images  *image.Store
+	network *network.Manager
+	volumes *volume.Manager
+
+	handlers map[string]*oci.Runtime
+	// unusable holds why a configured handler cannot run on this host.
+	unusable map[string]error
+
+	hostResolv []byte
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per sandbox
+	// owner maps a container ID to its sandbox ID.
+	owner map[string]string
+}
+
+// New prepares the node: data directories, the pause binary, the CNI
+// configuration, the image store (importing air-gapped images) and the OCI
+// runtime handlers. Handlers that cannot run here are kept with the reason,
+// which pods asking for them receive.
+func New(ctx context.Context, cfg config.Node, logger *slog.Logger) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	paths := cfg.Paths()
+	for _, dir := range []string{paths.Pods(), paths.AirgapImages(), paths.CNIConfDir(), paths.IPAMDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	if err := pause.Install(paths.PauseBinary()); err != nil {
+		return nil, fmt.Errorf("install pause binary: %w", err)
+	}
+	podNet, err := network.New(network.Config{
+		ConfDir:     paths.CNIConfDir(),
+		CacheDir:    paths.CNICacheDir(),
+		IPAMDataDir: paths.IPAMDir(),
+		BridgeName:  cfg.BridgeName,
+		PodCIDR:     cfg.PodCIDR,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up pod network: %w", err)
+	}
+	images, err := image.NewStore(image.Options{
+		Root:     paths.ImageStore(),
+		Mirrors:  cfg.RegistryMirrors,
+		Insecure: cfg.InsecureRegistries,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	if err := images.ImportDir(ctx, paths.AirgapImages()); err != nil {
+		return nil, fmt.Errorf("import air-gapped images: %w", err)
+	}
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		logger.Warn("no host resolv.conf; pods get an empty one", "err", err)
+	}
+	r := &Runtime{
+		View:       NewView(cfg),
+		log:        logger,
+		images:     images,
+		network:    podNet,
+		volumes:    volume.NewManager(logger),
+		handlers:   map[string]*oci.Runtime{},
+		unusable:   map[string]error{},
+		hostResolv: hostResolv,
+		locks:      map[string]*sync.Mutex{},
+		owner:      map[string]string{},
+	}
+	for handler, binary := range cfg.Runtimes {
+		path, err := exec.LookPath(binary)
+		if err != nil {
+			r.unusable[handler] = fmt.Errorf("runtime handler %q: binary %q not found: %w", handler, binary, err)
+			continue
+		}
+		if err := oci.CheckUsable(handler, path); err != nil {
+			r.unusable[handler] = err
+			logger.Warn("runtime handler unavailable", "handler", handler, "reason", err)
+			continue
+		}
+		r.handlers[handler] = &oci.Runtime{Handler: handler, Binary: path, Root: paths.RuntimeRoot(handler)}
+	}
+	if _, ok := r.handlers[cfg.DefaultRuntime]; !ok {
+		return nil, fmt.Errorf("default runtime handler %q: %w", cfg.DefaultRuntime, r.handlerError(cfg.DefaultRuntime))
+	}
+	if err := r.indexContainers(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Images is the node's image store.
+func (r *Runtime) Images() *image.Store { return r.images }
+
+// Network is the node's pod network.
+func (r *Runtime) Network() *network.Manager { return r.network }
+
+// Handlers lists the runtime handlers that can run pods here.
+func (r *Runtime) Handlers() []string {
+	var names []string
+	for name := range r.handlers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Handler returns the OCI runtime for a RuntimeClass handler ("" = default).
+func (r *Runtime) Handler(name string) (*oci.Runtime, error) {
+	if name == "" {
+		name = r.cfg.DefaultRuntime
+	}
+	if h, ok := r.handlers[name]; ok {
+		return h, nil
+	}
+	return nil, r.handlerError(name)
+}
+
+func (r *Runtime) handlerError(name string) error {
+	if err, ok := r.unusable[name]; ok {
+		return fmt.Errorf("%w: %w", ErrRuntimeUnavailable, err)
+	}
+	return fmt.Errorf("%w: no runtime handler %q is configured", ErrRuntimeUnavailable, name)
+}
+
+// lockSandbox serializes the calls that change one sandbox.
+func (r *Runtime) lockSandbox(id string) func() {
+	r.mu.Lock()
+	l, ok := r.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		r.locks[id] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (r *Runtime) forgetSandbox(id string) {
+	r.mu.Lock()
+	delete(r.locks, id)
+	for c, s := range r.owner {
+		if s == id {
+			delete(r.owner, c)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// indexContainers rebuilds the container → sandbox index from disk.
+func (r *Runtime) indexContainers() error {
+	ids, err := r.sandboxIDs()
+	if err != nil {
+		return err
+	}
+	for _, sb := range ids {
+		cids, err := r.containerIDs(sb)
+		if err != nil {
+			return err
+		}
+		for _, c := range cids {
+			r.owner[c] = sb
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) sandboxOf(containerID string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sb, ok := r.owner[containerID]
+	if !ok {
+		return "", fmt.Errorf("container %s: %w", containerID, ErrNotFound)
+	}
+	return sb, nil
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("read random: %v", err)) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}

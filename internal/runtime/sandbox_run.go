@@ -1,0 +1,201 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/peapod/peapod/internal/network"
+	"github.com/peapod/peapod/internal/network/netns"
+	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/runtime/podfiles"
+)
+
+// shmSize is the size of a pod's shared /dev/shm, as Docker and containerd default it.
+const shmSize = 64 << 20
+
+// cleanupTimeout bounds the rollback of a failed create, which runs on a
+// fresh context because the caller's may be what failed.
+const cleanupTimeout = 30 * time.Second
+
+// RunPodSandbox creates a pod's sandbox: a pinned network namespace, the
+// pod cgroup, the shared /dev/shm, the per-pod /etc files, the pause process
+// holding the namespaces, the CNI network and the pod's volumes. handler
+// names the OCI runtime its containers will use ("" = the default). On error
+// everything already made is torn down again. It returns the sandbox ID.
+func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler string) (id string, retErr error) {
+	if err := validatePod(pod); err != nil {
+		return "", err
+	}
+	if handler == "" {
+		handler = r.cfg.DefaultRuntime
+	}
+	if _, err := r.Handler(handler); err != nil {
+		return "", err
+	}
+	hostname, fqdn, err := podfiles.Hostname(pod)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	resolv, err := podfiles.ResolvConf(pod, r.hostResolv, nil, "cluster.local")
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+
+	id = newID()
+	unlock := r.lockSandbox(id)
+	defer unlock()
+	log := r.log.With("pod", pod.Namespace+"/"+pod.Name, "sandbox", id)
+	dir := r.sandboxDir(id)
+	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {
+		return "", fmt.Errorf("create sandbox dir: %w", err)
+	}
+	rec := &sandboxRecord{
+		ID:        id,
+		Pod:       pod.DeepCopy(),
+		Handler:   handler,
+		CreatedAt: time.Now(),
+		Hostname:  hostname,
+		SharePID:  pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
+		Cgroup:    r.podCgroup(id),
+	}
+	// The record is saved before each resource is acquired, so a crash or
+	// an error at any step leaves enough on disk to tear the rest down.
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := r.teardownSandbox(cctx, rec, 0); err != nil {
+			log.Error("roll back failed sandbox", "err", err)
+		}
+		r.forgetSandbox(id)
+	}()
+	rec.NetNSPath = filepath.Join(r.cfg.NetNSDir, "peapod-"+id)
+	if err := r.saveSandbox(rec); err != nil {
+		return id, err
+	}
+	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
+		return id, fmt.Errorf("create network namespace: %w", err)
+	}
+	if err := mountShm(filepath.Join(dir, "shm")); err != nil {
+		return id, err
+	}
+	files := map[string][]byte{"hostname": []byte(hostname + "\n"), "resolv.conf": resolv}
+	if err := podfiles.Write(dir, files); err != nil {
+		return id, fmt.Errorf("write pod files: %w", err)
+	}
+
+	proc, err := pause.Start(ctx, pause.StartOptions{
+		Binary:    r.paths.PauseBinary(),
+		Dir:       dir,
+		NetNSPath: rec.NetNSPath,
+		Hostname:  hostname,
+		SharePID:  rec.SharePID,
+		Cgroup:    func(pid int) error { return joinCgroup(rec.Cgroup, pid) },
+	})
+	if err != nil {
+		return id, fmt.Errorf("start pause: %w", err)
+	}
+	rec.Pause = *proc
+	if err := r.saveSandbox(rec); err != nil {
+		return id, err
+	}
+
+	// A network teardown is already owed: CNI may allocate an IP even when
+	// ADD fails, so the record says "network" before ADD runs.
+	rec.Network = &network.Result{}
+	if err := r.saveSandbox(rec); err != nil {
+		return id, err
+	}
+	res, err := r.network.Setup(ctx, id, rec.NetNSPath, podInfo(pod))
+	if err != nil {
+		return id, fmt.Errorf("set up pod network: %w", err)
+	}
+	rec.Network = res
+	if err := r.saveSandbox(rec); err != nil {
+		return id, err
+	}
+	if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(pod, podIPs(res), hostname, fqdn)}); err != nil {
+		return id, fmt.Errorf("write hosts file: %w", err)
+	}
+	vols, err := r.volumes.Setup(ctx, dir, pod)
+	if err != nil {
+		return id, fmt.Errorf("set up volumes: %w", err)
+	}
+	rec.Volumes = vols.Paths
+	rec.Ready = true
+	if err := r.saveSandbox(rec); err != nil {
+		return id, err
+	}
+	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath)
+	return id, nil
+}
+
+// podInfo is what CNI is told about a pod: its identity and hostPorts.
+func podInfo(pod *corev1.Pod) network.PodInfo {
+	info := network.PodInfo{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID)}
+	for _, c := range allContainers(pod) {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := string(p.Protocol)
+			if proto == "" {
+				proto = string(corev1.ProtocolTCP)
+			}
+			info.PortMappings = append(info.PortMappings, network.PortMapping{
+				HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: proto, HostIP: p.HostIP,
+			})
+		}
+	}
+	return info
+}
+
+// podIPs returns the addresses of a CNI result without their prefix length.
+func podIPs(res *network.Result) []string {
+	if res == nil {
+		return nil
+	}
+	var ips []string
+	for _, cidr := range res.IPs {
+		if ip, _, err := net.ParseCIDR(cidr); err == nil {
+			ips = append(ips, ip.String())
+		}
+	}
+	return ips
+}
+
+// mountShm mounts the pod's /dev/shm, which every container binds, so that
+// POSIX shared memory is shared across the pod as IPC is.
+func mountShm(dir string) error {
+	if err := os.MkdirAll(dir, 0o1777); err != nil {
+		return fmt.Errorf("create shm dir: %w", err)
+	}
+	opts := fmt.Sprintf("mode=1777,size=%d", shmSize)
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return fmt.Errorf("mount pod shm at %s: %w", dir, err)
+	}
+	return nil
+}
+
+// unmountAll unmounts dir and everything mounted below it; not mounted is success.
+func unmountAll(dir string) error {
+	for {
+		err := unix.Unmount(dir, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+	}
+}
