@@ -112,4 +112,3 @@ func age(now, t time.Time) string {
 		return fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
 }
-

@@ -82,4 +82,3 @@ func (r *Runtime) SandboxAlive(id string) (bool, error) {
 	}
 	return sb.Ready && pauseAlive(sb), nil
 }
-

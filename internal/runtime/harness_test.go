@@ -265,4 +265,3 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/peapod/peapod/internal/network"
 	"github.com/peapod/peapod/internal/network/netns"
