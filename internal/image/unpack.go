@@ -91,6 +91,14 @@ func (s *Store) unpackLayer(ctx context.Context, diffID, digest string, open fun
 	raw := sha256.New()
 	uncompressed := sha256.New()
 	if err := unpackStream(ctx, io.TeeReader(rc, raw), uncompressed, tmp); err != nil {
+		// A corrupted blob usually breaks decompression first; read the
+		// rest to name the real cause.
+		if digest != "" && ctx.Err() == nil {
+			io.Copy(raw, rc) //nolint:errcheck // only the hash matters
+			if got := "sha256:" + hex.EncodeToString(raw.Sum(nil)); got != digest {
+				return fmt.Errorf("unpack layer %s: blob digest mismatch: got %s, want %s (%v)", diffID, got, digest, err)
+			}
+		}
 		return fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	if err := rc.Close(); err != nil {
