@@ -188,9 +188,6 @@ func (c *Client) roundTrip(ctx context.Context, fields []string) (string, error)
 	}
 	defer conn.Close()
 	uc := conn.(*net.UnixConn)
-	if dl, ok := ctx.Deadline(); ok {
-		_ = uc.SetDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(time.Now()) })
 	defer stop()
 	var b strings.Builder

@@ -79,9 +79,6 @@ func WaitExit(ctx context.Context, exitPath string) (*ExitStatus, error) {
 	if es, err := ReadExit(exitPath); err == nil || !errors.Is(err, os.ErrNotExist) {
 		return es, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = f.SetReadDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
 	defer stop()
 	buf := make([]byte, 4096)

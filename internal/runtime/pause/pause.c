@@ -455,7 +455,9 @@ static void do_launch(int fd, char **f, int nf)
 		snprintf(msg, sizeof(msg), "ERR -1 0 pipe: %s\n", strerror(errno));
 		goto fail;
 	}
-	unlink(c->pidpath); /* a stale pid file must not be mistaken */
+	/* Stale pid and exit files from an earlier run must not be mistaken. */
+	unlink(c->pidpath);
+	unlink(c->exitpath);
 	pid = fork();
 	if (pid < 0) {
 		snprintf(msg, sizeof(msg), "ERR -1 0 fork: %s\n", strerror(errno));

@@ -131,8 +131,6 @@ func Start(ctx context.Context, opts StartOptions) (_ *Process, retErr error) {
 			return nil, fmt.Errorf("start pause in %s: place pid %d in cgroup: %w", opts.Dir, pid, err)
 		}
 	}
-	dl, _ := ctx.Deadline()
-	_ = ours.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = ours.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := ours.Write([]byte{1}); err != nil {
