@@ -42,4 +42,3 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
-
