@@ -1,0 +1,375 @@
+// Package leakcheck proves that kernel tests (and the e2e suite) leave
+// nothing behind: network namespaces, links, mounts, cgroups, processes and
+// host-local IPAM reservations.
+//
+// Usage in a test:
+//
+//  1. opts := leakcheck.Options{IPAMDir: ..., CgroupNames: []string{"peapod-test"},
+//     ProcessNames: []string{"pause", "runc", "sleep"}, DataDirs: []string{dataDir}}
+//  2. before, err := leakcheck.Take(opts) before creating anything.
+//  3. t.Cleanup(func() { leakcheck.Check(t, before, opts, 5*time.Second) })
+//     registered before the cleanups that tear things down (cleanups run last
+//     in, first out), so the check sees the world after teardown.
+//
+// A snapshot is of the whole machine. When other tests may run at the same
+// time, set Options.Only to the names a test uses so their objects are not
+// reported as this test's leaks.
+package leakcheck
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// NetNSDir is where pinned network namespaces live (as `ip netns` uses).
+const NetNSDir = "/run/netns"
+
+// Snapshot is the set of watched kernel objects at one moment. Each entry is
+// a stable string (see Take); a slice may hold the same entry twice (two
+// mounts stacked on one point).
+type Snapshot struct {
+	NetNS     []string // "/run/netns/<name>"
+	Links     []string // "<type> <name>", e.g. "veth veth1234", "bridge peapod0"
+	Mounts    []string // "<fstype> <mountpoint>"
+	Cgroups   []string // "<hierarchy mount>/<name>/...", every dir below a named subtree
+	Processes []string // "<pid> <comm>: <cmdline>"
+	IPAMFiles []string // paths of reservation files under IPAMDir
+}
+
+// Options says what to watch.
+type Options struct {
+	// IPAMDir is host-local's data dir (<data-dir>/cni/networks); its
+	// reservation files are watched ("lock" and "last_reserved_ip.*" are
+	// bookkeeping, not reservations, and are ignored). Empty: not watched.
+	IPAMDir string
+	// CgroupNames are directory names directly under every mounted cgroup
+	// hierarchy (e.g. "peapod", "peapod-test"); every directory below them is
+	// watched (the named directory itself is node-level and is not).
+	CgroupNames []string
+	// ProcessNames are comm names to watch (pause, runc, crun, busybox, sh,
+	// sleep, httpd). The calling process is never reported.
+	ProcessNames []string
+	// DataDirs are directories under which every mount is watched (data
+	// dirs, test temp dirs). Mounts whose point contains "peapod", overlay
+	// mounts anywhere, and mounts under /run/netns are always watched;
+	// /run/netns itself (made a shared mount once per boot) is not.
+	DataDirs []string
+	// Only, if set, limits Check to leaks whose line contains one of these
+	// substrings, so a test can ignore objects of tests running beside it.
+	Only []string
+}
+
+// Take snapshots the objects opts watches. A category that cannot be read
+// because it does not exist (no /run/netns, no IPAM dir) is empty.
+func Take(opts Options) (Snapshot, error) {
+	var s Snapshot
+	var err error
+	if s.NetNS, err = netnsEntries(); err != nil {
+		return s, err
+	}
+	if s.Links, err = linkEntries(); err != nil {
+		return s, err
+	}
+	mounts, err := readMountInfo()
+	if err != nil {
+		return s, err
+	}
+	s.Mounts = mountEntries(mounts, opts.DataDirs)
+	if s.Cgroups, err = cgroupEntries(mounts, opts.CgroupNames); err != nil {
+		return s, err
+	}
+	if s.Processes, err = processEntries(opts.ProcessNames); err != nil {
+		return s, err
+	}
+	if s.IPAMFiles, err = ipamEntries(opts.IPAMDir); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Leaked returns what is in after but not in s, one human-readable line
+// each ("netns /run/netns/peapod-abc", "veth veth1234", "mount tmpfs /x",
+// "cgroup /sys/fs/cgroup/pids/peapod/abc", "process 42 sleep: sleep 100",
+// "ipam /var/lib/peapod/cni/networks/peapod/10.88.0.5"), in that category
+// order, sorted within each. Entries are compared as multisets.
+func (s Snapshot) Leaked(after Snapshot) []string {
+	var out []string
+	add := func(prefix string, before, after []string) {
+		for _, e := range diff(before, after) {
+			out = append(out, prefix+e)
+		}
+	}
+	add("netns ", s.NetNS, after.NetNS)
+	add("", s.Links, after.Links)
+	add("mount ", s.Mounts, after.Mounts)
+	add("cgroup ", s.Cgroups, after.Cgroups)
+	add("process ", s.Processes, after.Processes)
+	add("ipam ", s.IPAMFiles, after.IPAMFiles)
+	return out
+}
+
+// diff is after minus before as multisets, sorted.
+func diff(before, after []string) []string {
+	count := make(map[string]int, len(before))
+	for _, e := range before {
+		count[e]++
+	}
+	var out []string
+	for _, e := range after {
+		if count[e] > 0 {
+			count[e]--
+			continue
+		}
+		out = append(out, e)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Check reports, with t.Errorf, each object leaked since before. Teardown
+// may finish asynchronously (a reaped process, a lazily detached mount), so
+// Check takes after-snapshots until there is no leak or settle has elapsed,
+// and reports the last one's leaks.
+func Check(t testing.TB, before Snapshot, opts Options, settle time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		after, err := Take(opts)
+		if err != nil {
+			t.Errorf("leakcheck: %v", err)
+			return
+		}
+		leaks := filter(before.Leaked(after), opts.Only)
+		if len(leaks) == 0 {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			for _, l := range leaks {
+				t.Errorf("leaked: %s", l)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func filter(lines, only []string) []string {
+	if len(only) == 0 {
+		return lines
+	}
+	var out []string
+	for _, l := range lines {
+		for _, o := range only {
+			if strings.Contains(l, o) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func netnsEntries() ([]string, error) {
+	entries, err := os.ReadDir(NetNSDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", NetNSDir, err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, filepath.Join(NetNSDir, e.Name()))
+	}
+	return out, nil
+}
+
+func linkEntries() ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	out := make([]string, 0, len(links))
+	for _, l := range links {
+		out = append(out, l.Type()+" "+l.Attrs().Name)
+	}
+	return out, nil
+}
+
+// mountInfo is the part of a /proc/self/mountinfo line leakcheck uses.
+type mountInfo struct {
+	mountPoint, fsType string
+}
+
+func readMountInfo() ([]mountInfo, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	defer f.Close()
+	var out []mountInfo
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		for i, fl := range fields {
+			if fl == "-" && i >= 5 && i+1 < len(fields) {
+				out = append(out, mountInfo{mountPoint: unescapeOctal(fields[4]), fsType: fields[i+1]})
+				break
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func under(path, dir string) bool {
+	dir = strings.TrimSuffix(filepath.Clean(dir), "/")
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+func mountEntries(mounts []mountInfo, dataDirs []string) []string {
+	roots := make([]string, 0, len(dataDirs))
+	for _, d := range dataDirs {
+		roots = append(roots, d)
+		if r, err := filepath.EvalSymlinks(d); err == nil && r != d {
+			roots = append(roots, r)
+		}
+	}
+	var out []string
+	for _, m := range mounts {
+		mp := m.mountPoint
+		watched := strings.Contains(mp, "peapod") || m.fsType == "overlay" ||
+			(under(mp, NetNSDir) && mp != NetNSDir)
+		for _, r := range roots {
+			watched = watched || under(mp, r)
+		}
+		if watched {
+			out = append(out, m.fsType+" "+mp)
+		}
+	}
+	return out
+}
+
+func cgroupEntries(mounts []mountInfo, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range mounts {
+		if (m.fsType != "cgroup" && m.fsType != "cgroup2") || seen[m.mountPoint] {
+			continue
+		}
+		seen[m.mountPoint] = true
+		for _, name := range names {
+			root := filepath.Join(m.mountPoint, name)
+			err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					if errors.Is(err, fs.ErrNotExist) {
+						return nil // gone while walking, or never there
+					}
+					return err
+				}
+				if d.IsDir() && p != root {
+					out = append(out, p)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("walk cgroup %s: %w", root, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+func processEntries(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list /proc: %w", err)
+	}
+	self := os.Getpid()
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		c := strings.TrimSpace(string(comm))
+		if !want[c] {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cmdline := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+		out = append(out, fmt.Sprintf("%d %s: %s", pid, c, cmdline))
+	}
+	return out, nil
+}
+
+func ipamEntries(dir string) ([]string, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || name == "lock" || strings.HasPrefix(name, "last_reserved_ip") {
+			return nil
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk IPAM dir %s: %w", dir, err)
+	}
+	return out, nil
+}

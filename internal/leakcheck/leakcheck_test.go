@@ -1,0 +1,252 @@
+package leakcheck
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips a test that needs root, or fails it when
+// PEAPOD_REQUIRE_ROOT=1.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
+	}
+	t.Skip("needs root")
+}
+
+func TestLeaked(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after Snapshot
+		want          []string
+	}{
+		{name: "nothing", want: nil},
+		{
+			name:   "same",
+			before: Snapshot{NetNS: []string{"/run/netns/a"}, Links: []string{"bridge br0"}},
+			after:  Snapshot{NetNS: []string{"/run/netns/a"}, Links: []string{"bridge br0"}},
+		},
+		{
+			name:   "removed is not a leak",
+			before: Snapshot{NetNS: []string{"/run/netns/a"}, Mounts: []string{"tmpfs /x"}},
+		},
+		{
+			name:   "one of each",
+			before: Snapshot{Links: []string{"bridge br0"}},
+			after: Snapshot{
+				NetNS:     []string{"/run/netns/peapod-abc"},
+				Links:     []string{"veth veth1234", "bridge br0"},
+				Mounts:    []string{"tmpfs /d/v"},
+				Cgroups:   []string{"/sys/fs/cgroup/pids/peapod/abc"},
+				Processes: []string{"42 sleep: sleep 100"},
+				IPAMFiles: []string{"/d/cni/networks/peapod/10.88.0.5"},
+			},
+			want: []string{
+				"netns /run/netns/peapod-abc",
+				"veth veth1234",
+				"mount tmpfs /d/v",
+				"cgroup /sys/fs/cgroup/pids/peapod/abc",
+				"process 42 sleep: sleep 100",
+				"ipam /d/cni/networks/peapod/10.88.0.5",
+			},
+		},
+		{
+			name:   "stacked mount counts",
+			before: Snapshot{Mounts: []string{"tmpfs /x"}},
+			after:  Snapshot{Mounts: []string{"tmpfs /x", "tmpfs /x"}},
+			want:   []string{"mount tmpfs /x"},
+		},
+		{
+			name:  "sorted within a category",
+			after: Snapshot{NetNS: []string{"/run/netns/b", "/run/netns/a"}},
+			want:  []string{"netns /run/netns/a", "netns /run/netns/b"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.before.Leaked(tc.after); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Leaked = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFilterAndMounts(t *testing.T) {
+	if got := filter([]string{"veth a1", "veth b2", "netns /run/netns/a1"}, []string{"a1"}); !reflect.DeepEqual(got, []string{"veth a1", "netns /run/netns/a1"}) {
+		t.Errorf("filter = %q", got)
+	}
+	mounts := []mountInfo{
+		{"/", "ext4"},
+		{"/run/netns", "tmpfs"},
+		{"/run/netns/x", "nsfs"},
+		{"/var/lib/peapod/pods/a/volumes/v", "tmpfs"},
+		{"/data/rootfs", "overlay"},
+		{"/tmp/pp1/m", "tmpfs"},
+		{"/tmp/pp10", "tmpfs"},
+		{"/dev/shm", "tmpfs"},
+	}
+	want := []string{"nsfs /run/netns/x", "tmpfs /var/lib/peapod/pods/a/volumes/v", "overlay /data/rootfs", "tmpfs /tmp/pp1/m"}
+	if got := mountEntries(mounts, []string{"/tmp/pp1"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("mountEntries = %q, want %q", got, want)
+	}
+}
+
+// recorder is a testing.TB that collects Errorf calls.
+type recorder struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func TestTakeReal(t *testing.T) {
+	requireRoot(t)
+	suffix := fmt.Sprintf("%d", os.Getpid()%100000)
+	nsName := "pp-leak-" + suffix
+	vethName := "ppleak" + suffix
+	cgName := "peapod-leaktest-" + suffix
+
+	data, err := os.MkdirTemp("", "pp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(data) })
+	ipam := filepath.Join(data, "networks", "net")
+	if err := os.MkdirAll(ipam, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The named cgroup root is node-level: make it before the snapshot.
+	cgRoot := "/sys/fs/cgroup/pids/" + cgName
+	if err := os.Mkdir(cgRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cgRoot) })
+
+	opts := Options{
+		IPAMDir:      filepath.Join(data, "networks"),
+		CgroupNames:  []string{cgName},
+		ProcessNames: []string{"sleep"},
+		DataDirs:     []string{data},
+	}
+	before, err := Take(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Create one of each.
+	if out, err := exec.Command("ip", "netns", "add", nsName).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	removeNS := func() { exec.Command("ip", "netns", "delete", nsName).Run() }
+	t.Cleanup(removeNS)
+
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethName}, PeerName: vethName + "p"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	removeVeth := func() {
+		if l, err := netlink.LinkByName(vethName); err == nil {
+			netlink.LinkDel(l)
+		}
+	}
+	t.Cleanup(removeVeth)
+
+	mnt := filepath.Join(data, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	unmount := func() { unix.Unmount(mnt, unix.MNT_DETACH) }
+	t.Cleanup(unmount)
+
+	cgChild := filepath.Join(cgRoot, "pod1")
+	if err := os.Mkdir(cgChild, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cgChild) })
+
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+
+	reservation := filepath.Join(ipam, "10.88.0.5")
+	for _, f := range []string{reservation, filepath.Join(ipam, "lock"), filepath.Join(ipam, "last_reserved_ip.0")} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	realMnt, _ := filepath.EvalSymlinks(mnt)
+	wantLines := []string{
+		"netns /run/netns/" + nsName,
+		"veth " + vethName,
+		"veth " + vethName + "p",
+		"mount nsfs /run/netns/" + nsName, // the pin is a bind mount
+		"mount tmpfs " + realMnt,
+		"cgroup " + cgChild,
+		fmt.Sprintf("process %d sleep: sleep 1000", cmd.Process.Pid),
+		"ipam " + reservation,
+	}
+	only := []string{nsName, vethName, realMnt, cgChild, reservation, fmt.Sprintf("process %d ", cmd.Process.Pid)}
+	after, err := Take(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := filter(before.Leaked(after), only)
+	if !reflect.DeepEqual(got, wantLines) {
+		t.Errorf("Leaked =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantLines, "\n"))
+	}
+
+	// Check reports each of them.
+	checkOpts := opts
+	checkOpts.Only = only
+	rec := &recorder{TB: t}
+	Check(rec, before, checkOpts, 200*time.Millisecond)
+	if len(rec.errs) != len(wantLines) {
+		t.Errorf("Check reported %d leaks, want %d: %q", len(rec.errs), len(wantLines), rec.errs)
+	}
+
+	// Remove them all; the process asynchronously, so Check must wait.
+	removeNS()
+	removeVeth()
+	unmount()
+	os.Remove(cgChild)
+	os.Remove(reservation)
+	cmd.Process.Signal(unix.SIGTERM)
+	go cmd.Wait()
+
+	rec = &recorder{TB: t}
+	Check(rec, before, checkOpts, 5*time.Second)
+	if len(rec.errs) != 0 {
+		t.Errorf("after removal Check reported %q", rec.errs)
+	}
+}
