@@ -73,6 +73,10 @@ func TestPodToPod(t *testing.T) {
 			return nil
 		})
 	}
+	// Plugins ran in the test host netns, not in the real host's.
+	if _, err := netlink.LinkByName(e.cfg.BridgeName); err == nil {
+		t.Errorf("bridge %s was created in the real host netns", e.cfg.BridgeName)
+	}
 	if a.res.IPs[0] == b.res.IPs[0] {
 		t.Fatalf("both pods got %s", a.res.IPs[0])
 	}
