@@ -3,6 +3,7 @@ package network
 import (
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -19,6 +20,10 @@ type Manager struct {
 	loopback  *libcni.NetworkConfigList
 	confFile  string
 	isDefault bool
+
+	// masqMu serialises ensureClusterMasquerade so concurrent Setups do
+	// not both append the POSTROUTING jump.
+	masqMu sync.Mutex
 }
 
 // New checks cfg, fills in defaults and loads the network config: the

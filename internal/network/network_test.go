@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -355,5 +356,65 @@ func TestSetupFailureLeaksNothing(t *testing.T) {
 	})
 	if len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("veth leaked:\n%s", out)
+	}
+}
+
+// TestConcurrentSetup: pods set up and torn down in parallel (as per-pod
+// workers do) get distinct IPs, with ClusterCIDR rules installed once.
+func TestConcurrentSetup(t *testing.T) {
+	e := newEnv(t, func(e *testEnv, c *Config) { c.ClusterCIDR = "10." + itoa(e.octet) + ".0.0/16" })
+	const n = 6
+	ns := make([]string, n)
+	for i := range ns {
+		ns[i] = e.newNS(t, "c"+itoa(i))
+	}
+	ips := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = netns.Do(e.host, func() error {
+				r, err := e.m.Setup(context.Background(), "c"+itoa(i), ns[i], PodInfo{Name: "c" + itoa(i)})
+				if err == nil {
+					ips[i] = r.IPs[0]
+				}
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("setup %d: %v", i, errs[i])
+		}
+		if seen[ips[i]] {
+			t.Errorf("IP %s given twice", ips[i])
+		}
+		seen[ips[i]] = true
+	}
+	if save := e.iptablesSave(t, e.host); strings.Count(save, "-j "+masqChain) != 1 {
+		t.Errorf("want one jump to %s:\n%s", masqChain, save)
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = netns.Do(e.host, func() error {
+				return e.m.Teardown(context.Background(), "c"+itoa(i), ns[i], PodInfo{Name: "c" + itoa(i)})
+			})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("teardown %d: %v", i, errs[i])
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(e.cfg.IPAMDataDir, e.m.NetworkName(), "10.*"))
+	if len(left) > 0 {
+		t.Errorf("IPs left: %v", left)
 	}
 }

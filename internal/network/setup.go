@@ -77,7 +77,10 @@ func (m *Manager) Setup(ctx context.Context, id, netnsPath string, pod PodInfo) 
 	}()
 
 	if m.isDefault && m.cfg.ClusterCIDR != "" {
-		if err := ensureClusterMasquerade(ctx, m.cfg.PodCIDR, m.cfg.ClusterCIDR); err != nil {
+		m.masqMu.Lock()
+		err := ensureClusterMasquerade(ctx, m.cfg.PodCIDR, m.cfg.ClusterCIDR)
+		m.masqMu.Unlock()
+		if err != nil {
 			return nil, fmt.Errorf("set up pod network for sandbox %s: %w", id, err)
 		}
 	}
