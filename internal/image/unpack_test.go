@@ -2,11 +2,15 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,5 +140,36 @@ func TestExtractWhiteouts(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
 			t.Errorf("%s was written literally", p)
 		}
+	}
+}
+
+func TestUnpackStreamCompressions(t *testing.T) {
+	requireRoot(t)
+	plain := layerTar(t, tarEntry{name: "f", data: "content"})
+	var gz, zs bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain)
+	zw.Close()
+	ze, err := zstd.NewWriter(&zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ze.Write(plain)
+	ze.Close()
+	want := sha256.Sum256(plain)
+	for name, b := range map[string][]byte{"plain": plain, "gzip": gz.Bytes(), "zstd": zs.Bytes()} {
+		t.Run(name, func(t *testing.T) {
+			dir := tempDir(t)
+			h := sha256.New()
+			if err := unpackStream(t.Context(), bytes.NewReader(b), h, dir); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Error("uncompressed hash differs")
+			}
+			if got, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(got) != "content" {
+				t.Errorf("f = %q, %v", got, err)
+			}
+		})
 	}
 }
