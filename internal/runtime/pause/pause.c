@@ -14,6 +14,7 @@
  * Usage:
  *   pause --dir DIR [--netns PATH] [--hostname NAME] [--share-pid]
  *         [--log FILE] [--ready-fd N]
+ *   pause --exec-shim STATUSFILE PIDFILE ARGV...   (see exec_shim)
  *
  * Startup handshake on the ready fd (a socketpair end from peapod): after the
  * namespaces are set up pause reads one byte (peapod places it in its cgroup
@@ -705,9 +706,72 @@ static pid_t fork_pidns_reaper(void)
 
 static void usage(void)
 {
+	logf_("usage: pause --exec-shim STATUSFILE PIDFILE ARGV...");
 	logf_("usage: pause --dir DIR [--netns PATH] [--hostname NAME] "
 	      "[--share-pid] [--log FILE] [--ready-fd N]");
 	_exit(2);
+}
+
+/* exec_shim is the --exec-shim mode: a subreaper around a detached
+ * `runtime exec -d --pid-file PIDFILE ...`, so the caller learns the exec'd
+ * process's exit code. It writes "runtime <code>" (the runtime failed) or
+ * "exit <code>" (the process ended; 128+signal for a signal) to STATUSFILE.
+ *   pause --exec-shim STATUSFILE PIDFILE ARGV... */
+static int exec_shim(int argc, char **argv)
+{
+	int status, fd, n, code;
+	pid_t launcher, pid, p;
+	char buf[64];
+
+	if (argc < 5)
+		usage();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		die("set child subreaper");
+	launcher = fork();
+	if (launcher < 0)
+		die("fork");
+	if (launcher == 0) {
+		execvp(argv[4], argv + 4);
+		_exit(127);
+	}
+	while ((p = waitpid(launcher, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (p < 0)
+		die("wait");
+	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	pid = 0;
+	if (code == 0) {
+		fd = open(argv[3], O_RDONLY | O_CLOEXEC);
+		n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		pid = n > 0 ? (buf[n] = 0, atoi(buf)) : 0;
+	}
+	if (pid <= 0) {
+		n = snprintf(buf, sizeof(buf), "runtime %d\n", code ? code : -1);
+		goto out;
+	}
+	/* The exec'd process was reparented to us; reap until it is gone. */
+	code = 255;
+	for (;;) {
+		p = waitpid(-1, &status, 0);
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			break;
+		if (p == pid) {
+			code = WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+			break;
+		}
+	}
+	n = snprintf(buf, sizeof(buf), "exit %d\n", code);
+out:
+	fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, buf, n) != n)
+		die("write status");
+	close(fd);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -718,6 +782,8 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	char line[64];
 
+	if (argc > 1 && !strcmp(argv[1], "--exec-shim"))
+		return exec_shim(argc, argv);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--share-pid"))
 			share_pid = 1;
