@@ -6,7 +6,8 @@
 //  1. CheckUsable(handler, binary) once at start: it finds runtimes that
 //     cannot work on this host (e.g. crun on hybrid cgroups) and says how to
 //     fix it.
-//  2. A Runtime{Handler, Binary, Root} per handler; Root is its state dir.
+//  2. A Runtime{Handler, Binary, Root, Shim} per handler; Root is its state
+//     dir, Shim the installed pause binary (only Exec with a TTY needs it).
 //  3. RunArgs gives the `run -d` argv that the pause process executes (the
 //     container is then a child of pause, not of peapod).
 //  4. State, Kill, Delete and Exec act on a container by ID. Kill and
