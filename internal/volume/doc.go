@@ -18,8 +18,10 @@
 //     configMap and secret volumes).
 //  2. prep, err := m.Setup(ctx, podDir, pod) before the first container is
 //     created. prep.Paths maps each volume name to the host path to bind;
-//     Setup is idempotent (a second call keeps emptyDir contents) and on
-//     error undoes what that call created.
+//     Setup is idempotent (a second call keeps emptyDir contents and
+//     refreshes configMap/secret/downwardAPI/projected contents through the
+//     ..data swap, as the kubelet's periodic sync does) and on error undoes
+//     what that call created.
 //  3. For a volumeMount with subPath: src, err := volume.SubPath(prep.Paths[name], subPath).
 //  4. m.Teardown(ctx, podDir, pod), or m.TeardownDir(ctx, podDir) when the
 //     spec is gone (after a restart): unmounts every mount under

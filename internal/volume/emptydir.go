@@ -16,7 +16,7 @@ const emptyDirPerm = 0o777
 
 // setupEmptyDir makes podDir/volumes/kubernetes.io~empty-dir/<name>, mode
 // 0777 (with fsGroup: group-owned by it, setgid), and for medium Memory
-// mounts a tmpfs there sized by tmpfsSize.
+// mounts a tmpfs there (nosuid,nodev; root mode 1777) sized by tmpfsSize.
 func (m *Manager) setupEmptyDir(podDir string, pod *corev1.Pod, v *corev1.Volume, fld string, prep *Prepared, undo *undoStack) (string, error) {
 	ed := v.EmptyDir
 	memory := false
@@ -36,12 +36,9 @@ func (m *Manager) setupEmptyDir(podDir string, pod *corev1.Pod, v *corev1.Volume
 		if q := tmpfsSize(pod, ed.SizeLimit); q != nil {
 			size = q.Value()
 		}
+		// The tmpfs root is 1777 (drwxrwxrwt), as under the kubelet.
 		if err := mountTmpfs(dir, size, undo); err != nil {
 			return "", err
-		}
-		// The tmpfs root starts as 1777; give it the emptyDir's mode.
-		if err := os.Chmod(dir, emptyDirPerm); err != nil {
-			return "", fmt.Errorf("chmod emptyDir %s: %w", dir, err)
 		}
 	} else if ed.SizeLimit != nil && ed.SizeLimit.Sign() > 0 {
 		prep.EmptyDirLimits[v.Name] = ed.SizeLimit.Value()
@@ -183,7 +180,8 @@ func applyFSGroup(dir string, pod *corev1.Pod) error {
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, st.Mode().Perm()|0o070|os.ModeSetgid); err != nil {
+	keep := os.ModePerm | os.ModeSticky | os.ModeSetuid | os.ModeSetgid
+	if err := os.Chmod(dir, st.Mode()&keep|0o070|os.ModeSetgid); err != nil {
 		return fmt.Errorf("chmod %s for fsGroup: %w", dir, err)
 	}
 	return nil

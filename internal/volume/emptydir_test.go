@@ -150,7 +150,7 @@ func TestEmptyDirMemory(t *testing.T) {
 				t.Errorf("tmpfs size %d, want %d", got, want)
 			}
 			st, err := os.Stat(dir)
-			if err != nil || st.Mode().Perm() != 0o777 {
+			if err != nil || st.Mode().Perm() != 0o777 || st.Mode()&os.ModeSticky == 0 {
 				t.Errorf("mode %v %v", st, err)
 			}
 			if len(prep.EmptyDirLimits) != 0 {
