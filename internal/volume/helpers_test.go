@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/peapod/peapod/internal/leakcheck"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +33,16 @@ func podDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "pp")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Registered first, so it runs last: after the teardown below and the
+	// test's own Teardown, nothing may remain mounted under the pod dir.
+	if os.Geteuid() == 0 {
+		opts := leakcheck.Options{DataDirs: []string{dir}, Only: []string{dir}}
+		before, err := leakcheck.Take(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { leakcheck.Check(t, before, opts, time.Second) })
 	}
 	t.Cleanup(func() {
 		if err := NewManager(nil).TeardownDir(context.Background(), dir); err != nil {
