@@ -116,10 +116,20 @@ type Input struct {
 	// Lookup resolves configMapKeyRef, secretKeyRef and envFrom; nil makes
 	// them ErrUnsupported.
 	Lookup LookupFunc
+	// HostCapabilities is the set a privileged container or capabilities.add
+	// ALL gets; nil means AllCapabilities(). Runtimes fail to start a
+	// container asking for a capability they lack themselves, so callers
+	// should pass CurrentCapabilities(), as containerd does.
+	HostCapabilities []string
 	// SandboxID, if set, is recorded in the io.kubernetes.cri.sandbox-id
 	// annotation.
 	SandboxID string
 }
+
+// OCIVersion is the ociVersion Build writes. The types are runtime-spec
+// v1.3.0's, but the specs use nothing newer than 1.1.0, and crun 1.8
+// refuses any version above 1.1.
+const OCIVersion = "1.1.0"
 
 // Annotations Build sets, after containerd's CRI plugin.
 const (
@@ -163,7 +173,7 @@ func Build(in Input) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps, err := capabilities(c, path)
+	caps, err := capabilities(c, in.HostCapabilities, path)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +195,7 @@ func Build(in Input) (*specs.Spec, error) {
 	}
 
 	s := &specs.Spec{
-		Version: specs.Version,
+		Version: OCIVersion,
 		Root: &specs.Root{
 			Path:     in.Rootfs,
 			Readonly: sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,

@@ -19,7 +19,7 @@ func TestBuildDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Version != specs.Version || s.Root.Path != "/rootfs" || s.Root.Readonly {
+	if s.Version != OCIVersion || s.Root.Path != "/rootfs" || s.Root.Readonly {
 		t.Errorf("version/root: %s %+v", s.Version, s.Root)
 	}
 	p := s.Process

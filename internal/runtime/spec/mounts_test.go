@@ -39,12 +39,12 @@ func TestBuildMounts(t *testing.T) {
 		in.EtcHosts, in.ResolvConf, in.EtcHostname, in.ShmDir = "/pod/hosts", "/pod/resolv.conf", "/pod/hostname", "/pod/shm"
 	}
 	for _, tc := range []struct {
-		name     string
-		mutate   func(*Input)
-		priv     bool
-		want     []string
-		prop     string
-		wantErr  string
+		name    string
+		mutate  func(*Input)
+		priv    bool
+		want    []string
+		prop    string
+		wantErr string
 	}{
 		{name: "bare", want: []string{proc, dev, pts, shm, mqueue, sysRO, cgRO}},
 		{name: "privileged", priv: true, want: []string{proc, dev, pts, shm, mqueue, sysRW, cgRW}},

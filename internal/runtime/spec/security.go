@@ -114,21 +114,27 @@ func normalizeCap(c string) (string, bool) {
 }
 
 // capabilities returns the process capabilities, following containerd: a
-// privileged container gets every capability (capabilities.add/drop are
-// ignored); otherwise DefaultCapabilities, then add ALL, then drop ALL, then
+// privileged container gets all of host (AllCapabilities when nil) and
+// capabilities.add/drop are ignored; otherwise DefaultCapabilities, then add
+// ALL (host), then drop ALL, then
 // each added one, then each dropped one. The result goes to the bounding,
 // effective and permitted sets for any user; inheritable and ambient stay
-// empty.
-func capabilities(c *corev1.Container, path string) (*specs.LinuxCapabilities, error) {
+// empty. So, as with containerd, a non-root process keeps the bounding set
+// but the kernel clears its effective and permitted sets when the runtime
+// execs it (only file capabilities bring them back).
+func capabilities(c *corev1.Container, host []string, path string) (*specs.LinuxCapabilities, error) {
+	if host == nil {
+		host = allCapabilities
+	}
 	sc := c.SecurityContext
 	var set []string
 	if sc != nil && sc.Privileged != nil && *sc.Privileged {
-		set = AllCapabilities()
+		set = slices.Clone(host)
 	} else {
 		set = DefaultCapabilities()
 		if sc != nil && sc.Capabilities != nil {
 			var err error
-			if set, err = applyCapabilities(set, sc.Capabilities, path+".securityContext.capabilities"); err != nil {
+			if set, err = applyCapabilities(set, host, sc.Capabilities, path+".securityContext.capabilities"); err != nil {
 				return nil, err
 			}
 		}
@@ -140,10 +146,10 @@ func capabilities(c *corev1.Container, path string) (*specs.LinuxCapabilities, e
 	}, nil
 }
 
-func applyCapabilities(set []string, caps *corev1.Capabilities, fp string) ([]string, error) {
+func applyCapabilities(set, host []string, caps *corev1.Capabilities, fp string) ([]string, error) {
 	isAll := func(c corev1.Capability) bool { return strings.EqualFold(string(c), "ALL") }
 	if slices.ContainsFunc(caps.Add, isAll) {
-		for _, c := range allCapabilities {
+		for _, c := range host {
 			if !slices.Contains(set, c) {
 				set = append(set, c)
 			}

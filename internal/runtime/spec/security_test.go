@@ -16,6 +16,7 @@ func TestCapabilities(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		sc       *corev1.SecurityContext
+		host     []string
 		want     []string
 		wantErr  string
 		sentinel error
@@ -38,11 +39,16 @@ func TestCapabilities(t *testing.T) {
 			Add: []corev1.Capability{"ALL"}, Drop: []corev1.Capability{"ALL"}}}, want: []string{}},
 		{name: "privileged ignores drop", sc: &corev1.SecurityContext{Privileged: ptr(true), Capabilities: &corev1.Capabilities{
 			Drop: []corev1.Capability{"ALL"}}}, want: AllCapabilities()},
+		{name: "privileged gets the host set", host: []string{"CAP_KILL", "CAP_CHOWN"},
+			sc: &corev1.SecurityContext{Privileged: ptr(true)}, want: []string{"CAP_KILL", "CAP_CHOWN"}},
+		{name: "add ALL gets the host set", host: []string{"CAP_CHOWN", "CAP_SYS_ADMIN"},
+			sc:   &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"ALL"}}},
+			want: append(DefaultCapabilities(), "CAP_SYS_ADMIN")},
 		{name: "unknown", sc: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "FLY"}}},
 			wantErr: "spec.containers[0].securityContext.capabilities.add[1]: unknown capability \"FLY\"", sentinel: ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := capabilities(&corev1.Container{SecurityContext: tc.sc}, "spec.containers[0]")
+			got, err := capabilities(&corev1.Container{SecurityContext: tc.sc}, tc.host, "spec.containers[0]")
 			wantErr(t, err, tc.wantErr, tc.sentinel)
 			if tc.wantErr != "" {
 				return
@@ -153,5 +159,25 @@ func TestSeccompFollowsCapabilities(t *testing.T) {
 	}
 	if !allows(s, "mount") || !allows(s, "settimeofday") {
 		t.Fatal("CAP_SYS_ADMIN/CAP_SYS_TIME did not unlock mount/settimeofday")
+	}
+}
+
+func TestCapabilitiesFromMask(t *testing.T) {
+	got := capabilitiesFromMask(0x000001fffeffffff) // this VM: all but CAP_SYS_RESOURCE
+	want := slices.DeleteFunc(AllCapabilities(), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q", got)
+	}
+	if got := capabilitiesFromMask(0x2400); !reflect.DeepEqual(got, []string{"CAP_NET_BIND_SERVICE", "CAP_NET_RAW"}) {
+		t.Fatalf("got %q", got)
+	}
+	cur, err := CurrentCapabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cur {
+		if _, ok := normalizeCap(c); !ok {
+			t.Fatalf("unknown capability %q from CurrentCapabilities", c)
+		}
 	}
 }
