@@ -4,7 +4,8 @@
 // from the node (rootfs path, namespace paths, /etc/passwd contents, resolved
 // volume mounts, ConfigMap and Secret data) is passed in Input. The only
 // ambient input is the host's kernel version, which the default seccomp
-// profile consults to decide which syscalls to list.
+// profile consults to decide which syscalls to list. CurrentCapabilities,
+// which reads /proc/self/status, is the one helper that does I/O.
 //
 // Usage:
 //
@@ -12,8 +13,9 @@
 //     resolv.conf, hostname, the shared /dev/shm and the termination-log
 //     file), and read the rootfs's /etc/passwd and /etc/group.
 //  2. Fill an Input: the Pod and one of its Containers (or InitContainers),
-//     the image config, the sandbox's namespace paths and cgroups path, and
-//     every host path to bind. The termination message file is an ordinary
+//     the image config, the sandbox's namespace paths and cgroups path,
+//     every host path to bind, and HostCapabilities from
+//     CurrentCapabilities() (once per process). The termination message file is an ordinary
 //     entry of Input.Mounts whose ContainerPath is the container's
 //     terminationMessagePath (default /dev/termination-log); Build does not
 //     add it by itself.

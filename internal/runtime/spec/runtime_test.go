@@ -56,7 +56,7 @@ func makeRootfs(t *testing.T, dir string) {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"sh", "id", "grep", "cat", "touch", "hostname", "echo", "wc", "head"} {
+	for _, a := range []string{"sh", "id", "grep", "cat", "touch", "hostname", "echo", "wc", "head", "readlink"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, a)); err != nil {
 			t.Fatal(err)
 		}
@@ -124,6 +124,44 @@ func runContainer(t *testing.T, runtime string, in Input, id string) (string, in
 	}
 }
 
+// startNamespaceHolder starts a process in new UTS, IPC and network
+// namespaces with the given hostname, standing in for pause, and returns its
+// pid. It is killed in cleanup.
+func startNamespaceHolder(t *testing.T, hostname string) int {
+	t.Helper()
+	cmd := exec.Command("unshare", "--uts", "--ipc", "--net", "/bin/busybox", "sh", "-c",
+		"/bin/busybox hostname "+hostname+" && echo ready && exec /bin/busybox sleep 300")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start namespace holder: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("namespace holder not ready: %q %v", buf, err)
+	}
+	return cmd.Process.Pid
+}
+
+// nsLinks returns the uts, ipc and net namespace links of pid.
+func nsLinks(t *testing.T, pid int) []string {
+	var out []string
+	for _, ns := range []string{"uts", "ipc", "net"} {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // hostCapBnd returns this process's "CapBnd:\t..." status line.
 func hostCapBnd(t *testing.T) string {
 	b, err := os.ReadFile("/proc/self/status")
@@ -165,6 +203,7 @@ func TestRuntimeRunsSpec(t *testing.T) {
 	cgroupParent := "/peapod-spectest"
 	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
 
+	holder := startNamespaceHolder(t, "podhost")
 	cases := []struct {
 		name     string
 		script   string
@@ -236,6 +275,20 @@ func TestRuntimeRunsSpec(t *testing.T) {
 				}
 			},
 			want: []string{"67108864", "50000", "100000", "256"},
+		},
+		{
+			// Join namespaces held by another process, as containers join
+			// pause's: the hostname is the one set there, not spec.hostname.
+			name:   "joined namespaces",
+			script: "hostname; for n in uts ipc net; do readlink /proc/self/ns/$n; done",
+			mutate: func(in *Input) {
+				in.Namespaces = SandboxNamespaces{
+					Net: fmt.Sprintf("/proc/%d/ns/net", holder),
+					IPC: fmt.Sprintf("/proc/%d/ns/ipc", holder),
+					UTS: fmt.Sprintf("/proc/%d/ns/uts", holder),
+				}
+			},
+			want: append([]string{"podhost"}, nsLinks(t, holder)...),
 		},
 		{
 			name: "privileged",
