@@ -1,0 +1,98 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Resource is one entry of the registration table that drives the generic
+// REST handler: everything the handler needs to serve a kind.
+type Resource struct {
+	GVR        schema.GroupVersionResource
+	Kind       string
+	Singular   string
+	Namespaced bool
+	ShortNames []string
+	Categories []string
+	// New and NewList return empty typed objects.
+	New     func() runtime.Object
+	NewList func() runtime.Object
+	// Strategy customises create/update; nil funcs are no-ops.
+	Strategy Strategy
+	// Table converts objects to server-side table columns and rows; nil
+	// gives NAME AGE.
+	Table TableConvertor
+	// Fields returns the field-selector attributes beyond metadata.name and
+	// metadata.namespace (which are always supported).
+	Fields func(obj runtime.Object) fields.Set
+	// Status enables the /status subresource: the main resource then
+	// ignores status changes and /status ignores everything else.
+	Status bool
+	// GracefulDelete, when set, returns the grace period a delete without
+	// an explicit one gets (pods: spec.terminationGracePeriodSeconds, 0
+	// when unscheduled). The object is kept with deletionTimestamp until a
+	// delete with grace 0.
+	GracefulDelete func(obj runtime.Object) int64
+	// AfterCreate runs after a successful create (namespaces seed their
+	// default ServiceAccount and root CA ConfigMap). Errors are logged.
+	AfterCreate func(ctx context.Context, a *api, obj runtime.Object) error
+	// Subresources handled by custom code (e.g. pods/binding), by name.
+	Subresources map[string]SubresourceHandler
+}
+
+// SubresourceHandler serves a POST to a custom subresource such as
+// pods/binding; it returns the object to answer with and its status code.
+type SubresourceHandler func(ctx context.Context, a *api, res *Resource, namespace, name string, body []byte, contentType string) (runtime.Object, int, error)
+
+// Strategy customises how objects of one kind are created and updated.
+// Each function mutates or inspects typed objects and must be pure.
+type Strategy struct {
+	// PrepareForCreate resets fields a client may not set (e.g. status)
+	// and applies defaults.
+	PrepareForCreate func(obj runtime.Object)
+	// PrepareForUpdate carries over fields a client may not change.
+	PrepareForUpdate func(obj, old runtime.Object)
+	// Validate returns every failure of a new object.
+	Validate func(obj runtime.Object) field.ErrorList
+	// ValidateUpdate returns every failure of an update (immutability).
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
+	// ValidateName checks metadata.name; nil means DNS-1123 subdomain.
+	ValidateName func(name string, prefix bool) []string
+}
+
+// TableConvertor renders objects as server-side table rows.
+type TableConvertor interface {
+	Columns() []metav1.TableColumnDefinition
+	Cells(obj runtime.Object, now time.Time) []interface{}
+}
+
+// GroupVersionKind returns the resource's kind.
+func (r *Resource) GroupVersionKind() schema.GroupVersionKind {
+	return r.GVR.GroupVersion().WithKind(r.Kind)
+}
+
+// key returns the etcd key of one object.
+func (r *Resource) key(namespace, name string) string {
+	if r.Namespaced {
+		return path.Join("/registry", r.GVR.Resource, namespace, name)
+	}
+	return path.Join("/registry", r.GVR.Resource, name)
+}
+
+// prefix returns the etcd prefix of a list, ending in "/".
+func (r *Resource) prefix(namespace string) string {
+	if r.Namespaced && namespace != "" {
+		return path.Join("/registry", r.GVR.Resource, namespace) + "/"
+	}
+	return path.Join("/registry", r.GVR.Resource) + "/"
+}
+
+func (r *Resource) String() string { return fmt.Sprintf("%s", r.GVR.GroupResource()) }

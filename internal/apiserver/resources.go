@@ -1,0 +1,244 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+func core(resource string) schema.GroupVersionResource {
+	return schema.GroupVersionResource{Version: "v1", Resource: resource}
+}
+
+// builtinResources is the registration table of this slice.
+func builtinResources() []*Resource {
+	dnsLabel := func(n string, _ bool) []string { return validation.IsDNS1123Label(n) }
+	return []*Resource{
+		{
+			GVR: core("namespaces"), Kind: "Namespace", Singular: "namespace", ShortNames: []string{"ns"},
+			New: func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
+			Status: true, Table: namespaceTable,
+			Strategy: Strategy{
+				ValidateName: dnsLabel,
+				PrepareForCreate: func(obj runtime.Object) {
+					ns := obj.(*corev1.Namespace)
+					ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+					if ns.Labels == nil {
+						ns.Labels = map[string]string{}
+					}
+					ns.Labels[corev1.LabelMetadataName] = ns.Name
+				},
+				PrepareForUpdate: func(obj, _ runtime.Object) {
+					ns := obj.(*corev1.Namespace)
+					if ns.Labels == nil {
+						ns.Labels = map[string]string{}
+					}
+					ns.Labels[corev1.LabelMetadataName] = ns.Name
+				},
+			},
+			Fields: func(obj runtime.Object) fields.Set {
+				return fields.Set{"status.phase": string(obj.(*corev1.Namespace).Status.Phase)}
+			},
+			AfterCreate: seedNamespace,
+		},
+		{
+			GVR: core("pods"), Kind: "Pod", Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: []string{"all"},
+			New: func() runtime.Object { return &corev1.Pod{} }, NewList: func() runtime.Object { return &corev1.PodList{} },
+			Status: true, Table: podTable,
+			Strategy: Strategy{
+				PrepareForCreate: func(obj runtime.Object) {
+					pod := obj.(*corev1.Pod)
+					pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
+					DefaultPod(pod)
+				},
+				PrepareForUpdate: func(obj, _ runtime.Object) { DefaultPod(obj.(*corev1.Pod)) },
+				Validate:         func(obj runtime.Object) field.ErrorList { return ValidatePod(obj.(*corev1.Pod)) },
+				ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
+					return ValidatePodUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
+				},
+			},
+			Fields: func(obj runtime.Object) fields.Set {
+				p := obj.(*corev1.Pod)
+				return fields.Set{
+					"spec.nodeName": p.Spec.NodeName, "spec.restartPolicy": string(p.Spec.RestartPolicy),
+					"spec.schedulerName": p.Spec.SchedulerName, "spec.serviceAccountName": p.Spec.ServiceAccountName,
+					"spec.hostNetwork": fmt.Sprint(p.Spec.HostNetwork), "status.phase": string(p.Status.Phase),
+					"status.podIP": p.Status.PodIP, "status.nominatedNodeName": p.Status.NominatedNodeName,
+				}
+			},
+			GracefulDelete: func(obj runtime.Object) int64 {
+				p := obj.(*corev1.Pod)
+				if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+					return 0
+				}
+				if p.Spec.TerminationGracePeriodSeconds != nil {
+					return *p.Spec.TerminationGracePeriodSeconds
+				}
+				return corev1.DefaultTerminationGracePeriodSeconds
+			},
+			Subresources: map[string]SubresourceHandler{"binding": bindPod},
+		},
+		{
+			GVR: core("nodes"), Kind: "Node", Singular: "node", ShortNames: []string{"no"},
+			New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
+			Status: true, Table: nodeTable,
+			Fields: func(obj runtime.Object) fields.Set {
+				return fields.Set{"spec.unschedulable": fmt.Sprint(obj.(*corev1.Node).Spec.Unschedulable)}
+			},
+		},
+		{
+			GVR: core("events"), Kind: "Event", Singular: "event", Namespaced: true, ShortNames: []string{"ev"},
+			New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} },
+			Table: eventTable,
+			Fields: func(obj runtime.Object) fields.Set {
+				e := obj.(*corev1.Event)
+				return fields.Set{
+					"involvedObject.kind": e.InvolvedObject.Kind, "involvedObject.namespace": e.InvolvedObject.Namespace,
+					"involvedObject.name": e.InvolvedObject.Name, "involvedObject.uid": string(e.InvolvedObject.UID),
+					"involvedObject.apiVersion": e.InvolvedObject.APIVersion, "involvedObject.resourceVersion": e.InvolvedObject.ResourceVersion,
+					"involvedObject.fieldPath": e.InvolvedObject.FieldPath, "reason": e.Reason, "reportingComponent": e.ReportingController,
+					"source": e.Source.Component, "type": e.Type,
+				}
+			},
+		},
+		{
+			GVR: core("configmaps"), Kind: "ConfigMap", Singular: "configmap", Namespaced: true, ShortNames: []string{"cm"},
+			New: func() runtime.Object { return &corev1.ConfigMap{} }, NewList: func() runtime.Object { return &corev1.ConfigMapList{} },
+			Table: configMapTable,
+			Strategy: Strategy{Validate: func(obj runtime.Object) field.ErrorList {
+				c := obj.(*corev1.ConfigMap)
+				var errs field.ErrorList
+				for k := range c.Data {
+					errs = append(errs, configKey(field.NewPath("data").Key(k), k)...)
+				}
+				for k := range c.BinaryData {
+					errs = append(errs, configKey(field.NewPath("binaryData").Key(k), k)...)
+				}
+				return errs
+			}},
+		},
+		{
+			GVR: core("secrets"), Kind: "Secret", Singular: "secret", Namespaced: true,
+			New: func() runtime.Object { return &corev1.Secret{} }, NewList: func() runtime.Object { return &corev1.SecretList{} },
+			Table: secretTable,
+			Strategy: Strategy{
+				PrepareForCreate: func(obj runtime.Object) { defaultSecret(obj.(*corev1.Secret)) },
+				PrepareForUpdate: func(obj, _ runtime.Object) { defaultSecret(obj.(*corev1.Secret)) },
+				Validate: func(obj runtime.Object) field.ErrorList {
+					var errs field.ErrorList
+					for k := range obj.(*corev1.Secret).Data {
+						errs = append(errs, configKey(field.NewPath("data").Key(k), k)...)
+					}
+					return errs
+				},
+			},
+			Fields: func(obj runtime.Object) fields.Set {
+				return fields.Set{"type": string(obj.(*corev1.Secret).Type)}
+			},
+		},
+		{
+			GVR: core("serviceaccounts"), Kind: "ServiceAccount", Singular: "serviceaccount", Namespaced: true, ShortNames: []string{"sa"},
+			New: func() runtime.Object { return &corev1.ServiceAccount{} }, NewList: func() runtime.Object { return &corev1.ServiceAccountList{} },
+			Table: serviceAccountTable,
+		},
+		{
+			GVR: schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}, Kind: "Lease", Singular: "lease", Namespaced: true,
+			New: func() runtime.Object { return &coordinationv1.Lease{} }, NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
+		},
+		{
+			GVR: schema.GroupVersionResource{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses"}, Kind: "RuntimeClass", Singular: "runtimeclass",
+			New: func() runtime.Object { return &nodev1.RuntimeClass{} }, NewList: func() runtime.Object { return &nodev1.RuntimeClassList{} },
+			Strategy: Strategy{Validate: func(obj runtime.Object) field.ErrorList {
+				rc := obj.(*nodev1.RuntimeClass)
+				return dns1123Label(field.NewPath("handler"), rc.Handler)
+			}},
+		},
+	}
+}
+
+func configKey(p *field.Path, k string) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsConfigMapKey(k) {
+		errs = append(errs, field.Invalid(p, k, msg))
+	}
+	return errs
+}
+
+func defaultSecret(s *corev1.Secret) {
+	if s.Type == "" {
+		s.Type = corev1.SecretTypeOpaque
+	}
+	for k, v := range s.StringData {
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		s.Data[k] = []byte(v)
+	}
+	s.StringData = nil
+}
+
+// podQOS computes status.qosClass from requests and limits.
+func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
+	any, guaranteed := false, true
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			req, hasReq := c.Resources.Requests[r]
+			lim, hasLim := c.Resources.Limits[r]
+			if hasReq || hasLim {
+				any = true
+			}
+			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !any:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+// bindPod serves POST pods/<name>/binding: it sets spec.nodeName once.
+func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body []byte, _ string) (runtime.Object, int, error) {
+	var b corev1.Binding
+	if _, _, err := a.codecs.UniversalDeserializer().Decode(body, nil, &b); err != nil {
+		if jerr := json.Unmarshal(body, &b); jerr != nil {
+			return nil, 0, apierrors.NewBadRequest(fmt.Sprintf("decode Binding: %v", err))
+		}
+	}
+	if b.Target.Name == "" || (b.Target.Kind != "" && b.Target.Kind != "Node") {
+		return nil, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, name,
+			field.ErrorList{field.Invalid(field.NewPath("target"), b.Target, "must name a Node")})
+	}
+	_, err := a.update(ctx, res, ns, name, false, false, func(old runtime.Object) (runtime.Object, error) {
+		pod := old.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", name))
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is already assigned to node %q", name, pod.Spec.NodeName))
+		}
+		pod.Spec.NodeName = b.Target.Name
+		pod.ResourceVersion = ""
+		return pod, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, http.StatusCreated, nil
+}

@@ -1,0 +1,269 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+
+	"github.com/peapod/peapod/internal/storage"
+)
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("read body: %v", err))
+	}
+	if len(body) > maxBody {
+		return nil, apierrors.NewRequestEntityTooLargeError("limit is 3MB")
+	}
+	return body, nil
+}
+
+// mutateFunc computes the desired object from the current one (a copy).
+type mutateFunc func(old runtime.Object) (runtime.Object, error)
+
+func (a *api) checkSubresource(info requestInfo) (statusOnly bool, err error) {
+	switch {
+	case info.subresource == "":
+		return false, nil
+	case info.subresource == "status" && info.res.Status:
+		return true, nil
+	}
+	return false, apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name+"/"+info.subresource)
+}
+
+func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	statusOnly, err := a.checkSubresource(info)
+	if err != nil {
+		return err
+	}
+	obj, err := a.decodeBody(r, info.res)
+	if err != nil {
+		return err
+	}
+	m := metaOf(obj)
+	if m.GetName() != info.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name))
+	}
+	if info.res.Namespaced && m.GetNamespace() != "" && m.GetNamespace() != info.namespace {
+		return apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	out, err := a.update(ctx, info.res, info.namespace, info.name, statusOnly, isDryRun(r), func(runtime.Object) (runtime.Object, error) {
+		return obj.DeepCopyObject(), nil
+	})
+	if err != nil {
+		return err
+	}
+	a.writeObject(w, r, http.StatusOK, out)
+	return nil
+}
+
+func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	statusOnly, err := a.checkSubresource(info)
+	if err != nil {
+		return err
+	}
+	if info.name == "" {
+		return apierrors.NewMethodNotSupported(info.res.GVR.GroupResource(), "patch")
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	pt := types.PatchType(ct)
+	switch pt {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	default:
+		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", info.res.GVR.GroupResource(), info.name,
+			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
+				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType), 0, false)
+	}
+	out, err := a.update(ctx, info.res, info.namespace, info.name, statusOnly, isDryRun(r), func(old runtime.Object) (runtime.Object, error) {
+		return a.applyPatch(info.res, old, pt, body)
+	})
+	if err != nil {
+		return err
+	}
+	a.writeObject(w, r, http.StatusOK, out)
+	return nil
+}
+
+// applyPatch applies a JSON, merge or strategic-merge patch to old.
+func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, patch []byte) (runtime.Object, error) {
+	orig, err := a.encode(a.jsonInfo.Serializer, old)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var patched []byte
+	switch pt {
+	case types.JSONPatchType:
+		p, perr := jsonpatch.DecodePatch(patch)
+		if perr != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode json patch: %v", perr))
+		}
+		patched, err = p.Apply(orig)
+	case types.MergePatchType:
+		patched, err = jsonpatch.MergePatch(orig, patch)
+	case types.StrategicMergePatchType:
+		patched, err = strategicpatch.StrategicMergePatch(orig, patch, res.New())
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))
+	}
+	gvk := res.GroupVersionKind()
+	obj, _, err := a.jsonInfo.Serializer.Decode(patched, &gvk, res.New())
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode patched object: %v", err))
+	}
+	return obj, nil
+}
+
+// update reads the current object, computes the new one with mutate,
+// carries over what clients may not change, validates and writes it with
+// the read revision as precondition. A conflict is retried when the
+// caller did not pin a resourceVersion. An unchanged object is not
+// written (its resourceVersion stays).
+func (a *api) update(ctx context.Context, res *Resource, ns, name string, statusOnly, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
+	for attempt := 0; ; attempt++ {
+		old, rev, err := a.getObject(ctx, res, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		obj, err := mutate(old.DeepCopyObject())
+		if err != nil {
+			return nil, err
+		}
+		m, om := metaOf(obj), metaOf(old)
+		pinned := m.GetResourceVersion() != ""
+		if pinned && m.GetResourceVersion() != om.GetResourceVersion() {
+			return nil, storageError(storage.ErrConflict, res, name)
+		}
+		if m.GetName() != name {
+			return nil, apierrors.NewBadRequest("metadata.name cannot be changed")
+		}
+		obj, err = a.prepareUpdate(res, obj, old, statusOnly)
+		if err != nil {
+			return nil, err
+		}
+		m = metaOf(obj)
+		errs := validateObjectMeta(res, m, false)
+		if v := res.Strategy.ValidateUpdate; v != nil {
+			errs = append(errs, v(obj, old)...)
+		} else if v := res.Strategy.Validate; v != nil {
+			errs = append(errs, v(obj)...)
+		}
+		if len(errs) > 0 {
+			return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), name, errs)
+		}
+		newData, err := a.toStorage(obj)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		oldData, _ := a.toStorage(old)
+		if bytes.Equal(newData, oldData) || dryRun {
+			return obj, nil
+		}
+		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && (m.GetDeletionGracePeriodSeconds() == nil || *m.GetDeletionGracePeriodSeconds() == 0) {
+			// The last finalizer is gone: the object goes now.
+			kv, err := a.store.Delete(ctx, res.key(ns, name), rev)
+			if errors.Is(err, storage.ErrConflict) && !pinned && attempt < 10 {
+				continue
+			}
+			if err != nil {
+				return nil, storageError(err, res, name)
+			}
+			setRV(obj, kv.Revision)
+			return obj, nil
+		}
+		newRev, err := a.store.Update(ctx, res.key(ns, name), newData, rev)
+		if errors.Is(err, storage.ErrConflict) && !pinned && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, storageError(err, res, name)
+		}
+		setRV(obj, newRev)
+		return obj, nil
+	}
+}
+
+// prepareUpdate keeps system metadata, splits spec and status between
+// the main resource and /status, bumps generation on spec changes and
+// runs the kind's PrepareForUpdate.
+func (a *api) prepareUpdate(res *Resource, obj, old runtime.Object, statusOnly bool) (runtime.Object, error) {
+	nu, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	ou, err := runtime.DefaultUnstructuredConverter.ToUnstructured(old)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if res.Status {
+		if statusOnly {
+			status := nu["status"]
+			nu = runtime.DeepCopyJSON(ou)
+			if status == nil {
+				delete(nu, "status")
+			} else {
+				nu["status"] = status
+			}
+		} else if s, ok := ou["status"]; ok {
+			nu["status"] = s
+		} else {
+			delete(nu, "status")
+		}
+	}
+	out := res.New()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(nu, out); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	m, om := metaOf(out), metaOf(old)
+	m.SetNamespace(om.GetNamespace())
+	m.SetUID(om.GetUID())
+	m.SetCreationTimestamp(om.GetCreationTimestamp())
+	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	m.SetManagedFields(nil)
+	m.SetSelfLink("")
+	m.SetResourceVersion(om.GetResourceVersion())
+	gen := om.GetGeneration()
+	if specChanged(nu, ou) {
+		gen++
+	}
+	m.SetGeneration(gen)
+	out.GetObjectKind().SetGroupVersionKind(old.GetObjectKind().GroupVersionKind())
+	if res.Strategy.PrepareForUpdate != nil {
+		res.Strategy.PrepareForUpdate(out, old)
+	}
+	return out, nil
+}
+
+// specChanged compares everything but metadata and status.
+func specChanged(nu, ou map[string]interface{}) bool {
+	strip := func(m map[string]interface{}) map[string]interface{} {
+		c := make(map[string]interface{}, len(m))
+		for k, v := range m {
+			if k != "metadata" && k != "status" && k != "apiVersion" && k != "kind" {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	return !reflect.DeepEqual(strip(nu), strip(ou))
+}
+
+var _ = metav1.Now

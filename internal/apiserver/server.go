@@ -1,0 +1,256 @@
+// Package apiserver is peapod's Kubernetes-compatible API server: HTTPS
+// with client-certificate and bearer-token authentication, discovery,
+// and a generic REST handler (get, list, watch, create, update, patch,
+// delete, deletecollection; JSON, YAML and protobuf; server-side tables)
+// driven by a per-resource registration table, on top of
+// internal/storage (etcd).
+//
+// Usage:
+//
+//  1. Fill a Config (DataDir at least) and call New: it creates or reuses
+//     the PKI in <data-dir>/pki, opens storage (embedded etcd in
+//     <data-dir>/etcd unless EtcdServers is set) and builds the handler.
+//  2. Call Serve(ctx) (or Run(ctx, cfg) for both steps): it listens, seeds
+//     the system namespaces, writes <data-dir>/admin.kubeconfig, closes
+//     Ready() and serves until ctx is cancelled, then shuts down.
+//  3. In-process clients (the node agent) wait on Ready() and use
+//     Kubeconfig() / Addr().
+//
+// To add a kind, append a Resource to builtinResources (resources.go): a
+// GVR, kind, new/newList funcs, a Strategy (defaulting, validation), a
+// table convertor and field-selector attributes. Authorization is
+// pluggable through Config.Authorizer; node identities come later.
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/peapod/peapod/internal/storage"
+)
+
+// Config configures the API server. Zero values get the documented
+// defaults.
+type Config struct {
+	// DataDir holds pki/, etcd/ and admin.kubeconfig. Default /var/lib/peapod.
+	DataDir string
+	// Listen is the HTTPS address. Default 127.0.0.1:6443; port 0 picks one.
+	Listen string
+	// EtcdServers selects an external etcd cluster instead of the embedded one.
+	EtcdServers []string
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the external etcd connection.
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// TokenFile is an optional static token file (token,user,uid,"groups").
+	TokenFile string
+	// ExtraSANs are added to the serving certificate.
+	ExtraSANs []string
+	// Authorizer decides access; nil allows system:masters only.
+	Authorizer Authorizer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// BookmarkInterval between watch bookmarks; default 1m.
+	BookmarkInterval time.Duration
+}
+
+// Server is a configured API server. Create it with New.
+type Server struct {
+	cfg      Config
+	api      *api
+	pki      *PKI
+	store    storage.Store
+	embedded *storage.Embedded
+	listener net.Listener
+	ready    chan struct{}
+	isReady  atomic.Bool
+	log      *slog.Logger
+}
+
+// New prepares a server: PKI, storage, handler and listener. On error
+// everything acquired is released. Call Serve to start serving.
+func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "/var/lib/peapod"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:6443"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, ready: make(chan struct{}), log: cfg.Logger.With("component", "apiserver")}
+	defer func() {
+		if retErr != nil {
+			s.close()
+		}
+	}()
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("parse listen address %q: %w", cfg.Listen, err)
+	}
+	sans := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, cfg.ExtraSANs...)
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		sans = append(sans, host)
+	}
+	sans = append(sans, nodeAddresses()...)
+	if s.pki, err = LoadOrCreatePKI(filepath.Join(cfg.DataDir, "pki"), dedupe(sans)); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if len(cfg.EtcdServers) > 0 {
+		st, err := storage.NewEtcd(ctx, storage.EtcdConfig{Endpoints: cfg.EtcdServers,
+			CAFile: cfg.EtcdCAFile, CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile})
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+	} else {
+		e, err := storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), storage.EmbeddedOptions{})
+		if err != nil {
+			return nil, err
+		}
+		s.embedded, s.store = e, e.Store()
+	}
+	authn := Authenticators{CertAuthenticator{Roots: s.pki.Pool}}
+	if cfg.TokenFile != "" {
+		t, err := LoadTokenFile(cfg.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		authn = append(authn, t)
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
+		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM})
+	s.api.ready = s.isReady.Load
+	return s, nil
+}
+
+// Run creates a server from cfg and serves until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Serve bootstraps the system namespaces, writes the admin kubeconfig,
+// closes Ready() and serves HTTPS until ctx is cancelled. It then shuts
+// down gracefully and releases storage. Serve may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.close()
+	bctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err := s.api.bootstrap(bctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if err := WriteKubeconfig(s.Kubeconfig(), "https://"+s.Addr(), s.pki.CAPEM, s.pki.AdminCertPEM, s.pki.AdminKeyPEM); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: s.api,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{s.pki.Server},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    s.pki.Pool,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	s.isReady.Store(true)
+	close(s.ready)
+	s.log.Info("serving", "address", s.Addr(), "kubeconfig", s.Kubeconfig())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Ready is closed once the server answers requests.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on (with the real port).
+func (s *Server) Addr() string {
+	addr := s.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Kubeconfig is the path of the admin kubeconfig.
+func (s *Server) Kubeconfig() string { return filepath.Join(s.cfg.DataDir, "admin.kubeconfig") }
+
+// PKI returns the cluster's certificate authority and credentials.
+func (s *Server) PKI() *PKI { return s.pki }
+
+// Handler returns the HTTP handler (for in-process use and tests).
+func (s *Server) Handler() http.Handler { return s.api }
+
+func (s *Server) close() {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	} else if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// nodeAddresses lists this host's unicast IPs for the serving certificate.
+func nodeAddresses() []string {
+	var out []string
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
+			out = append(out, ipn.IP.String())
+		}
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && !strings.Contains(h, "_") {
+		out = append(out, h)
+	}
+	return out
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
