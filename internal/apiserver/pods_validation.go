@@ -229,7 +229,7 @@ func validatePort(p *field.Path, num int, name string) field.ErrorList {
 
 // ValidatePodUpdate checks that only the mutable parts of a pod's spec
 // change: container and init-container images, activeDeadlineSeconds and
-// added tolerations (and nodeName/deletion fields the server sets). Pure.
+// added tolerations; nodeName may be set once. Pure.
 func ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	errs := ValidatePod(pod)
 	a, b := pod.Spec.DeepCopy(), old.Spec.DeepCopy()
@@ -244,6 +244,9 @@ func ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 		}
 	}
 	a.ActiveDeadlineSeconds = b.ActiveDeadlineSeconds
+	if b.NodeName == "" {
+		a.NodeName = "" // set once, by pods/binding (or an update, more lenient than Kubernetes)
+	}
 	if len(a.Tolerations) >= len(b.Tolerations) {
 		a.Tolerations = b.Tolerations
 	}

@@ -29,9 +29,12 @@ func (a *api) toTable(r *http.Request, res *Resource, objs []runtime.Object) (*m
 		case metav1.IncludeObject:
 			embed = obj
 		default:
-			m := metaOf(obj)
 			pom := &metav1.PartialObjectMetadata{}
-			pom.ObjectMeta = *(m.(*metav1.ObjectMeta)).DeepCopy()
+			if oma, ok := obj.(metav1.ObjectMetaAccessor); ok {
+				if om, ok := oma.GetObjectMeta().(*metav1.ObjectMeta); ok {
+					pom.ObjectMeta = *om.DeepCopy()
+				}
+			}
 			embed = pom
 		}
 		if embed != nil {
