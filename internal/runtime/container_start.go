@@ -45,6 +45,8 @@ func (r *Runtime) StartContainer(ctx context.Context, cid string) error {
 		LogPath:  rec.LogPath,
 		ExitPath: filepath.Join(dir, exitFile),
 		PIDPath:  filepath.Join(dir, pidFile),
+		// On failure, pause quotes the runtime's own error from its log.
+		RuntimeLogPath: filepath.Join(dir, runtimeLog),
 	})
 	if err != nil {
 		// The runtime may have left a stopped container behind.

@@ -17,6 +17,7 @@ import (
 	"github.com/peapod/peapod/internal/network"
 	"github.com/peapod/peapod/internal/runtime/oci"
 	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/runtime/spec"
 	"github.com/peapod/peapod/internal/volume"
 )
 
@@ -47,6 +48,8 @@ type Runtime struct {
 	unusable map[string]error
 
 	hostResolv []byte
+	// hostCaps bounds what privileged containers get: what peapod holds.
+	hostCaps []string
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per sandbox
@@ -100,7 +103,12 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger) (*Runtime, e
 	if err != nil {
 		logger.Warn("no host resolv.conf; pods get an empty one", "err", err)
 	}
+	hostCaps, err := spec.CurrentCapabilities()
+	if err != nil {
+		return nil, fmt.Errorf("read peapod's capabilities: %w", err)
+	}
 	r := &Runtime{
+		hostCaps:   hostCaps,
 		View:       NewView(cfg),
 		log:        logger,
 		images:     images,
@@ -123,7 +131,7 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger) (*Runtime, e
 			logger.Warn("runtime handler unavailable", "handler", handler, "reason", err)
 			continue
 		}
-		r.handlers[handler] = &oci.Runtime{Handler: handler, Binary: path, Root: paths.RuntimeRoot(handler)}
+		r.handlers[handler] = &oci.Runtime{Handler: handler, Binary: path, Root: paths.RuntimeRoot(handler), Shim: paths.PauseBinary()}
 	}
 	if _, ok := r.handlers[cfg.DefaultRuntime]; !ok {
 		return nil, fmt.Errorf("default runtime handler %q: %w", cfg.DefaultRuntime, r.handlerError(cfg.DefaultRuntime))

@@ -174,3 +174,6 @@ func (r *View) containerIDs(sandboxID string) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// DataDir is the directory holding this node's state.
+func (r *View) DataDir() string { return r.cfg.DataDir }
