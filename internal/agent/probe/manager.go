@@ -124,6 +124,10 @@ func (m *Manager) AddContainer(podUID types.UID, c *corev1.Container, containerI
 		hasStartup: c.StartupProbe != nil,
 		results:    map[Kind]Result{},
 	}
+	if c.ReadinessProbe != nil {
+		// Made before any worker starts: the startup worker sends on it.
+		p.readyKick = make(chan struct{}, 1)
+	}
 	m.containers[containerID] = p
 	for _, k := range []struct {
 		kind    Kind
@@ -140,7 +144,6 @@ func (m *Manager) AddContainer(podUID types.UID, c *corev1.Container, containerI
 		p.results[k.kind] = k.initial
 		w := &worker{m: m, p: p, kind: k.kind, spec: withDefaults(k.spec), ctr: c, target: t, started: started}
 		if k.kind == Readiness {
-			p.readyKick = make(chan struct{}, 1)
 			w.kick = p.readyKick
 		}
 		m.wg.Add(1)
