@@ -22,6 +22,9 @@ type Node struct {
 	BridgeName string
 	// PodCIDR is the range the node's pods get their IPs from.
 	PodCIDR string
+	// ClusterCIDR is the whole pod network (every node's PodCIDR); traffic
+	// to it is never masqueraded. Empty means PodCIDR.
+	ClusterCIDR string
 	// NetNSDir is where pod network namespaces are pinned (iproute2's
 	// /run/netns by default, so `ip netns` lists them).
 	NetNSDir string
@@ -57,6 +60,11 @@ func (n Node) Validate() error {
 	}
 	if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
 		return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
+	}
+	if n.ClusterCIDR != "" {
+		if _, _, err := net.ParseCIDR(n.ClusterCIDR); err != nil {
+			return fmt.Errorf("--cluster-cidr %q: %w", n.ClusterCIDR, err)
+		}
 	}
 	if n.BridgeName == "" || len(n.BridgeName) > 15 {
 		return fmt.Errorf("--bridge %q: must be 1 to 15 characters (a Linux interface name)", n.BridgeName)

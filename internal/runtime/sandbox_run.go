@@ -83,6 +83,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
+	t0 := time.Now()
 	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
 		return id, fmt.Errorf("create network namespace: %w", err)
 	}
@@ -94,6 +95,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 		return id, fmt.Errorf("write pod files: %w", err)
 	}
 
+	t1 := time.Now()
 	proc, err := pause.Start(ctx, pause.StartOptions{
 		Binary:    r.paths.PauseBinary(),
 		Dir:       dir,
@@ -116,6 +118,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
+	t2 := time.Now()
 	res, err := r.network.Setup(ctx, id, rec.NetNSPath, podInfo(pod))
 	if err != nil {
 		return id, fmt.Errorf("set up pod network: %w", err)
@@ -127,6 +130,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(pod, podIPs(res), hostname, fqdn)}); err != nil {
 		return id, fmt.Errorf("write hosts file: %w", err)
 	}
+	t3 := time.Now()
 	vols, err := r.volumes.Setup(ctx, dir, pod)
 	if err != nil {
 		return id, fmt.Errorf("set up volumes: %w", err)
@@ -136,7 +140,8 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
-	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath)
+	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath,
+		"netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1), "networkTook", t3.Sub(t2), "volumesTook", time.Since(t3))
 	return id, nil
 }
 

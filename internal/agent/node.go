@@ -1,0 +1,292 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// maxPods is how many pods a node takes, the kubelet's default.
+const maxPods = 110
+
+// Version is the version a node reports as its kubelet version.
+const Version = "v1.37.2-peapod"
+
+// nodeLeaseNamespace holds the nodes' heartbeat Leases, as in Kubernetes.
+const nodeLeaseNamespace = "kube-node-lease"
+
+// registerNode creates or updates this node's Node object.
+func (a *Agent) registerNode(ctx context.Context) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: a.cfg.NodeName,
+			Labels: map[string]string{
+				"kubernetes.io/hostname": a.cfg.NodeName,
+				"kubernetes.io/os":       goruntime.GOOS,
+				"kubernetes.io/arch":     goruntime.GOARCH,
+			},
+		},
+		Spec: corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}},
+	}
+	nodes := a.client.CoreV1().Nodes()
+	existing, err := nodes.Get(ctx, node.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("register node %s: %w", node.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("get node %s: %w", node.Name, err)
+	default:
+		updated := existing.DeepCopy()
+		if updated.Labels == nil {
+			updated.Labels = map[string]string{}
+		}
+		for k, v := range node.Labels {
+			updated.Labels[k] = v
+		}
+		updated.Spec.PodCIDR, updated.Spec.PodCIDRs = node.Spec.PodCIDR, node.Spec.PodCIDRs
+		if _, err := nodes.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update node %s: %w", node.Name, err)
+		}
+	}
+	if err := a.updateNodeStatus(ctx); err != nil {
+		return err
+	}
+	return a.ensureLeaseNamespace(ctx)
+}
+
+// reportNodeStatus refreshes the node's status every 10 s, as the kubelet's
+// nodeStatusUpdateFrequency.
+func (a *Agent) reportNodeStatus(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.updateNodeStatus(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("update node status", "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) updateNodeStatus(ctx context.Context) error {
+	nodes := a.client.CoreV1().Nodes()
+	node, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get node %s: %w", a.cfg.NodeName, err)
+	}
+	node.Status = a.nodeStatus(node.Status, time.Now())
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("update status of node %s: %w", a.cfg.NodeName, err)
+	}
+	return nil
+}
+
+// nodeStatus describes this machine as the kubelet would.
+func (a *Agent) nodeStatus(prev corev1.NodeStatus, now time.Time) corev1.NodeStatus {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
+		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+	}
+	diskFree := 1.0
+	var fs unix.Statfs_t
+	if err := unix.Statfs(a.rt.DataDir(), &fs); err == nil {
+		capacity[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
+		diskFree = float64(fs.Bavail) / float64(max(fs.Blocks, 1))
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	hostname, _ := os.Hostname()
+	status := corev1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: capacity.DeepCopy(),
+		Phase:       corev1.NodeRunning,
+		Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: a.nodeIP},
+			{Type: corev1.NodeHostName, Address: hostname},
+		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.cfg.DaemonPort}},
+		NodeInfo: corev1.NodeSystemInfo{
+			MachineID:               readTrim("/etc/machine-id"),
+			BootID:                  readTrim("/proc/sys/kernel/random/boot_id"),
+			KernelVersion:           unix.ByteSliceToString(uts.Release[:]),
+			OSImage:                 osImage(),
+			ContainerRuntimeVersion: a.runtimeVersions(),
+			KubeletVersion:          Version,
+			KubeProxyVersion:        "",
+			OperatingSystem:         goruntime.GOOS,
+			Architecture:            goruntime.GOARCH,
+		},
+		Images: prev.Images,
+	}
+	conds := []corev1.NodeCondition{
+		nodeCondition(corev1.NodeReady, true, "KubeletReady", "peapod agent is posting ready status"),
+		nodeCondition(corev1.NodeMemoryPressure, false, "KubeletHasSufficientMemory", "peapod agent has sufficient memory available"),
+		nodeCondition(corev1.NodeDiskPressure, diskFree < 0.1, "KubeletHasNoDiskPressure", "peapod agent has no disk pressure"),
+		nodeCondition(corev1.NodePIDPressure, false, "KubeletHasSufficientPID", "peapod agent has sufficient PID available"),
+		nodeCondition(corev1.NodeNetworkUnavailable, false, "RouteCreated", "peapod's pod network is up"),
+	}
+	if diskFree < 0.1 {
+		conds[2].Reason, conds[2].Message = "KubeletHasDiskPressure", "less than 10% of the data dir's filesystem is free"
+	}
+	for i := range conds {
+		conds[i].LastHeartbeatTime = metav1.NewTime(now)
+		conds[i].LastTransitionTime = metav1.NewTime(now)
+		for _, p := range prev.Conditions {
+			if p.Type == conds[i].Type && p.Status == conds[i].Status {
+				conds[i].LastTransitionTime = p.LastTransitionTime
+			}
+		}
+	}
+	status.Conditions = conds
+	return status
+}
+
+func nodeCondition(t corev1.NodeConditionType, on bool, reason, msg string) corev1.NodeCondition {
+	s := corev1.ConditionFalse
+	if on {
+		s = corev1.ConditionTrue
+	}
+	return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg}
+}
+
+func (a *Agent) runtimeVersions() string {
+	var parts []string
+	for _, name := range a.rt.Handlers() {
+		h, err := a.rt.Handler(name)
+		if err != nil {
+			continue
+		}
+		v, err := h.Version(context.Background())
+		if err != nil {
+			continue
+		}
+		parts = append(parts, name+"://"+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// renewLease keeps the node's Lease fresh, the heartbeat node lifecycle watches.
+func (a *Agent) renewLease(ctx context.Context) {
+	every := a.cfg.LeaseDuration / 4
+	for {
+		if err := a.renewLeaseOnce(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("renew node lease", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func (a *Agent) renewLeaseOnce(ctx context.Context) error {
+	leases := a.client.CoordinationV1().Leases(nodeLeaseNamespace)
+	now := metav1.NewMicroTime(time.Now())
+	lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: nodeLeaseNamespace},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity:       ptr.To(a.cfg.NodeName),
+				LeaseDurationSeconds: ptr.To(int32(a.cfg.LeaseDuration.Seconds())),
+				RenewTime:            &now,
+			},
+		}
+		if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); err == nil {
+			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		}
+		_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	lease.Spec.RenewTime = &now
+	lease.Spec.HolderIdentity = ptr.To(a.cfg.NodeName)
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+	return err
+}
+
+func (a *Agent) ensureLeaseNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nodeLeaseNamespace}}
+	_, err := a.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", nodeLeaseNamespace, err)
+	}
+	return nil
+}
+
+// resolveNodeIP picks the configured address, else the first IPv4 address
+// of the interface holding the default route, else loopback.
+func (a *Agent) resolveNodeIP() (string, error) {
+	if a.cfg.NodeIP != "" {
+		if net.ParseIP(a.cfg.NodeIP) == nil {
+			return "", fmt.Errorf("node IP %q is not an IP address", a.cfg.NodeIP)
+		}
+		return a.cfg.NodeIP, nil
+	}
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err == nil {
+		for _, r := range routes {
+			if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
+				continue
+			}
+			link, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				continue
+			}
+			addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+			if err == nil && len(addrs) > 0 {
+				return addrs[0].IP.String(), nil
+			}
+		}
+	}
+	return "127.0.0.1", nil
+}
+
+func memTotal() int64 {
+	var info unix.Sysinfo_t
+	if err := unix.Sysinfo(&info); err != nil {
+		return 0
+	}
+	return int64(info.Totalram) * int64(info.Unit)
+}
+
+func readTrim(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(bytes.TrimSpace(b))
+}
+
+func osImage() string {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return goruntime.GOOS
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return goruntime.GOOS
+}

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/peapod/peapod/internal/agent/probe"
+	"github.com/peapod/peapod/internal/runtime"
+)
+
+// syncPod drives a live pod one step toward its spec and publishes its
+// status. It returns when the pod should next be synced if nothing else
+// wakes its worker (a back-off ending, say); 0 means "at resync".
+func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (time.Duration, error) {
+	if pod.DeletionTimestamp != nil {
+		return 0, a.syncTerminating(ctx, w, pod)
+	}
+	if isTerminal(pod.Status.Phase) {
+		// A finished pod keeps its status and logs, not its sandbox.
+		return 0, a.removeSandboxes(ctx, pod.UID, nil)
+	}
+	st := w.state()
+	sb, err := a.ensureSandbox(ctx, w, pod)
+	if err != nil {
+		return 0, err
+	}
+	var requeue time.Duration
+	if sb != nil {
+		a.watchExits(ctx, w, sb)
+		if failed := a.checkDeadline(ctx, pod, sb); failed != nil {
+			st.failed = failed
+		} else {
+			requeue = a.runContainers(ctx, w, pod, sb)
+			// Re-read: containers may have started or stopped.
+			if fresh, err := a.rt.SandboxStatus(ctx, sb.ID); err == nil {
+				sb = fresh
+			}
+		}
+	}
+	if err := a.publishStatus(ctx, w, pod, sb); err != nil {
+		return 0, err
+	}
+	return requeue, nil
+}
+
+// ensureSandbox returns the pod's live sandbox, creating it, or replacing
+// one whose pause process died (SandboxChanged), as needed. nil with no
+// error means the sandbox could not be made yet; the reason is in an event
+// and in the containers' waiting state.
+func (a *Agent) ensureSandbox(ctx context.Context, w *podWorker, pod *corev1.Pod) (*runtime.SandboxStatus, error) {
+	sandboxes, err := a.sandboxesOf(ctx, pod.UID)
+	if err != nil {
+		return nil, err
+	}
+	var live *runtime.SandboxStatus
+	var stale []string
+	for i, sb := range sandboxes {
+		if i == len(sandboxes)-1 && sb.Ready && sb.Alive {
+			live = sb
+			continue
+		}
+		stale = append(stale, sb.ID)
+	}
+	if len(stale) > 0 {
+		if live == nil && len(sandboxes) > 0 {
+			a.events.Event(pod, corev1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+			w.carryRestarts(pod, sandboxes[len(sandboxes)-1])
+		}
+		for _, id := range stale {
+			if err := a.rt.RemovePodSandbox(ctx, id, 0); err != nil {
+				return nil, fmt.Errorf("remove dead sandbox %s: %w", id, err)
+			}
+		}
+	}
+	if live != nil {
+		return live, nil
+	}
+	handler, err := a.handlerFor(pod)
+	if err == nil {
+		var id string
+		if id, err = a.rt.RunPodSandbox(ctx, pod, handler); err == nil {
+			w.clearWaitingAll()
+			return a.rt.SandboxStatus(ctx, id)
+		}
+	}
+	reason := "FailedCreatePodSandBox"
+	if strings.Contains(err.Error(), "set up volumes") {
+		reason = "FailedMount"
+	}
+	msg := "Failed to create pod sandbox: " + err.Error()
+	a.events.Event(pod, corev1.EventTypeWarning, reason, msg)
+	w.setWaitingAll(pod, waitReason{Reason: "ContainerCreating", Message: msg})
+	return nil, nil
+}
+
+// handlerFor resolves the pod's RuntimeClass to an OCI runtime handler.
+func (a *Agent) handlerFor(pod *corev1.Pod) (string, error) {
+	if pod.Spec.RuntimeClassName == nil || *pod.Spec.RuntimeClassName == "" {
+		return "", nil
+	}
+	rc, err := a.classes.Get(*pod.Spec.RuntimeClassName)
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("RuntimeClass %q not found", *pod.Spec.RuntimeClassName)
+	}
+	if err != nil {
+		return "", fmt.Errorf("RuntimeClass %q: %w", *pod.Spec.RuntimeClassName, err)
+	}
+	if _, err := a.rt.Handler(rc.Handler); err != nil {
+		return "", fmt.Errorf("RuntimeClass %q: %w", rc.Name, err)
+	}
+	return rc.Handler, nil
+}
+
+// sandboxesOf lists the pod's sandboxes on this node, oldest first.
+func (a *Agent) sandboxesOf(ctx context.Context, uid types.UID) ([]*runtime.SandboxStatus, error) {
+	all, err := a.rt.ListSandboxes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*runtime.SandboxStatus
+	for _, sb := range all {
+		if types.UID(sb.PodUID) == uid {
+			out = append(out, sb)
+		}
+	}
+	return out, nil
+}
+
+// removeSandboxes removes every sandbox of the pod; pod (when known) also
+// loses its logs.
+func (a *Agent) removeSandboxes(ctx context.Context, uid types.UID, pod *corev1.Pod) error {
+	sandboxes, err := a.sandboxesOf(ctx, uid)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sb := range sandboxes {
+		if err := a.rt.RemovePodSandbox(ctx, sb.ID, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if pod != nil {
+		errs = append(errs, a.rt.RemovePodLogs(pod))
+	}
+	a.probes.RemovePod(uid)
+	return errors.Join(errs...)
+}
+
+// watchExits makes every running container's exit wake the pod's worker.
+func (a *Agent) watchExits(ctx context.Context, w *podWorker, sb *runtime.SandboxStatus) {
+	for _, c := range sb.Containers {
+		if c.State != runtime.ContainerRunning || !w.watch(c.ID) {
+			continue
+		}
+		go func() {
+			if _, err := a.rt.WaitContainer(ctx, c.ID); err == nil {
+				w.poke()
+			}
+		}()
+	}
+}
+
+// checkDeadline fails a pod past its activeDeadlineSeconds, killing its containers.
+func (a *Agent) checkDeadline(ctx context.Context, pod *corev1.Pod, sb *runtime.SandboxStatus) *waitReason {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return nil
+	}
+	deadline := pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
+	if time.Now().Before(deadline) {
+		return nil
+	}
+	msg := fmt.Sprintf("Pod was active on the node longer than the specified deadline")
+	a.events.Event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
+	for _, c := range sb.Containers {
+		if c.State == runtime.ContainerRunning {
+			a.killContainer(ctx, pod, c, "Stopping container "+c.Name)
+		}
+	}
+	return &waitReason{Reason: "DeadlineExceeded", Message: msg}
+}
+
+// publishStatus writes the pod's computed status if it changed.
+func (a *Agent) publishStatus(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) error {
+	o := w.observe(sb, a.probes)
+	o.hostIP = a.nodeIP
+	status := computeStatus(pod, o, time.Now())
+	if apiequality.Semantic.DeepEqual(status, pod.Status) {
+		return nil
+	}
+	updated := pod.DeepCopy()
+	updated.Status = status
+	_, err := a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// The informer brings the newer pod, which syncs again.
+		return nil
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("update status of %s: %w", key(pod), err)
+	}
+	return nil
+}
+
+// syncTerminating stops a pod being deleted as the kubelet does: preStop
+// hooks and SIGTERM to every container at once, SIGKILL when the grace
+// period ends, sidecars last; then it removes the sandbox and finishes the
+// deletion in the API.
+func (a *Agent) syncTerminating(ctx context.Context, w *podWorker, pod *corev1.Pod) error {
+	grace := gracePeriod(pod)
+	sandboxes, err := a.sandboxesOf(ctx, pod.UID)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(grace)
+	for _, sb := range sandboxes {
+		var mains, sidecars []*runtime.ContainerStatus
+		for _, c := range sb.Containers {
+			if c.State != runtime.ContainerRunning {
+				continue
+			}
+			if isSidecar(pod, c.Name) {
+				sidecars = append(sidecars, c)
+			} else {
+				mains = append(mains, c)
+			}
+		}
+		a.stopAll(ctx, pod, mains, deadline)
+		sort.Slice(sidecars, func(i, j int) bool { return sidecars[i].CreatedAt.After(sidecars[j].CreatedAt) })
+		for _, c := range sidecars {
+			a.stopAll(ctx, pod, []*runtime.ContainerStatus{c}, deadline)
+		}
+	}
+	if err := a.removeSandboxes(ctx, pod.UID, pod); err != nil {
+		return err
+	}
+	zero := int64(0)
+	err = a.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("finish deleting %s: %w", key(pod), err)
+	}
+	return nil
+}
+
+// teardownGone removes what is left of a pod the API no longer has.
+func (a *Agent) teardownGone(ctx context.Context, pod *corev1.Pod) error {
+	if pod == nil {
+		return nil
+	}
+	return a.removeSandboxes(ctx, pod.UID, pod)
+}
+
+func gracePeriod(pod *corev1.Pod) time.Duration {
+	switch {
+	case pod.DeletionGracePeriodSeconds != nil:
+		return time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	default:
+		return 30 * time.Second
+	}
+}
+
+var _ = probe.Liveness
