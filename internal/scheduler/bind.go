@@ -1,0 +1,152 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+)
+
+// scheduleOne takes the next pending pod, decides its node and starts its
+// bind. It returns false once the queue is shut down.
+func (s *Scheduler) scheduleOne(ctx context.Context) bool {
+	key, cyc, ok := s.queue.pop()
+	if !ok {
+		return false
+	}
+	defer s.queue.done(key)
+	ns, name := splitKey(key)
+	pod, err := s.pending.Pods(ns).Get(name)
+	if err != nil || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || !s.responsible(pod) {
+		s.queue.succeeded(key) // gone, bound or not ours
+		return true
+	}
+	if s.cache.isAssumed(pod) {
+		return true // its bind is in flight
+	}
+	node, err := s.cache.scheduleAndAssume(pod)
+	if err != nil {
+		msg := err.Error()
+		var fitErr *FitError
+		if !errors.As(err, &fitErr) && !errors.Is(err, ErrNoNodesAvailable) {
+			msg = fmt.Sprintf("scheduling pod %s: %v", key, err)
+		}
+		wantsAffinity := pod.Spec.Affinity != nil && pod.Spec.Affinity.PodAffinity != nil &&
+			len(pod.Spec.Affinity.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0
+		s.queue.park(key, cyc, parked{wantsPodAffinity: wantsAffinity})
+		s.log.Debug("pod unschedulable", "pod", key, "reason", msg)
+		s.async(func() { s.recordUnschedulable(ctx, pod, msg) })
+		return true
+	}
+	s.async(func() { s.bind(ctx, pod, node) })
+	return true
+}
+
+// async runs f on a bind worker, waiting for a free one.
+func (s *Scheduler) async(f func()) {
+	s.bindSem <- struct{}{}
+	s.binds.Add(1)
+	go func() {
+		defer func() { <-s.bindSem; s.binds.Done() }()
+		f()
+	}()
+}
+
+// bind posts the pod's Binding. On failure the assumption is undone and
+// the pod retried after its backoff, unless it is gone or was bound by
+// someone else.
+func (s *Scheduler) bind(ctx context.Context, pod *v1.Pod, node string) {
+	key := queueKey(pod)
+	binding := &v1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+		Target:     v1.ObjectReference{Kind: "Node", Name: node},
+	}
+	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	if err != nil {
+		s.cache.forget(pod)
+		s.queue.moveAll(false) // what it held is free again
+		switch {
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err) || ctx.Err() != nil:
+			s.queue.succeeded(key)
+		default:
+			s.log.Warn("bind failed", "pod", key, "node", node, "err", err)
+			s.recorder.Eventf(pod, v1.EventTypeWarning, "FailedScheduling", "Binding rejected: %v", err)
+			s.queue.retry(key)
+		}
+		return
+	}
+	s.cache.finishBinding(pod, s.opts.AssumedPodTTL, func() { s.queue.moveAll(false) })
+	s.queue.succeeded(key)
+	s.recorder.Eventf(pod, v1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
+}
+
+// recordUnschedulable emits the FailedScheduling event and sets
+// PodScheduled=False with reason Unschedulable and msg, unless the pod
+// already says exactly that, or has been bound or deleted meanwhile.
+func (s *Scheduler) recordUnschedulable(ctx context.Context, pod *v1.Pod, msg string) {
+	s.recorder.Event(pod, v1.EventTypeWarning, "FailedScheduling", msg)
+	cur := pod
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if cur == nil {
+			p, err := s.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur = p
+		}
+		if cur.Spec.NodeName != "" || cur.UID != pod.UID {
+			return nil
+		}
+		updated := cur.DeepCopy()
+		if !setUnschedulable(&updated.Status, msg) {
+			return nil
+		}
+		_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+		cur = nil // on conflict, read it again
+		return err
+	})
+	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+		s.log.Warn("update PodScheduled condition", "pod", queueKey(pod), "err", err)
+	}
+}
+
+// setUnschedulable sets the PodScheduled=False condition in st, reporting
+// whether anything changed.
+func setUnschedulable(st *v1.PodStatus, msg string) bool {
+	cond := v1.PodCondition{
+		Type:               v1.PodScheduled,
+		Status:             v1.ConditionFalse,
+		Reason:             v1.PodReasonUnschedulable,
+		Message:            msg,
+		LastTransitionTime: metav1.Now(),
+	}
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if c.Type != v1.PodScheduled {
+			continue
+		}
+		if c.Status == cond.Status && c.Reason == cond.Reason && c.Message == cond.Message {
+			return false
+		}
+		if c.Status == cond.Status {
+			cond.LastTransitionTime = c.LastTransitionTime
+		}
+		*c = cond
+		return true
+	}
+	st.Conditions = append(st.Conditions, cond)
+	return true
+}
+
+func splitKey(key string) (namespace, name string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}
