@@ -25,8 +25,8 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		s.queue.succeeded(key) // gone, bound or not ours
 		return true
 	}
-	if s.cache.isAssumed(pod) {
-		return true // its bind is in flight
+	if s.cache.isPlaced(pod) {
+		return true // bound, or its bind is in flight
 	}
 	node, err := s.cache.scheduleAndAssume(pod)
 	if err != nil {

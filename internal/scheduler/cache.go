@@ -128,12 +128,13 @@ func (c *cache) removePod(p *v1.Pod) {
 	c.removePodLocked(p)
 }
 
-// isAssumed reports whether p is assumed and not yet confirmed bound.
-func (c *cache) isAssumed(p *v1.Pod) bool {
+// isPlaced reports whether the cache already has p on a node, assumed or
+// reported bound: the pending-pods informer may lag behind the
+// assigned-pods one, and such a pod must not be scheduled twice.
+func (c *cache) isPlaced(p *v1.Pod) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cp := c.pods[podKey(p)]
-	return cp != nil && cp.assumed
+	return c.pods[podKey(p)] != nil
 }
 
 // scheduleAndAssume runs Schedule against the cache and, when a node fits,

@@ -113,7 +113,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("scheduler: Run called twice")
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster := record.NewBroadcaster() // not ctx: events of binds finishing after cancel still go out
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: s.opts.SchedulerName})

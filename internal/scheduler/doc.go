@@ -1,0 +1,50 @@
+// Package scheduler is peapod's scheduler: it binds pending pods to nodes
+// through the API, as Kubernetes' default scheduler does, and tells the user
+// why when a pod fits nowhere.
+//
+// It has two layers.
+//
+// The pure core decides one pod at a time. Schedule(pod, snapshot) runs
+// Kubernetes' filters in their default order, with their reason strings:
+//
+//   - NodeUnschedulable: cordoned nodes, unless the pod tolerates
+//     node.kubernetes.io/unschedulable;
+//   - TaintToleration: NoSchedule and NoExecute taints; a node whose Ready
+//     condition is not True counts as tainted not-ready (False or missing)
+//     or unreachable (Unknown) until the node lifecycle controller taints it;
+//   - NodeAffinity: nodeSelector and required node affinity;
+//   - NodePorts: host port conflicts;
+//   - NodeResourcesFit: effective requests (init containers' maximum,
+//     sidecars, pod overhead, pod-level resources) against allocatable minus
+//     the requests of bound, non-terminated pods, and the pod count;
+//   - InterPodAffinity: required pod affinity and anti-affinity by topology
+//     key, and the required anti-affinity of pods already placed.
+//
+// Feasible nodes are then scored (preferred node affinity, preferred pod
+// (anti-)affinity, PreferNoSchedule taints, spreading one controller's pods,
+// least allocated) with Kubernetes' default weights; the best wins, ties
+// going to a per-pod hash so equal nodes share the load. When nothing fits,
+// the error is a *FitError whose Error() is Kubernetes' FailedScheduling
+// message, preemption part included (peapod does not preempt).
+//
+// The loop drives the core from informers:
+//
+//  1. New(client, Options{}) builds a Scheduler; Run(ctx) starts informers
+//     on nodes, namespaces, pending pods (spec.nodeName="") and assigned,
+//     non-terminated pods, and closes Ready() once they have synced.
+//  2. Pending pods of this scheduler's schedulerName (or none, for the
+//     default one) enter a rate-limited work queue.
+//  3. One goroutine pops a pod, runs Schedule against the cache and assumes
+//     the pod on the chosen node at once, so a burst cannot overcommit a node
+//     before the informers catch up; binds then run concurrently through the
+//     pods/binding subresource and end with a Scheduled event. A failed bind
+//     is undone and retried with backoff.
+//  4. A pod that fits nowhere gets PodScheduled=False (reason Unschedulable,
+//     the message above) and a FailedScheduling event, and is parked. Parked
+//     pods go back to the queue only when the cluster changes in a way that
+//     could help: a node added or changed (allocatable, labels, taints,
+//     cordon, readiness), a bound pod deleted or finished, or, for pods with
+//     required pod affinity, a pod bound. Nothing polls.
+//
+// Run returns when ctx is cancelled, after binds in flight finish.
+package scheduler
