@@ -111,9 +111,11 @@ func parseSubnet(field, s string) (*net.IPNet, error) {
 }
 
 // defaultConfList renders peapod's default conflist for a defaulted
-// Config: bridge with host-local IPAM, then portmap. With ClusterCIDR set,
-// the bridge's ipMasq is off and Manager installs its own masquerade rule.
-func defaultConfList(cfg Config) ([]byte, error) {
+// Config: bridge with host-local IPAM, then, if withPortmap, portmap. With
+// ClusterCIDR set, the bridge's ipMasq is off and Manager installs its own
+// masquerade rule. The file in ConfDir is always the full list; the list
+// without portmap is the one Setup uses for pods without host ports.
+func defaultConfList(cfg Config, withPortmap bool) ([]byte, error) {
 	bridge := map[string]any{
 		"type":        "bridge",
 		"bridge":      cfg.BridgeName,
@@ -130,17 +132,18 @@ func defaultConfList(cfg Config) ([]byte, error) {
 	if cfg.MTU > 0 {
 		bridge["mtu"] = cfg.MTU
 	}
+	plugins := []any{bridge}
+	if withPortmap {
+		plugins = append(plugins, map[string]any{
+			"type":         "portmap",
+			"capabilities": map[string]bool{"portMappings": true},
+			"snat":         true,
+		})
+	}
 	list := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       DefaultNetworkName,
-		"plugins": []any{
-			bridge,
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
-			},
-		},
+		"plugins":    plugins,
 	}
 	b, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
@@ -149,8 +152,10 @@ func defaultConfList(cfg Config) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// loopbackConfList is the loopback network run before the pod network,
-// cached and deleted under its own name as containerd does.
+// loopbackConfList is the loopback network earlier peapod versions ran
+// through the loopback plugin before the pod network, cached under its own
+// name as containerd does. Setup now brings lo up itself; Teardown still
+// deletes this network for sandboxes whose cache holds it.
 const loopbackConfList = `{"cniVersion":"1.0.0","name":"cni-loopback","plugins":[{"type":"loopback"}]}`
 
 // confFiles lists the CNI config files in dir, sorted lexically.
@@ -229,4 +234,20 @@ func loadConfList(path string) (*libcni.NetworkConfigList, error) {
 		return nil, fmt.Errorf("load CNI config %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// usesIPMasq reports whether a plugin of list has "ipMasq": true (bridge,
+// ptp), i.e. whether the plugin installed per-pod masquerade rules that
+// its DEL may leave behind. Unparsable plugin configs count as true. It is
+// pure.
+func usesIPMasq(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		var c struct {
+			IPMasq bool `json:"ipMasq"`
+		}
+		if err := json.Unmarshal(p.Bytes, &c); err != nil || c.IPMasq {
+			return true
+		}
+	}
+	return false
 }

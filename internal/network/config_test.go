@@ -97,7 +97,7 @@ func TestDefaultConfList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := defaultConfList(cfg)
+		b, err := defaultConfList(cfg, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 
 // requireRoot skips a kernel test when not root, unless
 // PEAPOD_REQUIRE_ROOT=1 demands that it runs.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
@@ -44,7 +44,7 @@ type testEnv struct {
 
 // newEnv creates a test host netns and a Manager for it. mutate, if not
 // nil, adjusts the Config before New.
-func newEnv(t *testing.T, mutate func(e *testEnv, c *Config)) *testEnv {
+func newEnv(t testing.TB, mutate func(e *testEnv, c *Config)) *testEnv {
 	t.Helper()
 	requireRoot(t)
 	dir, err := os.MkdirTemp("", "pp")
@@ -76,7 +76,7 @@ func newEnv(t *testing.T, mutate func(e *testEnv, c *Config)) *testEnv {
 }
 
 // newNS creates a netns pinned under the env's dir, removed on cleanup.
-func (e *testEnv) newNS(t *testing.T, name string) string {
+func (e *testEnv) newNS(t testing.TB, name string) string {
 	t.Helper()
 	p, err := netns.New(filepath.Join(e.dir, "ns"), name)
 	if err != nil {
@@ -90,7 +90,7 @@ func (e *testEnv) newNS(t *testing.T, name string) string {
 	return p
 }
 
-func (e *testEnv) do(t *testing.T, ns string, fn func() error) {
+func (e *testEnv) do(t testing.TB, ns string, fn func() error) {
 	t.Helper()
 	if err := netns.Do(ns, fn); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ type pod struct {
 	res    *Result
 }
 
-func (e *testEnv) setup(t *testing.T, name string, pms ...PortMapping) *pod {
+func (e *testEnv) setup(t testing.TB, name string, pms ...PortMapping) *pod {
 	t.Helper()
 	p := &pod{
 		id:   fmt.Sprintf("%s-%x", name, rand.Uint64()),
@@ -123,7 +123,7 @@ func (e *testEnv) setup(t *testing.T, name string, pms ...PortMapping) *pod {
 	return p
 }
 
-func (e *testEnv) teardown(t *testing.T, p *pod, nsPath string) {
+func (e *testEnv) teardown(t testing.TB, p *pod, nsPath string) {
 	t.Helper()
 	e.do(t, e.host, func() error { return e.m.Teardown(context.Background(), p.id, nsPath, p.info) })
 }

@@ -14,16 +14,21 @@ import (
 // thread's network namespace, which for peapod is the host's (tests call
 // them inside netns.Do on a throwaway "host" namespace).
 type Manager struct {
-	cfg       Config
-	cni       *libcni.CNIConfig
-	list      *libcni.NetworkConfigList
-	loopback  *libcni.NetworkConfigList
+	cfg  Config
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList // the config in use, as loaded from confFile
+	// noPorts is peapod's default list without portmap, used for pods
+	// without host ports; nil when a user config is in use.
+	noPorts   *libcni.NetworkConfigList
+	loopback  *libcni.NetworkConfigList // legacy; see loopbackConfList
 	confFile  string
 	isDefault bool
 
 	// masqMu serialises ensureClusterMasquerade so concurrent Setups do
-	// not both append the POSTROUTING jump.
-	masqMu sync.Mutex
+	// not both append the POSTROUTING jump; masqDone records that it
+	// succeeded, so it runs once per Manager (and again after a failure).
+	masqMu   sync.Mutex
+	masqDone bool
 }
 
 // New checks cfg, fills in defaults and loads the network config: the
@@ -43,13 +48,21 @@ func New(cfg Config) (*Manager, error) {
 	}
 	def := filepath.Join(cfg.ConfDir, DefaultConfFile)
 	path, isDefault := chooseConfFile(files, def)
+	var noPorts *libcni.NetworkConfigList
 	if isDefault {
-		data, err := defaultConfList(cfg)
+		data, err := defaultConfList(cfg, true)
 		if err != nil {
 			return nil, err
 		}
 		if err := ensureDefaultConfList(def, data); err != nil {
 			return nil, err
+		}
+		trimmed, err := defaultConfList(cfg, false)
+		if err != nil {
+			return nil, err
+		}
+		if noPorts, err = libcni.NetworkConfFromBytes(trimmed); err != nil {
+			return nil, fmt.Errorf("parse default conflist without portmap: %w", err)
 		}
 	}
 	list, err := loadConfList(path)
@@ -64,6 +77,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg:       cfg,
 		cni:       libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, nil),
 		list:      list,
+		noPorts:   noPorts,
 		loopback:  lo,
 		confFile:  path,
 		isDefault: isDefault,
@@ -76,3 +90,38 @@ func (m *Manager) NetworkName() string { return m.list.Name }
 // ConfigFile is the path of the CNI config in use: the user's, if one is
 // present in ConfDir, else peapod's default.
 func (m *Manager) ConfigFile() string { return m.confFile }
+
+// listFor is the conflist ADD runs for a pod: peapod's default without
+// portmap when the pod has no host ports, else the config in use.
+func (m *Manager) listFor(hasPorts bool) *libcni.NetworkConfigList {
+	if m.noPorts != nil && !hasPorts {
+		return m.noPorts
+	}
+	return m.list
+}
+
+// addedList returns the conflist and runtime config that CHECK and DEL
+// must use for the pod whose current invocation is rt: the ones its ADD
+// used, as libcni cached them (the config bytes and the CNI_ARGS and
+// capability args, e.g. port mappings), with rt's netns. Without a usable
+// cache entry (ADD failed or never ran, or DEL already ran) it falls back
+// to the rule ADD follows, listFor(hasPorts), and rt.
+func (m *Manager) addedList(rt *libcni.RuntimeConf, hasPorts bool) (*libcni.NetworkConfigList, *libcni.RuntimeConf) {
+	cached, crt, err := m.cni.GetNetworkListCachedConfig(m.list, rt)
+	if err != nil || cached == nil || crt == nil {
+		return m.listFor(hasPorts), rt
+	}
+	crt.NetNS = rt.NetNS
+	for _, l := range []*libcni.NetworkConfigList{m.list, m.noPorts} {
+		if l != nil && string(l.Bytes) == string(cached) {
+			return l, crt
+		}
+	}
+	// Cached by a Manager with another config (e.g. a changed PodCIDR):
+	// the plugins must see what ADD gave them to release it.
+	l, err := libcni.NetworkConfFromBytes(cached)
+	if err != nil || l.Name != m.list.Name {
+		return m.listFor(hasPorts), rt
+	}
+	return l, crt
+}

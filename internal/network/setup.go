@@ -47,11 +47,16 @@ type Result struct {
 }
 
 // Setup attaches the pod whose network namespace is pinned at netnsPath:
-// it brings loopback up (its own "cni-loopback" network) and then runs the
-// configured conflist's ADD with the pod's port mappings and K8S_POD_*
-// CNI_ARGS. id is the sandbox ID (CNI's container ID). If any step fails,
-// Setup runs Teardown so no IP, veth or iptables rule is leaked, and
-// returns the ADD error (joined with any cleanup error).
+// it brings lo up (in-process, as the loopback plugin would) and then runs
+// the configured conflist's ADD with the pod's port mappings and K8S_POD_*
+// CNI_ARGS. With peapod's default conflist and no port mappings, the ADD
+// leaves out portmap (it would have nothing to do); Check and Teardown use
+// whichever list the ADD used. With ClusterCIDR set, the node-level
+// masquerade rules are ensured by the first Setup of the Manager (and by
+// the next one after a failure), not by every Setup. id is the sandbox ID
+// (CNI's container ID). If any step fails, Setup runs Teardown so no IP,
+// veth or iptables rule is leaked, and returns the ADD error (joined with
+// any cleanup error).
 func (m *Manager) Setup(ctx context.Context, id, netnsPath string, pod PodInfo) (_ *Result, retErr error) {
 	if id == "" {
 		return nil, errors.New("set up pod network: empty sandbox id")
@@ -76,18 +81,13 @@ func (m *Manager) Setup(ctx context.Context, id, netnsPath string, pod PodInfo) 
 		}
 	}()
 
-	if m.isDefault && m.cfg.ClusterCIDR != "" {
-		m.masqMu.Lock()
-		err := ensureClusterMasquerade(ctx, m.cfg.PodCIDR, m.cfg.ClusterCIDR)
-		m.masqMu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("set up pod network for sandbox %s: %w", id, err)
-		}
+	if err := m.ensureMasquerade(ctx); err != nil {
+		return nil, fmt.Errorf("set up pod network for sandbox %s: %w", id, err)
 	}
-	if _, err := m.cni.AddNetworkList(ctx, m.loopback, loopbackRuntimeConf(id, netnsPath)); err != nil {
+	if err := loopbackUp(netnsPath); err != nil {
 		return nil, fmt.Errorf("set up loopback for sandbox %s: %w", id, err)
 	}
-	raw, err := m.cni.AddNetworkList(ctx, m.list, m.runtimeConf(id, netnsPath, pod, protos))
+	raw, err := m.cni.AddNetworkList(ctx, m.listFor(len(protos) > 0), m.runtimeConf(id, netnsPath, pod, protos))
 	if err != nil {
 		return nil, fmt.Errorf("add sandbox %s to network %q: %w", id, m.list.Name, err)
 	}
@@ -98,9 +98,10 @@ func (m *Manager) Setup(ctx context.Context, id, netnsPath string, pod PodInfo) 
 	return res, nil
 }
 
-// Check runs CNI CHECK for the pod network and loopback against the
-// results cached by Setup. It fails if the attachment is broken (e.g. the
-// pod's eth0, IP or route is gone) or Setup never succeeded.
+// Check runs CNI CHECK for the pod network against the result and config
+// cached by Setup, and checks that lo is up. It fails if the attachment is
+// broken (e.g. the pod's eth0, IP or route is gone) or Setup never
+// succeeded.
 func (m *Manager) Check(ctx context.Context, id, netnsPath string, pod PodInfo) error {
 	if !netns.Exists(netnsPath) {
 		return fmt.Errorf("check pod network for sandbox %s: %q is not a network namespace", id, netnsPath)
@@ -109,20 +110,23 @@ func (m *Manager) Check(ctx context.Context, id, netnsPath string, pod PodInfo) 
 	if err != nil {
 		return fmt.Errorf("check pod network for sandbox %s: %w", id, err)
 	}
-	if err := m.cni.CheckNetworkList(ctx, m.list, m.runtimeConf(id, netnsPath, pod, protos)); err != nil {
-		return fmt.Errorf("check sandbox %s on network %q: %w", id, m.list.Name, err)
+	list, rt := m.addedList(m.runtimeConf(id, netnsPath, pod, protos), len(protos) > 0)
+	if err := m.cni.CheckNetworkList(ctx, list, rt); err != nil {
+		return fmt.Errorf("check sandbox %s on network %q: %w", id, list.Name, err)
 	}
-	if err := m.cni.CheckNetworkList(ctx, m.loopback, loopbackRuntimeConf(id, netnsPath)); err != nil {
+	if err := checkLoopback(netnsPath); err != nil {
 		return fmt.Errorf("check loopback of sandbox %s: %w", id, err)
 	}
 	return nil
 }
 
-// Teardown runs CNI DEL for the pod network and loopback. It is
+// Teardown runs CNI DEL for the pod network with the config and arguments
+// its ADD used (from libcni's cache; without one, by Setup's rule). It is
 // idempotent: running it again, or after the network namespace or the
 // pod's interface is gone, succeeds, and the pod's IP and its host-port
 // and masquerade iptables rules are still released (a gone netns is
-// passed to plugins as an empty CNI_NETNS, as containerd does).
+// passed to plugins as an empty CNI_NETNS, as containerd does). A
+// "cni-loopback" network cached by an earlier peapod is deleted too.
 func (m *Manager) Teardown(ctx context.Context, id, netnsPath string, pod PodInfo) error {
 	if id == "" {
 		return errors.New("tear down pod network: empty sandbox id")
@@ -133,16 +137,22 @@ func (m *Manager) Teardown(ctx context.Context, id, netnsPath string, pod PodInf
 	// Invalid mappings cannot have been set up; portmap deletes by ID.
 	protos, _ := portMappingsArg(pod.PortMappings)
 	var errs []error
-	if err := m.delNetworkList(ctx, m.list, m.runtimeConf(id, netnsPath, pod, protos)); err != nil {
-		errs = append(errs, fmt.Errorf("delete sandbox %s from network %q: %w", id, m.list.Name, err))
+	list, rt := m.addedList(m.runtimeConf(id, netnsPath, pod, protos), len(protos) > 0)
+	if err := m.delNetworkList(ctx, list, rt); err != nil {
+		errs = append(errs, fmt.Errorf("delete sandbox %s from network %q: %w", id, list.Name, err))
 	}
-	if err := m.delNetworkList(ctx, m.loopback, loopbackRuntimeConf(id, netnsPath)); err != nil {
-		errs = append(errs, fmt.Errorf("delete loopback of sandbox %s: %w", id, err))
+	lrt := loopbackRuntimeConf(id, netnsPath)
+	if cached, _, err := m.cni.GetNetworkListCachedConfig(m.loopback, lrt); err != nil || cached != nil {
+		if err := m.delNetworkList(ctx, m.loopback, lrt); err != nil {
+			errs = append(errs, fmt.Errorf("delete loopback of sandbox %s: %w", id, err))
+		}
 	}
 	// The bridge plugin removes its masquerade rule only when it finds the
 	// pod's interface; remove what it left behind.
-	if err := removeBridgeMasquerade(ctx, m.list.Name, id); err != nil {
-		errs = append(errs, fmt.Errorf("tear down pod network for sandbox %s: %w", id, err))
+	if usesIPMasq(list) {
+		if err := removeBridgeMasquerade(ctx, list.Name, id); err != nil {
+			errs = append(errs, fmt.Errorf("tear down pod network for sandbox %s: %w", id, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -195,7 +205,28 @@ func (m *Manager) runtimeConf(id, netnsPath string, pod PodInfo, portMappings []
 	return rt
 }
 
-// loopbackRuntimeConf is the libcni invocation for the loopback network.
+// ensureMasquerade installs the ClusterCIDR masquerade rules once per
+// Manager, when peapod's default conflist is in use with ClusterCIDR set.
+// After a failure the next call tries again. Rules removed behind peapod's
+// back come back with the next Manager (peapod restart).
+func (m *Manager) ensureMasquerade(ctx context.Context) error {
+	if !m.isDefault || m.cfg.ClusterCIDR == "" {
+		return nil
+	}
+	m.masqMu.Lock()
+	defer m.masqMu.Unlock()
+	if m.masqDone {
+		return nil
+	}
+	if err := ensureClusterMasquerade(ctx, m.cfg.PodCIDR, m.cfg.ClusterCIDR); err != nil {
+		return err
+	}
+	m.masqDone = true
+	return nil
+}
+
+// loopbackRuntimeConf is the libcni invocation for the legacy loopback
+// network.
 func loopbackRuntimeConf(id, netnsPath string) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: id, NetNS: netnsPath, IfName: "lo"}
 }
