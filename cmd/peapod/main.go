@@ -41,6 +41,7 @@ func newRootCommand() *cobra.Command {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	}
 	root.AddCommand(
+		newServerCommand(),
 		newPSCommand(),
 		newImageCommand(),
 		newPodCommand(),

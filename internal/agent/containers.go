@@ -164,7 +164,7 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 // wait before trying again, or 0 when the image is there.
 func (a *Agent) pullImage(ctx context.Context, w *podWorker, pod *corev1.Pod, c corev1.Container) time.Duration {
 	pullKey := "pull/" + string(pod.UID) + "/" + c.Name
-	if _, err := a.rt.Images().Get(c.Image); err == nil && c.ImagePullPolicy != corev1.PullAlways {
+	if _, ok := a.rt.PresentImage(c.Image, c.ImagePullPolicy); ok {
 		a.events.Event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 		return 0
 	}
@@ -183,6 +183,7 @@ func (a *Agent) pullImage(ctx context.Context, w *podWorker, pod *corev1.Pod, c 
 	start := time.Now()
 	img, err := a.rt.EnsureImage(ctx, c.Image, corev1.PullAlways, nil)
 	if err != nil {
+
 		a.backoff.Next(pullKey, time.Now())
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		w.setWaiting(c.Name, waitReason{Reason: "ErrImagePull", Message: msg})

@@ -140,7 +140,7 @@ func (s *Store) importDocker(ctx context.Context, tarPath string) ([]*Image, err
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", d.Config, err)
 		}
-		stored, err := s.ingest(ctx, img, source{names: names})
+		stored, err := s.ingest(ctx, img, source{names: names, pinned: true})
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", d.Config, err)
 		}
@@ -176,7 +176,7 @@ func (s *Store) importOCI(ctx context.Context, tarPath string) ([]*Image, error)
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 		}
-		src := source{compressed: true, manifest: manifest}
+		src := source{compressed: true, manifest: manifest, pinned: true}
 		if n := ociName(desc.Annotations); n != nil {
 			src.names = []string{refString(n)}
 			src.repoDigest = []string{repoDigest(n, desc.Digest.String())}

@@ -24,6 +24,8 @@ type source struct {
 	manifest   []byte // raw manifest to keep as a blob, if any
 	names      []string
 	repoDigest []string
+	// pinned marks images imported from files (air-gap tarballs).
+	pinned bool
 	ref        string // for progress
 	progress   func(Progress)
 }
@@ -50,7 +52,7 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, src source) (*Image, e
 	if err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", id, err)
 	}
-	rec := &record{ID: id, Names: src.names, RepoDigests: src.repoDigest, Config: cf.Config}
+	rec := &record{ID: id, Names: src.names, RepoDigests: src.repoDigest, Config: cf.Config, Pinned: src.pinned}
 	var manifestDigest string
 	if src.manifest != nil {
 		ms := sha256.Sum256(src.manifest)

@@ -46,6 +46,10 @@ type Image struct {
 	Config      v1.Config // entrypoint, cmd, env, working dir, user, ...
 	Layers      []string  // unpacked layer directories, bottom first
 	Size        int64     // bytes of the image's blobs (compressed layers + config)
+	// Pinned images came from files (air-gap tarballs, `peapod image
+	// import`): no registry is needed for them, so imagePullPolicy Always
+	// does not send the node to one (k3s pins air-gapped images alike).
+	Pinned bool
 }
 
 // Progress reports a pull's progress on one layer. Complete and Total are
@@ -99,6 +103,7 @@ type record struct {
 	Config      v1.Config `json:"config"`
 	DiffIDs     []string  `json:"diffIDs"`
 	Size        int64     `json:"size"`
+	Pinned      bool      `json:"pinned,omitempty"`
 }
 
 type importedFile struct {
@@ -223,6 +228,7 @@ func (s *Store) image(r *record) *Image {
 		RepoDigests: append([]string(nil), r.RepoDigests...),
 		Config:      *r.Config.DeepCopy(),
 		Size:        r.Size,
+		Pinned:      r.Pinned,
 	}
 	for _, d := range r.DiffIDs {
 		img.Layers = append(img.Layers, s.layerDir(d))
@@ -306,6 +312,7 @@ func (s *Store) addLocked(r *record) {
 	if old, ok := s.idx.Images[r.ID]; ok {
 		old.Names = union(old.Names, r.Names)
 		old.RepoDigests = union(old.RepoDigests, r.RepoDigests)
+		old.Pinned = old.Pinned || r.Pinned
 		return
 	}
 	r.Names = union(nil, r.Names)

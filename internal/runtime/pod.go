@@ -12,21 +12,26 @@ import (
 	"github.com/peapod/peapod/internal/image"
 )
 
+// PresentImage returns the image when the pull policy needs no pull:
+// IfNotPresent and Never with the image there, or a pinned (imported) image
+// under any policy.
+func (r *Runtime) PresentImage(ref string, policy corev1.PullPolicy) (*image.Image, bool) {
+	img, err := r.images.Get(ref)
+	if err != nil || (policy == corev1.PullAlways && !img.Pinned) {
+		return nil, false
+	}
+	return img, true
+}
+
 // EnsureImage makes the image present as the pull policy says: Always
-// pulls, IfNotPresent pulls only when missing, Never fails when missing.
-// An empty policy is IfNotPresent.
+// pulls (but for pinned images), IfNotPresent pulls only when missing,
+// Never fails when missing. An empty policy is IfNotPresent.
 func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.PullPolicy, progress func(image.Progress)) (*image.Image, error) {
-	if policy != corev1.PullAlways {
-		img, err := r.images.Get(ref)
-		if err == nil {
-			return img, nil
-		}
-		if !errors.Is(err, image.ErrNotFound) {
-			return nil, err
-		}
-		if policy == corev1.PullNever {
-			return nil, fmt.Errorf("image %q is not present and imagePullPolicy is Never: %w", ref, ErrImageNotPresent)
-		}
+	if img, ok := r.PresentImage(ref, policy); ok {
+		return img, nil
+	}
+	if policy == corev1.PullNever {
+		return nil, fmt.Errorf("image %q is not present and imagePullPolicy is Never: %w", ref, ErrImageNotPresent)
 	}
 	img, err := r.images.Pull(ctx, ref, progress)
 	if err != nil {

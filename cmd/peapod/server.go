@@ -1,0 +1,44 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peapod/peapod/internal/daemon"
+)
+
+func newServerCommand() *cobra.Command {
+	var flags nodeFlags
+	var cfg daemon.ServerConfig
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API server, scheduler and controllers, and this machine's node",
+		Long: `server runs a Kubernetes-compatible API (HTTPS, authenticated) with its
+state in etcd (embedded in <data-dir>/etcd unless --etcd-servers is given),
+the scheduler, and, unless --disable-agent, the node agent for this machine:
+one command, a working single-node cluster. Use it with kubectl and
+<data-dir>/admin.kubeconfig.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			node, err := flags.node()
+			if err != nil {
+				return err
+			}
+			cfg.Node = node
+			cfg.API.DataDir = node.DataDir
+			cfg.Logger = slog.Default()
+			return daemon.RunServer(cmd.Context(), cfg)
+		},
+	}
+	flags.register(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&cfg.API.Listen, "listen", "127.0.0.1:6443", "address of the HTTPS API")
+	f.StringSliceVar(&cfg.API.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd in <data-dir>/etcd)")
+	f.StringVar(&cfg.API.EtcdCAFile, "etcd-cafile", "", "CA bundle of the external etcd")
+	f.StringVar(&cfg.API.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd")
+	f.StringVar(&cfg.API.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
+	f.StringVar(&cfg.API.TokenFile, "token-file", "", "static bearer tokens (token,user,uid,\"group1,group2\")")
+	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run only the control plane, no pods on this machine")
+	return cmd
+}

@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/peapod/peapod/internal/apiserver"
+	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/scheduler"
+)
+
+// ServerConfig configures `peapod server`.
+type ServerConfig struct {
+	API apiserver.Config
+	// Node configures the node this server also runs, unless DisableAgent.
+	Node         config.Node
+	DisableAgent bool
+	Logger       *slog.Logger
+}
+
+// RunServer runs the control plane, and this machine's node unless
+// disabled, until ctx ends or a component fails.
+func RunServer(ctx context.Context, cfg ServerConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.API.Logger = log.With("component", "apiserver")
+	srv, err := apiserver.New(ctx, cfg.API)
+	if err != nil {
+		return fmt.Errorf("start API server: %w", err)
+	}
+	g := newGroup(ctx, log)
+	g.Go("apiserver", srv.Serve)
+	select {
+	case <-srv.Ready():
+	case <-g.ctx.Done():
+		return g.Wait()
+	}
+	client, _, err := clientFor(srv.Kubeconfig())
+	if err != nil {
+		g.cancel()
+		_ = g.Wait()
+		return err
+	}
+	log.Info("API server ready", "addr", srv.Addr(), "kubeconfig", srv.Kubeconfig())
+
+	sched := scheduler.New(client, scheduler.Options{})
+	g.Go("scheduler", sched.Run)
+
+	if !cfg.DisableAgent {
+		g.Go("node", func(ctx context.Context) error {
+			return runNode(ctx, nodeDeps{client: client, node: cfg.Node, log: log, pki: srv.PKI()})
+		})
+	}
+	return g.Wait()
+}
