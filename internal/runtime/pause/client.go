@@ -68,6 +68,16 @@ type LaunchRequest struct {
 	// RuntimeLogPath optionally names the runtime's --log file; a failed
 	// launch adds its last error message to the returned error.
 	RuntimeLogPath string
+	// Stdin gives the container a stdin pipe whose write end pause keeps
+	// (see OpenStdin and CloseStdin); without it stdin is /dev/null.
+	Stdin bool
+	// Terminal makes pause create a console socket and insert
+	// "--console-socket <path>" before the last element of Argv (the
+	// container ID in `run -d ... ID`); the runtime hands pause the pty
+	// master there. Its output is logged as stdout, it is the container's
+	// stdin (OpenStdin) and Resize sets its size. The OCI spec must ask
+	// for a terminal (process.terminal).
+	Terminal bool
 }
 
 // LaunchError is returned (wrapped) by Launch when the launcher failed.
@@ -103,6 +113,18 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (int, error) {
 		env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
 	fields := []string{"LAUNCH", req.ID, req.LogPath, req.ExitPath, req.PIDPath, strconv.Itoa(len(req.Argv))}
+	if req.Stdin || req.Terminal {
+		flags := ""
+		if req.Stdin {
+			flags += "i"
+		}
+		if req.Terminal {
+			flags += "t"
+		}
+		// LAUNCH2 only when needed, so an older pause still launches
+		// plain containers.
+		fields = append([]string{"LAUNCH2", flags}, fields[1:]...)
+	}
 	fields = append(fields, req.Argv...)
 	fields = append(fields, env...)
 	resp, err := c.roundTrip(ctx, fields)
@@ -175,18 +197,37 @@ func parseStatus(resp string) (*Status, error) {
 
 // roundTrip sends one request (NUL-terminated fields) and returns the reply.
 func (c *Client) roundTrip(ctx context.Context, fields []string) (string, error) {
+	uc, err := c.send(ctx, fields)
+	if err != nil {
+		return "", err
+	}
+	defer uc.Close()
+	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(time.Now()) })
+	defer stop()
+	resp, err := io.ReadAll(uc)
+	if err != nil {
+		return "", fmt.Errorf("read reply: %w", ctxErr(ctx, err))
+	}
+	if len(resp) == 0 {
+		return "", fmt.Errorf("read reply: pause closed the connection without a reply")
+	}
+	return string(resp), nil
+}
+
+// send connects, writes one request and shuts down the write side. The
+// caller reads the reply and closes the connection.
+func (c *Client) send(ctx context.Context, fields []string) (*net.UnixConn, error) {
 	dirfd, err := unix.Open(c.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("open %s: %w", c.dir, &os.PathError{Op: "open", Path: c.dir, Err: err})
+		return nil, fmt.Errorf("open %s: %w", c.dir, &os.PathError{Op: "open", Path: c.dir, Err: err})
 	}
 	defer unix.Close(dirfd)
 	addr := fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, SocketName)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", addr)
 	if err != nil {
-		return "", fmt.Errorf("connect to %s/%s: %w", c.dir, SocketName, err)
+		return nil, fmt.Errorf("connect to %s/%s: %w", c.dir, SocketName, err)
 	}
-	defer conn.Close()
 	uc := conn.(*net.UnixConn)
 	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(time.Now()) })
 	defer stop()
@@ -196,19 +237,18 @@ func (c *Client) roundTrip(ctx context.Context, fields []string) (string, error)
 		b.WriteByte(0)
 	}
 	if _, err := io.WriteString(uc, b.String()); err != nil {
-		return "", fmt.Errorf("send request: %w", ctxErr(ctx, err))
+		uc.Close()
+		return nil, fmt.Errorf("send request: %w", ctxErr(ctx, err))
 	}
 	if err := uc.CloseWrite(); err != nil {
-		return "", fmt.Errorf("send request: %w", ctxErr(ctx, err))
+		uc.Close()
+		return nil, fmt.Errorf("send request: %w", ctxErr(ctx, err))
 	}
-	resp, err := io.ReadAll(uc)
-	if err != nil {
-		return "", fmt.Errorf("read reply: %w", ctxErr(ctx, err))
+	if err := uc.SetDeadline(time.Time{}); err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("send request: %w", err)
 	}
-	if len(resp) == 0 {
-		return "", fmt.Errorf("read reply: pause closed the connection without a reply")
-	}
-	return string(resp), nil
+	return uc, nil
 }
 
 // ctxErr prefers ctx's error over the timeout it caused.

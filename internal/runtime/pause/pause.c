@@ -31,6 +31,23 @@
  *   LAUNCH\0 id\0 logpath\0 exitpath\0 pidpath\0 argc\0 argv...\0 env...\0
  *       -> "OK <pid>\n" once the launcher exited 0 and wrote the pid file;
  *          "ERR <exitcode> <signal> <message>\n" otherwise.
+ *   LAUNCH2\0 flags\0 id\0 ... (as LAUNCH)
+ *       flags is a string of letters: 'i' gives the container a stdin pipe
+ *       whose write end pause keeps; 't' makes pause create a console
+ *       socket, insert "--console-socket <path>" before the last argument
+ *       of argv (the container ID of `run -d ... ID`) and keep the pty
+ *       master the runtime sends there: its output is logged as stdout and
+ *       it serves as the container's stdin.
+ *   STDIN\0 id\0
+ *       -> "OK pipe\n" or "OK tty\n" with the stdin write end (a dup of
+ *          the pipe or of the pty master) attached as SCM_RIGHTS.
+ *   CLOSESTDIN\0 id\0      pause closes its stdin pipe write end (the
+ *       container reads EOF once every copy is closed) -> "OK\n"
+ *   RESIZE\0 id\0 cols\0 rows\0   TIOCSWINSZ on the pty master -> "OK\n"
+ *   ATTACH\0 id\0 stream\0   (stream: stdout or stderr)
+ *       -> "OK\n", then the raw bytes the container writes on that stream
+ *          from now on, until it closes it; a subscriber that cannot keep
+ *          up (its socket buffer is full) is dropped.
  *
  * The exit file, written atomically when the container's main process died
  * and its output pipes were drained (or 2s later if something else holds the
@@ -49,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -66,6 +84,7 @@
 #define MAX_CONNS 32
 #define DRAIN_MS 2000            /* wait for pipe EOF after exit at most */
 #define RING 64                  /* reaped-but-unknown pids remembered */
+#define MAX_SUBS 8               /* attach subscribers per stream */
 
 enum cstate { LAUNCHING, RUNNING, EXITED, FAILED };
 static const char *state_name[] = {"launching", "running", "exited", "failed"};
@@ -86,6 +105,11 @@ struct ctr {
 	int logfd;
 	dev_t logdev;
 	ino_t logino;
+	int stdin_w;       /* write end of the stdin pipe, or -1 */
+	int terminal;      /* launched with a console socket */
+	int console;       /* console socket listener while launching, or -1 */
+	int master;        /* pty master (also in fds[0] while open), or -1 */
+	int subs[2][MAX_SUBS]; /* ATTACH subscribers per stream, -1 = free */
 	int code, sig;     /* exit status once EXITED */
 	struct timespec finished;
 	int exit_written;
@@ -332,6 +356,8 @@ static void set_exited(struct ctr *c, int status, const struct timespec *at)
 	}
 	c->finished = *at;
 	c->deadline = now_ms() + DRAIN_MS;
+	close_fd(&c->stdin_w);
+	close_fd(&c->master);
 	maybe_finish(c, now_ms());
 }
 
@@ -351,12 +377,42 @@ static void reply(int fd, const char *msg)
 	}
 }
 
+/* drop_subs closes every subscriber of stream s. */
+static void drop_subs(struct ctr *c, int s)
+{
+	int i;
+	for (i = 0; i < MAX_SUBS; i++)
+		close_fd(&c->subs[s][i]);
+}
+
+/* fan_out copies raw output of stream s to its subscribers, dropping any
+ * that cannot take all of it at once. */
+static void fan_out(struct ctr *c, int s, const char *p, size_t n)
+{
+	int i;
+	for (i = 0; i < MAX_SUBS; i++) {
+		ssize_t w;
+		if (c->subs[s][i] < 0)
+			continue;
+		do
+			w = send(c->subs[s][i], p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (w < 0 && errno == EINTR);
+		if (w != (ssize_t)n)
+			close_fd(&c->subs[s][i]);
+	}
+}
+
 static void free_ctr(struct ctr *c)
 {
 	close_fd(&c->fds[0]);
 	close_fd(&c->fds[1]);
 	close_fd(&c->logfd);
 	close_fd(&c->conn);
+	close_fd(&c->stdin_w);
+	close_fd(&c->console);
+	close_fd(&c->master);
+	drop_subs(c, 0);
+	drop_subs(c, 1);
 	free(c->lb[0].buf);
 	free(c->lb[1].buf);
 	free(c->id);
@@ -390,7 +446,7 @@ static void do_status(int fd)
 }
 
 /* child_exec runs in the forked launcher: never returns. */
-static void child_exec(char **argv, char **envp, int out, int err)
+static void child_exec(char **argv, char **envp, int in, int out, int err)
 {
 	sigset_t all;
 	int devnull, i;
@@ -400,7 +456,9 @@ static void child_exec(char **argv, char **envp, int out, int err)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	devnull = open("/dev/null", O_RDWR);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 ||
+	if (in < 0)
+		in = devnull;
+	if (devnull < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
 	    dup2(err, 2) < 0)
 		_exit(126);
 	if (syscall(SYS_close_range, 3, ~0U, 0) < 0) {
@@ -411,12 +469,76 @@ static void child_exec(char **argv, char **envp, int out, int err)
 	_exit(127);
 }
 
-static void do_launch(int fd, char **f, int nf)
+/* console_listen creates the console socket for container id in the
+ * current directory (the sandbox dir) and returns the listener; path gets
+ * an absolute name for it that is short whatever the directory. */
+static int console_listen(const char *id, char *path, size_t n)
+{
+	struct sockaddr_un sa;
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "console-%s.sock",
+			     id) >= sizeof(sa.sun_path) ||
+	    (size_t)snprintf(path, n, "/proc/%d/cwd/%s", (int)getpid(),
+			     sa.sun_path) >= n) {
+		close(l);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	unlink(sa.sun_path);
+	if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 4) < 0) {
+		close(l);
+		return -1;
+	}
+	return l;
+}
+
+static void console_unlink(const char *id)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "console-%s.sock", id);
+	unlink(name);
+}
+
+/* console_receive takes the pty master the runtime sent on the console
+ * socket, or returns -1. */
+static int console_receive(int l)
+{
+	char buf[256], ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, sizeof(buf)};
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	int conn, fd = -1;
+
+	conn = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return -1;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	if (recvmsg(conn, &mh, MSG_CMSG_CLOEXEC) >= 0) {
+		cm = CMSG_FIRSTHDR(&mh);
+		if (cm && cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	}
+	close(conn);
+	return fd;
+}
+
+/* do_launch handles LAUNCH (flags "") and LAUNCH2 (f[0] is the flags). */
+static void do_launch(int fd, char **f, int nf, const char *flags)
 {
 	struct ctr *c, **pp;
-	int argc, outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	int argc, outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1};
+	int i, s;
 	char **argv = NULL, **envp = NULL;
-	char msg[256];
+	char msg[256], console[160];
 	pid_t pid;
 
 	/* id log exit pidfile argc argv... env... */
@@ -439,7 +561,7 @@ static void do_launch(int fd, char **f, int nf)
 		free_ctr(c);
 		break;
 	}
-	argv = calloc(argc + 1, sizeof(char *));
+	argv = calloc(argc + 3, sizeof(char *));
 	envp = calloc(nf - 6 - argc + 1, sizeof(char *));
 	c = calloc(1, sizeof(*c));
 	if (!argv || !envp || !c)
@@ -451,10 +573,28 @@ static void do_launch(int fd, char **f, int nf)
 	c->exitpath = xstrdup(f[3]);
 	c->pidpath = xstrdup(f[4]);
 	c->fds[0] = c->fds[1] = c->logfd = c->conn = -1;
+	c->stdin_w = c->console = c->master = -1;
+	for (s = 0; s < 2; s++)
+		for (i = 0; i < MAX_SUBS; i++)
+			c->subs[s][i] = -1;
 
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    (strchr(flags, 'i') && pipe2(inp, O_CLOEXEC) < 0)) {
 		snprintf(msg, sizeof(msg), "ERR -1 0 pipe: %s\n", strerror(errno));
 		goto fail;
+	}
+	if (strchr(flags, 't')) {
+		c->terminal = 1;
+		c->console = console_listen(c->id, console, sizeof(console));
+		if (c->console < 0) {
+			snprintf(msg, sizeof(msg), "ERR -1 0 console socket: %s\n",
+				 strerror(errno));
+			goto fail;
+		}
+		/* run ... --console-socket PATH ID */
+		argv[argc + 1] = argv[argc - 1];
+		argv[argc - 1] = "--console-socket";
+		argv[argc] = console;
 	}
 	/* Stale pid and exit files from an earlier run must not be mistaken. */
 	unlink(c->pidpath);
@@ -465,9 +605,11 @@ static void do_launch(int fd, char **f, int nf)
 		goto fail;
 	}
 	if (pid == 0)
-		child_exec(argv, envp, outp[1], errp[1]);
+		child_exec(argv, envp, inp[0], outp[1], errp[1]);
 	close(outp[1]);
 	close(errp[1]);
+	close_fd(&inp[0]);
+	c->stdin_w = inp[1];
 	fcntl(outp[0], F_SETFL, O_NONBLOCK);
 	fcntl(errp[0], F_SETFL, O_NONBLOCK);
 	c->fds[0] = outp[0];
@@ -486,11 +628,110 @@ fail:
 	close_fd(&outp[1]);
 	close_fd(&errp[0]);
 	close_fd(&errp[1]);
+	close_fd(&inp[0]);
+	close_fd(&inp[1]);
+	if (c->console >= 0)
+		console_unlink(c->id);
 	reply(fd, msg);
 	close(fd);
 	free(argv);
 	free(envp);
 	free_ctr(c);
+}
+
+static struct ctr *find_ctr(const char *id)
+{
+	struct ctr *c;
+	for (c = ctrs; c; c = c->next)
+		if (!strcmp(c->id, id))
+			return c;
+	return NULL;
+}
+
+/* send_fd replies msg with fd attached (SCM_RIGHTS). */
+static void send_fd(int conn, const char *msg, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {(void *)msg, strlen(msg)};
+	struct msghdr mh;
+	struct cmsghdr *cm;
+
+	memset(&mh, 0, sizeof(mh));
+	memset(ctl, 0, sizeof(ctl));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(conn, &mh, MSG_NOSIGNAL) < 0)
+		logf_("pause: send stdin fd: %s", strerror(errno));
+}
+
+/* do_stdio handles STDIN, CLOSESTDIN, RESIZE and ATTACH; it closes fd
+ * unless it keeps it as an ATTACH subscriber. */
+static void do_stdio(int fd, char **f, int nf)
+{
+	struct ctr *c = nf >= 2 ? find_ctr(f[1]) : NULL;
+	const char *err = NULL;
+	int i, s;
+
+	if (!c) {
+		err = "ERR -1 0 no such container\n";
+	} else if (c->state != RUNNING) {
+		err = "ERR -1 0 container is not running\n";
+	} else if (!strcmp(f[0], "STDIN")) {
+		if (c->master >= 0)
+			send_fd(fd, "OK tty\n", c->master);
+		else if (c->stdin_w >= 0)
+			send_fd(fd, "OK pipe\n", c->stdin_w);
+		else
+			err = "ERR -1 0 container has no stdin\n";
+	} else if (!strcmp(f[0], "CLOSESTDIN")) {
+		close_fd(&c->stdin_w);
+		reply(fd, "OK\n");
+	} else if (!strcmp(f[0], "RESIZE")) {
+		struct winsize ws;
+		memset(&ws, 0, sizeof(ws));
+		if (nf < 4)
+			err = "ERR -1 0 malformed RESIZE request\n";
+		else if (c->master < 0)
+			err = "ERR -1 0 container has no terminal\n";
+		else {
+			ws.ws_col = atoi(f[2]);
+			ws.ws_row = atoi(f[3]);
+			if (ioctl(c->master, TIOCSWINSZ, &ws) < 0)
+				err = "ERR -1 0 TIOCSWINSZ failed\n";
+			else
+				reply(fd, "OK\n");
+		}
+	} else { /* ATTACH */
+		s = nf >= 3 && !strcmp(f[2], "stderr") ? 1 : 0;
+		if (nf < 3 || (s == 0 && strcmp(f[2], "stdout"))) {
+			err = "ERR -1 0 malformed ATTACH request\n";
+		} else if (c->fds[s] < 0) {
+			err = "ERR -1 0 stream is closed\n";
+		} else {
+			for (i = 0; i < MAX_SUBS && c->subs[s][i] >= 0; i++)
+				;
+			if (i == MAX_SUBS) {
+				err = "ERR -1 0 too many attached clients\n";
+			} else {
+				int sz = 1 << 20;
+				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz,
+					   sizeof(sz));
+				reply(fd, "OK\n");
+				c->subs[s][i] = fd;
+				return;
+			}
+		}
+	}
+	if (err)
+		reply(fd, err);
+	close(fd);
 }
 
 static void handle_request(struct conn *cn)
@@ -515,7 +756,12 @@ static void handle_request(struct conn *cn)
 		do_status(fd);
 		close(fd);
 	} else if (!strcmp(f[0], "LAUNCH")) {
-		do_launch(fd, f, nf); /* takes over fd */
+		do_launch(fd, f, nf, ""); /* takes over fd */
+	} else if (!strcmp(f[0], "LAUNCH2") && nf > 1) {
+		do_launch(fd, f + 1, nf - 1, f[1]);
+	} else if (!strcmp(f[0], "STDIN") || !strcmp(f[0], "CLOSESTDIN") ||
+		   !strcmp(f[0], "RESIZE") || !strcmp(f[0], "ATTACH")) {
+		do_stdio(fd, f, nf); /* may keep fd */
 	} else {
 		reply(fd, "ERR -1 0 unknown request\n");
 		close(fd);
@@ -565,6 +811,32 @@ drop:
 
 /* ---- children ------------------------------------------------------------ */
 
+/* use_console switches a terminal container's output from the launcher's
+ * pipes (drained and closed: the launcher is gone) to the pty master the
+ * runtime sent on the console socket. */
+static int use_console(struct ctr *c)
+{
+	int m = console_receive(c->console), s;
+	if (m < 0)
+		return -1;
+	for (s = 0; s < 2; s++) {
+		char buf[4096];
+		ssize_t r;
+		while (c->fds[s] >= 0 && (r = read(c->fds[s], buf, sizeof(buf))) > 0)
+			log_data(c, s, buf, r, 0);
+		log_data(c, s, NULL, 0, 1);
+		close_fd(&c->fds[s]);
+	}
+	c->master = m;
+	c->fds[0] = fcntl(m, F_DUPFD_CLOEXEC, 0);
+	if (c->fds[0] < 0) {
+		close_fd(&c->master);
+		return -1;
+	}
+	fcntl(c->fds[0], F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
 static void launched(struct ctr *c, int status)
 {
 	char msg[128], buf[32];
@@ -590,6 +862,12 @@ static void launched(struct ctr *c, int status)
 		goto out;
 	}
 	c->pid = pid;
+	if (c->terminal && use_console(c) < 0) {
+		c->state = FAILED;
+		snprintf(msg, sizeof(msg),
+			 "ERR 0 0 the runtime sent no terminal on the console socket\n");
+		goto out;
+	}
 	c->state = RUNNING;
 	snprintf(msg, sizeof(msg), "OK %ld\n", pid);
 	/* The process may have died and been reaped before we knew its pid. */
@@ -609,6 +887,12 @@ static void launched(struct ctr *c, int status)
 		set_exited(c, 255 << 8, &at);
 	}
 out:
+	if (c->console >= 0) {
+		close_fd(&c->console);
+		console_unlink(c->id);
+	}
+	if (c->state == FAILED)
+		close_fd(&c->stdin_w);
 	if (c->conn >= 0) {
 		reply(c->conn, msg);
 		close_fd(&c->conn);
@@ -913,7 +1197,7 @@ int main(int argc, char **argv)
 		int64_t now = now_ms();
 
 		for (c = ctrs; c; c = c->next) {
-			cnt += 2;
+			cnt += 2 + 2 * MAX_SUBS;
 			if (c->state == EXITED && !c->exit_written) {
 				int64_t left = c->deadline - now;
 				if (left < 0)
@@ -934,10 +1218,18 @@ int main(int argc, char **argv)
 			pfd[n++].events = POLLIN;
 		}
 		for (c = ctrs; c; c = c->next) {
+			int s;
 			pfd[n].fd = c->fds[0];
 			pfd[n++].events = POLLIN;
 			pfd[n].fd = c->fds[1];
 			pfd[n++].events = POLLIN;
+			/* Subscribers never write (they shut down their write
+			 * side): only a hangup (they closed) is of interest. */
+			for (s = 0; s < 2; s++)
+				for (i = 0; i < MAX_SUBS; i++) {
+					pfd[n].fd = c->subs[s][i];
+					pfd[n++].events = 0;
+				}
 		}
 		k = poll(pfd, n, timeout);
 		if (k < 0 && errno != EINTR)
@@ -956,8 +1248,15 @@ int main(int argc, char **argv)
 		}
 		/* Pipes before connections: a launch reply never races logs. */
 		n = 2 + MAX_CONNS;
-		for (c = ctrs; k > 0 && c; c = c->next, n += 2) {
+		for (c = ctrs; k > 0 && c; c = c->next, n += 2 + 2 * MAX_SUBS) {
 			int s;
+			for (s = 0; s < 2; s++)
+				for (i = 0; i < MAX_SUBS; i++) {
+					struct pollfd *q = &pfd[n + 2 + s * MAX_SUBS + i];
+					if (q->fd >= 0 && q->fd == c->subs[s][i] &&
+					    (q->revents & (POLLHUP | POLLERR)))
+						close_fd(&c->subs[s][i]);
+				}
 			for (s = 0; s < 2; s++) {
 				char buf[4096];
 				ssize_t r;
@@ -968,11 +1267,13 @@ int main(int argc, char **argv)
 				log_open(c);
 				r = read(c->fds[s], buf, sizeof(buf));
 				if (r > 0) {
+					fan_out(c, s, buf, r);
 					log_data(c, s, buf, r, 0);
 				} else if (r == 0 ||
 					   (errno != EAGAIN && errno != EINTR)) {
 					log_data(c, s, NULL, 0, 1);
 					close_fd(&c->fds[s]);
+					drop_subs(c, s);
 				}
 			}
 		}
