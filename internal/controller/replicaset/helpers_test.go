@@ -1,0 +1,108 @@
+package replicaset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/peapod/peapod/internal/controller/controllertest"
+)
+
+// requireRoot skips a test that needs root, or fails it when
+// PEAPOD_REQUIRE_ROOT=1. (No test in this package needs root.)
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+var _ = requireRoot
+
+// start runs a controller of kind over a fake clientset holding objs.
+func start(t testing.TB, kind Kind, objs ...runtime.Object) *fake.Clientset {
+	t.Helper()
+	client := controllertest.NewClientset(objs...)
+	startWith(t, client, kind)
+	return client
+}
+
+func startWith(t testing.TB, client *fake.Clientset, kind Kind) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactory(client, 0)
+	c, err := New(client, factory, kind, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx, 2) }()
+	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+}
+
+func newRS(name string, replicas int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: v1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name, "tier": "web"}},
+				Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}
+}
+
+func listPods(t testing.TB, client *fake.Clientset) []v1.Pod {
+	t.Helper()
+	l, err := client.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+// waitPods waits until exactly n active pods exist.
+func waitPods(t testing.TB, client *fake.Clientset, n int) []v1.Pod {
+	t.Helper()
+	var pods []v1.Pod
+	controllertest.Eventually(t, 5*time.Second, fmt.Sprintf("%d pods", n), func() error {
+		pods = pods[:0]
+		for _, p := range listPods(t, client) {
+			if p.Status.Phase != v1.PodFailed && p.DeletionTimestamp == nil {
+				pods = append(pods, p)
+			}
+		}
+		if len(pods) != n {
+			return fmt.Errorf("have %d", len(pods))
+		}
+		return nil
+	})
+	return pods
+}
+
+// makeReady marks pod Running and Ready, as a kubelet would.
+func makeReady(t testing.TB, client *fake.Clientset, p v1.Pod, since time.Time) {
+	t.Helper()
+	p.Spec.NodeName = "node-1"
+	p.Status.Phase = v1.PodRunning
+	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(since)}}
+	if _, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), &p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
