@@ -39,7 +39,13 @@ func (r *Runtime) StartContainer(ctx context.Context, cid string) error {
 		return err
 	}
 	dir := r.containerDir(sandboxID, cid)
+	c, _ := findContainer(sb.Pod, rec.Name)
 	pid, err := pause.Dial(r.sandboxDir(sandboxID)).Launch(ctx, pause.LaunchRequest{
+		// stdin: true keeps a pipe in pause for attach; tty: true has
+		// pause take the terminal the runtime makes (spec.Build sets
+		// process.terminal from the same field).
+		Stdin:    c != nil && c.Stdin,
+		Terminal: c != nil && c.TTY,
 		ID:       cid,
 		Argv:     h.RunArgs(cid, dir, filepath.Join(dir, pidFile), filepath.Join(dir, runtimeLog)),
 		LogPath:  rec.LogPath,
