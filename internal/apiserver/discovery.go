@@ -101,14 +101,16 @@ func (a *api) writeResourceList(w http.ResponseWriter, r *http.Request, gv schem
 			Kind: res.Kind, Verbs: allVerbs, ShortNames: res.ShortNames, Categories: res.Categories,
 		})
 		for _, sub := range subresourceNames(res) {
-			verbs := metav1.Verbs{"get", "patch", "update"}
-			kind := res.Kind
-			if sub != "status" {
-				verbs, kind = metav1.Verbs{"create"}, strings.ToUpper(sub[:1])+sub[1:]
+			ar := metav1.APIResource{Name: res.GVR.Resource + "/" + sub, Namespaced: res.Namespaced,
+				Kind: res.Kind, Verbs: metav1.Verbs{"get", "patch", "update"}}
+			switch sub {
+			case "status":
+			case "scale":
+				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
+			default:
+				ar.Verbs, ar.Kind = metav1.Verbs{"create"}, strings.ToUpper(sub[:1])+sub[1:]
 			}
-			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: res.GVR.Resource + "/" + sub, Namespaced: res.Namespaced, Kind: kind, Verbs: verbs,
-			})
+			list.APIResources = append(list.APIResources, ar)
 		}
 	}
 	if len(list.APIResources) == 0 {
@@ -122,6 +124,9 @@ func subresourceNames(res *Resource) []string {
 	var subs []string
 	if res.Status {
 		subs = append(subs, "status")
+	}
+	if res.Scale != nil {
+		subs = append(subs, "scale")
 	}
 	for name := range res.Subresources {
 		subs = append(subs, name)
@@ -164,7 +169,9 @@ func (a *api) aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 				for _, sub := range subresourceNames(res) {
 					sd := apidiscoveryv2.APISubresourceDiscovery{Subresource: sub, Verbs: []string{"get", "patch", "update"},
 						ResponseKind: &metav1.GroupVersionKind{Group: g, Version: gv.Version, Kind: res.Kind}}
-					if sub != "status" {
+					if sub == "scale" {
+						sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
+					} else if sub != "status" {
 						sd.Verbs = []string{"create"}
 						sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: strings.ToUpper(sub[:1]) + sub[1:]}
 					}

@@ -43,6 +43,23 @@ func (a *api) fromStorage(data []byte, rev int64) (runtime.Object, error) {
 	return obj, nil
 }
 
+// fromStorageAs decodes a stored value as res's type.
+func (a *api) fromStorageAs(res *Resource, data []byte, rev int64) (runtime.Object, error) {
+	obj, err := a.fromStorage(data, rev)
+	if err != nil || res.Decode == nil {
+		return obj, err
+	}
+	return res.Decode(obj), nil
+}
+
+// toStorageAs encodes obj of res's type in its stored form.
+func (a *api) toStorageAs(res *Resource, obj runtime.Object) ([]byte, error) {
+	if res.Encode != nil {
+		obj = res.Encode(obj)
+	}
+	return a.toStorage(obj)
+}
+
 func setRV(obj runtime.Object, rev int64) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetResourceVersion(strconv.FormatInt(rev, 10))
@@ -71,7 +88,7 @@ func (a *api) getObject(ctx context.Context, res *Resource, ns, name string) (ru
 	if err != nil {
 		return nil, 0, storageError(err, res, name)
 	}
-	obj, err := a.fromStorage(kv.Value, kv.Revision)
+	obj, err := a.fromStorageAs(res, kv.Value, kv.Revision)
 	if err != nil {
 		return nil, 0, apierrors.NewInternalError(err)
 	}

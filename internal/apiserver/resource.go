@@ -46,6 +46,37 @@ type Resource struct {
 	AfterCreate func(ctx context.Context, a *api, obj runtime.Object) error
 	// Subresources handled by custom code (e.g. pods/binding), by name.
 	Subresources map[string]SubresourceHandler
+	// Scale enables the /scale subresource (autoscaling/v1 Scale).
+	Scale *ScaleAccess
+	// Decode and Encode convert between this resource's type and the type
+	// stored under its keys when they differ (events.k8s.io/v1 Events are
+	// stored as core/v1 Events). Both nil means the same type.
+	Decode, Encode func(obj runtime.Object) runtime.Object
+	// Allocate runs after validation and before the write of a create
+	// (old nil) or an update, and may do I/O (Service ClusterIPs and
+	// NodePorts). undo runs if the write fails; commit runs after it
+	// succeeded (releasing what old held and obj no longer does). Not
+	// called for dry runs.
+	Allocate func(ctx context.Context, a *api, obj, old runtime.Object) (commit, undo func(), err error)
+	// Release runs after an object has been removed from storage.
+	Release func(ctx context.Context, a *api, obj runtime.Object)
+	// Terminate is called on an object a delete is about to remove (and on
+	// updates of an object being deleted); it may mutate obj and returns
+	// true when the kind's own finalization must keep it (namespaces stay
+	// Terminating until spec.finalizers is empty).
+	Terminate func(obj runtime.Object) bool
+	// AfterTerminate runs after a delete kept an object because Terminate
+	// said so (namespaces start deleting their content).
+	AfterTerminate func(a *api, obj runtime.Object)
+}
+
+// ScaleAccess reads and writes the replica count behind /scale.
+type ScaleAccess struct {
+	// Get returns spec.replicas, status.replicas and the label selector
+	// (serialised) of obj.
+	Get func(obj runtime.Object) (spec, status int32, selector string)
+	// Set sets spec.replicas of obj.
+	Set func(obj runtime.Object, replicas int32)
 }
 
 // SubresourceHandler serves a POST to a custom subresource such as

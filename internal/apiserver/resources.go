@@ -25,7 +25,7 @@ func core(resource string) schema.GroupVersionResource {
 // builtinResources is the registration table of this slice.
 func builtinResources() []*Resource {
 	dnsLabel := func(n string, _ bool) []string { return validation.IsDNS1123Label(n) }
-	return []*Resource{
+	return append([]*Resource{
 		{
 			GVR: core("namespaces"), Kind: "Namespace", Singular: "namespace", ShortNames: []string{"ns"},
 			New: func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
@@ -165,7 +165,7 @@ func builtinResources() []*Resource {
 				return dns1123Label(field.NewPath("handler"), rc.Handler)
 			}},
 		},
-	}
+	}, extendedResources()...)
 }
 
 func configKey(p *field.Path, k string) field.ErrorList {

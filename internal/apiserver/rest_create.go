@@ -99,18 +99,28 @@ func (a *api) create(ctx context.Context, res *Resource, ns string, obj runtime.
 	if dryRun {
 		return obj, nil
 	}
-	data, err := a.toStorage(obj)
+	var commit, undo func()
+	if res.Allocate != nil {
+		var err error
+		if commit, undo, err = res.Allocate(ctx, a, obj, nil); err != nil {
+			return nil, err
+		}
+	}
+	data, err := a.toStorageAs(res, obj)
 	if err != nil {
+		runIf(undo)
 		return nil, apierrors.NewInternalError(err)
 	}
 	rev, err := a.store.Create(ctx, res.key(ns, m.GetName()), data)
 	if err != nil {
+		runIf(undo)
 		if generated && errors.Is(err, storage.ErrExists) {
 			return nil, apierrors.NewServerTimeout(res.GVR.GroupResource(), "POST", 0)
 		}
 		return nil, storageError(err, res, m.GetName())
 	}
 	setRV(obj, rev)
+	runIf(commit)
 	if res.AfterCreate != nil {
 		if err := res.AfterCreate(ctx, a, obj); err != nil {
 			a.log.Warn("after-create hook failed", "resource", res.String(), "name", m.GetName(), "err", err)
@@ -185,4 +195,11 @@ func validateObjectMeta(res *Resource, m metav1.Object, generated bool) field.Er
 		}
 	}
 	return errs
+}
+
+// runIf calls f unless it is nil.
+func runIf(f func()) {
+	if f != nil {
+		f()
+	}
 }

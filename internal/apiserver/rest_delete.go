@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -97,13 +98,17 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 		if cur := m.GetDeletionGracePeriodSeconds(); cur != nil && *cur < grace {
 			grace = *cur // a pending deletion can only be shortened
 		}
-		keep := grace > 0 || len(m.GetFinalizers()) > 0
+		terminating := res.Terminate != nil && res.Terminate(obj)
+		keep := grace > 0 || len(m.GetFinalizers()) > 0 || terminating
 		if len(opts.DryRun) > 0 {
 			return obj, nil
 		}
 		if keep {
 			cur := m.GetDeletionGracePeriodSeconds()
 			if m.GetDeletionTimestamp() != nil && cur != nil && *cur == grace {
+				if terminating && res.AfterTerminate != nil {
+					res.AfterTerminate(a, obj)
+				}
 				return obj, nil // nothing changes
 			}
 			now := a.now()
@@ -112,7 +117,7 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 				m.SetDeletionTimestamp(&ts)
 			}
 			m.SetDeletionGracePeriodSeconds(&grace)
-			data, err := a.toStorage(obj)
+			data, err := a.toStorageAs(res, obj)
 			if err != nil {
 				return nil, apierrors.NewInternalError(err)
 			}
@@ -124,6 +129,9 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 				return nil, storageError(err, res, name)
 			}
 			setRV(obj, newRev)
+			if terminating && res.AfterTerminate != nil {
+				res.AfterTerminate(a, obj)
+			}
 			return obj, nil
 		}
 		kv, err := a.store.Delete(ctx, res.key(ns, name), rev)
@@ -134,6 +142,9 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 			return nil, storageError(err, res, name)
 		}
 		setRV(obj, kv.Revision)
+		if res.Release != nil {
+			res.Release(ctx, a, obj)
+		}
 		return obj, nil
 	}
 }
@@ -171,8 +182,23 @@ func (a *api) handleDeleteCollection(ctx context.Context, w http.ResponseWriter,
 		}
 		items = append(items, out)
 	}
-	st := &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{Group: info.res.GVR.Group, Kind: info.res.GVR.Resource}}
-	_ = items
-	a.writeObject(w, r, http.StatusOK, st)
+	// Kubernetes answers with the list of what it deleted, each item as it
+	// is after its delete (graceful ones with deletionTimestamp).
+	list := info.res.NewList()
+	if err := meta.SetList(list, items); err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	lm, err := meta.ListAccessor(list)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	rev := lr.rev
+	for _, it := range items {
+		if n, _ := strconv.ParseInt(metaOf(it).GetResourceVersion(), 10, 64); n > rev {
+			rev = n
+		}
+	}
+	lm.SetResourceVersion(strconv.FormatInt(rev, 10))
+	a.writeObject(w, r, http.StatusOK, list)
 	return nil
 }

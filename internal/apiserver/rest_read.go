@@ -17,6 +17,9 @@ import (
 )
 
 func (a *api) handleGet(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if info.subresource == "scale" && info.res.Scale != nil {
+		return a.handleScale(ctx, w, r, info)
+	}
 	if info.subresource != "" && !(info.subresource == "status" && info.res.Status) {
 		return apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name+"/"+info.subresource)
 	}
@@ -110,7 +113,7 @@ func (a *api) listObjects(ctx context.Context, res *Resource, ns string, sel sel
 		out.rev = got.Revision
 		opts.Revision = got.Revision
 		for i, kv := range got.Items {
-			obj, err := a.fromStorage(kv.Value, kv.Revision)
+			obj, err := a.fromStorageAs(res, kv.Value, kv.Revision)
 			if err != nil {
 				return listResult{}, apierrors.NewInternalError(err)
 			}

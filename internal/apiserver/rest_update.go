@@ -45,6 +45,9 @@ func (a *api) checkSubresource(info requestInfo) (statusOnly bool, err error) {
 }
 
 func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if info.subresource == "scale" && info.res.Scale != nil {
+		return a.handleScale(ctx, w, r, info)
+	}
 	statusOnly, err := a.checkSubresource(info)
 	if err != nil {
 		return err
@@ -71,6 +74,9 @@ func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if info.subresource == "scale" && info.res.Scale != nil {
+		return a.handleScale(ctx, w, r, info)
+	}
 	statusOnly, err := a.checkSubresource(info)
 	if err != nil {
 		return err
@@ -168,16 +174,26 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(res.GroupVersionKind().GroupKind(), name, errs)
 		}
-		newData, err := a.toStorage(obj)
+		var commit, undo func()
+		if res.Allocate != nil && !dryRun {
+			if commit, undo, err = res.Allocate(ctx, a, obj, old); err != nil {
+				return nil, err
+			}
+		}
+		newData, err := a.toStorageAs(res, obj)
 		if err != nil {
+			runIf(undo)
 			return nil, apierrors.NewInternalError(err)
 		}
-		oldData, _ := a.toStorage(old)
+		oldData, _ := a.toStorageAs(res, old)
 		if bytes.Equal(newData, oldData) || dryRun {
+			runIf(undo)
 			return obj, nil
 		}
-		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && (m.GetDeletionGracePeriodSeconds() == nil || *m.GetDeletionGracePeriodSeconds() == 0) {
+		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && (m.GetDeletionGracePeriodSeconds() == nil || *m.GetDeletionGracePeriodSeconds() == 0) &&
+			(res.Terminate == nil || !res.Terminate(obj.DeepCopyObject())) {
 			// The last finalizer is gone: the object goes now.
+			runIf(undo)
 			kv, err := a.store.Delete(ctx, res.key(ns, name), rev)
 			if errors.Is(err, storage.ErrConflict) && !pinned && attempt < 10 {
 				continue
@@ -186,15 +202,22 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 				return nil, storageError(err, res, name)
 			}
 			setRV(obj, kv.Revision)
+			if res.Release != nil {
+				res.Release(ctx, a, old)
+			}
 			return obj, nil
 		}
 		newRev, err := a.store.Update(ctx, res.key(ns, name), newData, rev)
+		if err != nil {
+			runIf(undo)
+		}
 		if errors.Is(err, storage.ErrConflict) && !pinned && attempt < 10 {
 			continue
 		}
 		if err != nil {
 			return nil, storageError(err, res, name)
 		}
+		runIf(commit)
 		setRV(obj, newRev)
 		return obj, nil
 	}

@@ -189,14 +189,14 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 func (a *api) translateEvent(res *Resource, sel selector, ev storage.Event) (watch.EventType, runtime.Object, error) {
 	var prev runtime.Object
 	if ev.Prev.Value != nil {
-		p, err := a.fromStorage(ev.Prev.Value, ev.Prev.Revision)
+		p, err := a.fromStorageAs(res, ev.Prev.Value, ev.Prev.Revision)
 		if err != nil {
 			return "", nil, err
 		}
 		prev = p
 	}
 	if ev.Type == storage.EventDelete {
-		obj, err := a.fromStorage(ev.KV.Value, ev.KV.Revision)
+		obj, err := a.fromStorageAs(res, ev.KV.Value, ev.KV.Revision)
 		if err != nil {
 			return "", nil, err
 		}
@@ -205,7 +205,7 @@ func (a *api) translateEvent(res *Resource, sel selector, ev storage.Event) (wat
 		}
 		return watch.Deleted, obj, nil
 	}
-	cur, err := a.fromStorage(ev.KV.Value, ev.KV.Revision)
+	cur, err := a.fromStorageAs(res, ev.KV.Value, ev.KV.Revision)
 	if err != nil {
 		return "", nil, err
 	}
