@@ -37,7 +37,9 @@ func workloadResources() []*Resource {
 					DefaultReplicationController(rc)
 				},
 				PrepareForUpdate: func(obj, _ runtime.Object) { DefaultReplicationController(obj.(*corev1.ReplicationController)) },
-				Validate:         func(obj runtime.Object) field.ErrorList { return ValidateReplicationController(obj.(*corev1.ReplicationController)) },
+				Validate: func(obj runtime.Object) field.ErrorList {
+					return ValidateReplicationController(obj.(*corev1.ReplicationController))
+				},
 			},
 			Fields: func(obj runtime.Object) fields.Set {
 				return fields.Set{"status.replicas": fmt.Sprint(obj.(*corev1.ReplicationController).Status.Replicas)}

@@ -229,4 +229,3 @@ func isZero(v *intstr.IntOrString) bool {
 	n, err := intstr.GetScaledValueFromIntOrPercent(v, 100, false)
 	return err == nil && n == 0
 }
-
