@@ -289,3 +289,53 @@ func TestClusterMasqueradeRules(t *testing.T) {
 		}
 	}
 }
+
+func TestUsesIPMasq(t *testing.T) {
+	tests := []struct {
+		conf string
+		want bool
+	}{
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true},{"type":"portmap"}]}`, true},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":false},{"type":"portmap"}]}`, false},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"}]}`, false},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"ptp","ipMasq":true}]}`, true},
+		{`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":"yes"}]}`, true}, // unparsable: clean up to be safe
+	}
+	for _, tt := range tests {
+		l, err := libcni.NetworkConfFromBytes([]byte(tt.conf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := usesIPMasq(l); got != tt.want {
+			t.Errorf("usesIPMasq(%s) = %v, want %v", tt.conf, got, tt.want)
+		}
+	}
+}
+
+// TestDefaultListWithoutPortmap: New derives the list used for pods
+// without host ports from the default: same name and bridge, no portmap.
+// A user config gets no such list.
+func TestDefaultListWithoutPortmap(t *testing.T) {
+	cfg := baseConfig(t)
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.noPorts == nil || m.noPorts.Name != m.list.Name || len(m.noPorts.Plugins) != 1 ||
+		string(m.noPorts.Plugins[0].Bytes) != string(m.list.Plugins[0].Bytes) {
+		t.Fatalf("noPorts %+v, list %+v", m.noPorts, m.list)
+	}
+	if m.listFor(false) != m.noPorts || m.listFor(true) != m.list {
+		t.Error("listFor picks the wrong list")
+	}
+	conf := `{"cniVersion":"1.0.0","name":"u","plugins":[{"type":"bridge"},{"type":"portmap","capabilities":{"portMappings":true}}]}`
+	if err := os.WriteFile(filepath.Join(cfg.ConfDir, "05-u.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if m.noPorts != nil || m.listFor(false) != m.list {
+		t.Errorf("user config trimmed: %+v", m.noPorts)
+	}
+}

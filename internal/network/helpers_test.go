@@ -283,3 +283,14 @@ func ipOf(t *testing.T, cidr string) string {
 	}
 	return ip.String()
 }
+
+// cachedConfig returns the conflist bytes libcni cached for p's ADD, nil
+// if none.
+func (e *testEnv) cachedConfig(t testing.TB, p *pod) []byte {
+	t.Helper()
+	b, _, err := e.m.cni.GetNetworkListCachedConfig(e.m.list, e.m.runtimeConf(p.id, p.ns, p.info, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -235,6 +235,20 @@ func TestCheck(t *testing.T) {
 	e := newEnv(t, nil)
 	a := e.setup(t, "a")
 	e.do(t, e.host, func() error { return e.m.Check(context.Background(), a.id, a.ns, a.info) })
+	// lo is brought up in-process; Check notices when it is down.
+	e.do(t, a.ns, func() error {
+		l, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetDown(l)
+	})
+	if err := netns.Do(e.host, func() error { return e.m.Check(context.Background(), a.id, a.ns, a.info) }); err == nil ||
+		!strings.Contains(err.Error(), "lo is down") {
+		t.Fatalf("Check with lo down: %v", err)
+	}
+	e.do(t, a.ns, func() error { return linkUp("lo") })
+	e.do(t, e.host, func() error { return e.m.Check(context.Background(), a.id, a.ns, a.info) })
 	e.do(t, a.ns, func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
@@ -279,6 +293,10 @@ func TestUserConfList(t *testing.T) {
 		t.Errorf("default conflist written although a user config exists: %v", err)
 	}
 	a := e.setup(t, "a")
+	// The user's list ran as written (no trimming) though a has no ports.
+	if cached := e.cachedConfig(t, a); string(cached) != string(e.m.list.Bytes) {
+		t.Errorf("ADD used %s, want the user's list", cached)
+	}
 	_, n, _ := net.ParseCIDR(userCIDR)
 	if !n.Contains(net.ParseIP(ipOf(t, a.res.IPs[0]))) {
 		t.Errorf("IP %s not in the user's subnet %s", a.res.IPs[0], userCIDR)
