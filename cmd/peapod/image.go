@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,11 +60,7 @@ func newImageCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			img, err := s.Pull(cmd.Context(), args[0], func(p image.Progress) {
-				if !p.Done {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d/%d bytes\n", shortID(p.Layer), p.Complete, p.Total)
-				}
-			})
+			img, err := s.Pull(cmd.Context(), args[0], image.LogProgress(slog.Default(), time.Second))
 			if err != nil {
 				return err
 			}

@@ -82,7 +82,7 @@ func New(client kubernetes.Interface, rt *runtime.Runtime, cfg Config) *Agent {
 		workers: map[types.UID]*podWorker{},
 		backoff: newBackoff(),
 	}
-	a.probes = probe.NewManager(a.onProbeChange)
+	a.probes = probe.NewManager(a.onProbeChange, probe.WithUnhealthy(a.onUnhealthy))
 	return a
 }
 

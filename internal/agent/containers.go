@@ -300,5 +300,21 @@ func (a *Agent) probeTargetByIDs(pod *corev1.Pod, c *runtime.ContainerStatus) pr
 	return probe.Target{PodIP: ip, Exec: a.execFunc(c.ID)}
 }
 
+// onUnhealthy records a failed probe attempt as the kubelet's Unhealthy event.
+func (a *Agent) onUnhealthy(u probe.Update) {
+	a.mu.Lock()
+	w := a.workers[u.PodUID]
+	a.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	pod := w.pod
+	w.mu.Unlock()
+	if pod != nil && a.events != nil {
+		a.events.Event(pod, corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", u.Kind, u.Message))
+	}
+}
+
 // onProbeChange wakes the pod whose probe result flipped.
 func (a *Agent) onProbeChange(u probe.Update) { a.pokeUID(types.UID(u.PodUID)) }

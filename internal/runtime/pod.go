@@ -33,6 +33,9 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, policy corev1.Pul
 	if policy == corev1.PullNever {
 		return nil, fmt.Errorf("image %q is not present and imagePullPolicy is Never: %w", ref, ErrImageNotPresent)
 	}
+	if progress == nil {
+		progress = image.LogProgress(r.log, time.Second)
+	}
 	img, err := r.images.Pull(ctx, ref, progress)
 	if err != nil {
 		return nil, fmt.Errorf("pull image %q: %w", ref, err)

@@ -105,7 +105,9 @@ func (r *View) containerStatus(sb *sandboxRecord, cid string) (*ContainerStatus,
 		st.PID = 0
 	case rec.StartedAt.IsZero():
 		st.State = ContainerCreated
-	case processAlive(rec.PID) && pauseAlive(sb):
+	case pauseAlive(sb):
+		// Running, or exited with its exit about to be recorded: pause
+		// writes the exit file once the output pipes drain.
 		st.State = ContainerRunning
 	default:
 		// Started, no exit recorded, and gone: the pause process that
