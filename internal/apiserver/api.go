@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +43,11 @@ type api struct {
 	caPEM         []byte
 	ready         func() bool
 	openapi       *openAPI
+
+	// services allocates ClusterIPs and NodePorts (services.go).
+	services *serviceAllocators
+	// terminating tracks namespaces whose content is being deleted.
+	terminating sync.Map
 }
 
 // apiOptions configures newAPI.
@@ -54,6 +60,9 @@ type apiOptions struct {
 	ServerAddress    string
 	CAPEM            []byte
 	Metrics          *metrics
+	// ServiceCIDR is the IPv4 range ClusterIPs come from; default
+	// 10.96.0.0/12. NodePortRange defaults to 30000-32767.
+	ServiceCIDR, NodePortRange string
 }
 
 func newAPI(opts apiOptions) *api {
@@ -87,6 +96,7 @@ func newAPI(opts apiOptions) *api {
 		a.register(r)
 	}
 	a.openapi = newOpenAPI(a)
+	a.services = newServiceAllocators(a, opts.ServiceCIDR, opts.NodePortRange)
 	return a
 }
 

@@ -49,5 +49,5 @@ func (a *api) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("bootstrap namespace %s: %w", name, err)
 		}
 	}
-	return nil
+	return a.bootstrapExtended(ctx)
 }

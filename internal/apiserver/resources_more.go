@@ -1,8 +1,20 @@
 package apiserver
 
+import "context"
+
 // extendedResources lists the kinds registered beyond the first slice
 // (workloads, services and endpoint slices, events.k8s.io events), in
 // discovery order. builtinResources appends them.
 func extendedResources() []*Resource {
-	return workloadResources()
+	return append(workloadResources(), serviceResource(), endpointSliceResource())
+}
+
+// bootstrapExtended runs at every start after the system namespaces
+// exist: it repairs the service allocation bitmaps and ensures the
+// kubernetes Service. Idempotent.
+func (a *api) bootstrapExtended(ctx context.Context) error {
+	if err := a.repairServiceAllocations(ctx); err != nil {
+		return err
+	}
+	return a.ensureKubernetesService(ctx)
 }
