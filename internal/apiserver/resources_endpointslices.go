@@ -24,7 +24,9 @@ func endpointSliceResource() *Resource {
 		New:     func() runtime.Object { return &discoveryv1.EndpointSlice{} },
 		NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
 		Strategy: Strategy{
-			Validate: func(obj runtime.Object) field.ErrorList { return ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice)) },
+			Validate: func(obj runtime.Object) field.ErrorList {
+				return ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice))
+			},
 			ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 				errs := ValidateEndpointSlice(obj.(*discoveryv1.EndpointSlice))
 				if n, o := obj.(*discoveryv1.EndpointSlice).AddressType, old.(*discoveryv1.EndpointSlice).AddressType; n != o {
