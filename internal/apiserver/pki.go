@@ -29,6 +29,9 @@ type PKI struct {
 	Server tls.Certificate
 	// AdminCertPEM and AdminKeyPEM authenticate as CN=admin, O=system:masters.
 	AdminCertPEM, AdminKeyPEM []byte
+	// KubeletClient is the API server's client certificate towards node
+	// agents: CN=kube-apiserver-kubelet-client, O=system:masters.
+	KubeletClient tls.Certificate
 }
 
 // LoadOrCreatePKI reads the CA, serving and admin credentials from dir,
@@ -73,6 +76,16 @@ func LoadOrCreatePKI(dir string, sans []string) (*PKI, error) {
 	if p.AdminKeyPEM, err = os.ReadFile(filepath.Join(dir, "admin.key")); err != nil {
 		return nil, err
 	}
+	kc, _, err := loadPair(dir, kubeletClientName)
+	if err != nil || time.Until(kc.NotAfter) < 30*24*time.Hour || kc.CheckSignatureFrom(ca) != nil {
+		if _, _, err := issue(dir, kubeletClientName, certSpec{cn: KubeletClientUser, orgs: []string{"system:masters"}, client: true, years: 1}, ca, caKey); err != nil {
+			return nil, fmt.Errorf("kubelet client cert: %w", err)
+		}
+	}
+	p.KubeletClient, err = tls.LoadX509KeyPair(filepath.Join(dir, kubeletClientName+".crt"), filepath.Join(dir, kubeletClientName+".key"))
+	if err != nil {
+		return nil, fmt.Errorf("load kubelet client cert: %w", err)
+	}
 	return p, nil
 }
 
@@ -89,6 +102,50 @@ func (p *PKI) IssueClientCert(user string, groups []string) (certPEM, keyPEM []b
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+// KubeletClientUser is the CN the API server presents to node agents.
+const KubeletClientUser = "kube-apiserver-kubelet-client"
+
+const kubeletClientName = "apiserver-kubelet-client"
+
+// IssueServingCert signs a TLS serving certificate (server auth only) for
+// the given DNS names and IPs, valid one year; it returns PEM cert and key.
+// Node agents serve logs, exec, attach and port-forward with it, and the
+// API server verifies it against the cluster CA. Safe for concurrent use.
+func (p *PKI) IssueServingCert(names []string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
+	sans := append([]string{}, names...)
+	for _, ip := range ips {
+		sans = append(sans, ip.String())
+	}
+	if len(sans) == 0 {
+		return nil, nil, errors.New("issue serving cert: no names or IPs")
+	}
+	cn := sans[0]
+	cert, key, err := newCert(certSpec{cn: cn, sans: sans, server: true, years: 1}, p.CA, p.CAKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue serving cert %s: %w", cn, err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+// signCSR signs a certificate for csr's public key with spec's subject,
+// usages and SANs (the CSR's own subject and SANs are ignored: the caller
+// decides them). It returns the PEM certificate.
+func (p *PKI) signCSR(csr *x509.CertificateRequest, spec certSpec) ([]byte, error) {
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("check CSR signature: %w", err)
+	}
+	cert, err := signCert(spec, csr.PublicKey, p.CA, p.CAKey)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), nil
 }
 
 type certSpec struct {
@@ -118,9 +175,20 @@ func newCert(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKe
 	if err != nil {
 		return nil, nil, err
 	}
+	if parent == nil {
+		// Self-signed: the new key signs its own certificate.
+		parentKey = key
+	}
+	cert, err := signCert(spec, &key.PublicKey, parent, parentKey)
+	return cert, key, err
+}
+
+// signCert signs a certificate for pub; a nil parent makes it self-signed
+// (parentKey must then be pub's private key).
+func signCert(spec certSpec, pub any, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -149,14 +217,13 @@ func newCert(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKe
 		}
 	}
 	if parent == nil {
-		parent, parentKey = tmpl, key
+		parent = tmpl
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
+	return x509.ParseCertificate(der)
 }
 
 // issue creates <name>.crt and <name>.key in dir.

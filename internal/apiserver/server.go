@@ -18,8 +18,14 @@
 //
 // To add a kind, append a Resource to builtinResources (resources.go): a
 // GVR, kind, new/newList funcs, a Strategy (defaulting, validation), a
-// table convertor and field-selector attributes. Authorization is
-// pluggable through Config.Authorizer; node identities come later.
+// table convertor and field-selector attributes.
+//
+// Security: clients authenticate with certificates signed by the cluster
+// CA (CN user, O groups), bootstrap tokens (token.go) or a static token
+// file. Unless Config.Authorizer is set, system:masters may do anything
+// and nodes (system:node:<name>) what NodeAuthorizer allows. Nodes join
+// with a bootstrap token through JoinNode (node_credentials.go); pods/log,
+// exec, attach and portforward are proxied to the pod's node (proxy.go).
 package apiserver
 
 import (
@@ -35,6 +41,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/peapod/peapod/internal/storage"
 )
@@ -54,7 +63,8 @@ type Config struct {
 	TokenFile string
 	// ExtraSANs are added to the serving certificate.
 	ExtraSANs []string
-	// Authorizer decides access; nil allows system:masters only.
+	// Authorizer decides access; nil allows system:masters everything and
+	// nodes what NodeAuthorizer allows.
 	Authorizer Authorizer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -66,6 +76,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	api      *api
+	handler  http.Handler
 	pki      *PKI
 	store    storage.Store
 	embedded *storage.Embedded
@@ -119,7 +130,10 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		}
 		s.embedded, s.store = e, e.Store()
 	}
-	authn := Authenticators{CertAuthenticator{Roots: s.pki.Pool}}
+	// Bootstrap tokens come before the static token file, which refuses
+	// every token it does not know.
+	var bootstrap BootstrapTokenAuthenticator
+	authn := Authenticators{CertAuthenticator{Roots: s.pki.Pool}, &bootstrap}
 	if cfg.TokenFile != "" {
 		t, err := LoadTokenFile(cfg.TokenFile)
 		if err != nil {
@@ -133,6 +147,22 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
 		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM})
 	s.api.ready = s.isReady.Load
+	if cfg.Authorizer == nil {
+		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{s.api}}}
+	}
+	secrets := s.api.resourceFor("", "v1", "secrets")
+	bootstrap.Lookup = func(ctx context.Context, id string) (*corev1.Secret, error) {
+		obj, _, err := s.api.getObject(ctx, secrets, metav1.NamespaceSystem, BootstrapTokenSecretPrefix+id)
+		if err != nil {
+			return nil, err
+		}
+		sec, ok := obj.(*corev1.Secret)
+		if !ok {
+			return nil, fmt.Errorf("stored secret is a %T", obj)
+		}
+		return sec, nil
+	}
+	s.handler = &front{api: s.api, pki: s.pki, proxy: newNodeProxy(s.api, s.pki)}
 	return s, nil
 }
 
@@ -160,7 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler: s.api,
+		Handler: s.handler,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{s.pki.Server},
 			ClientAuth:   tls.VerifyClientCertIfGiven,
@@ -212,7 +242,7 @@ func (s *Server) Kubeconfig() string { return filepath.Join(s.cfg.DataDir, "admi
 func (s *Server) PKI() *PKI { return s.pki }
 
 // Handler returns the HTTP handler (for in-process use and tests).
-func (s *Server) Handler() http.Handler { return s.api }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) close() {
 	if s.listener != nil {
