@@ -35,6 +35,7 @@ func builtinResources() []*Resource {
 				PrepareForCreate: func(obj runtime.Object) {
 					ns := obj.(*corev1.Namespace)
 					ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+					ensureNamespaceFinalizer(ns)
 					if ns.Labels == nil {
 						ns.Labels = map[string]string{}
 					}
@@ -51,7 +52,7 @@ func builtinResources() []*Resource {
 			Fields: func(obj runtime.Object) fields.Set {
 				return fields.Set{"status.phase": string(obj.(*corev1.Namespace).Status.Phase)}
 			},
-			AfterCreate: seedNamespace,
+			AfterCreate: seedNamespace, Terminate: terminateNamespace, AfterTerminate: startNamespaceCleanup,
 		},
 		{
 			GVR: core("pods"), Kind: "Pod", Singular: "pod", Namespaced: true, ShortNames: []string{"po"}, Categories: []string{"all"},

@@ -11,10 +11,14 @@ func extendedResources() []*Resource {
 
 // bootstrapExtended runs at every start after the system namespaces
 // exist: it repairs the service allocation bitmaps and ensures the
-// kubernetes Service. Idempotent.
+// kubernetes Service, and resumes the cleanup of terminating namespaces.
+// Idempotent.
 func (a *api) bootstrapExtended(ctx context.Context) error {
 	if err := a.repairServiceAllocations(ctx); err != nil {
 		return err
 	}
-	return a.ensureKubernetesService(ctx)
+	if err := a.ensureKubernetesService(ctx); err != nil {
+		return err
+	}
+	return a.resumeNamespaceCleanup(ctx)
 }
