@@ -112,6 +112,8 @@ func (r *Runtime) Attach(ctx context.Context, cid string, stdio oci.ExecIO) erro
 		go func() {
 			defer close(stdinDone)
 			_, _ = io.Copy(in, stdio.Stdin)
+			// Our copy must go for stdinOnce's EOF to reach the container.
+			in.Close()
 		}()
 	}
 	if stdio.Resize != nil && tty {

@@ -275,13 +275,13 @@ func (f *fixture) container(t testing.TB, name string) *runtime.ContainerStatus 
 }
 
 type testPKI struct {
-	pool                                 *x509.CertPool
-	caPEM, clientCertPEM, clientKeyPEM   []byte
-	server, client                       tls.Certificate
-	untrustedClient                      tls.Certificate
-	caCert                               *x509.Certificate
-	caKey                                *ecdsa.PrivateKey
-	serial                               int64
+	pool                               *x509.CertPool
+	caPEM, clientCertPEM, clientKeyPEM []byte
+	server, client                     tls.Certificate
+	untrustedClient                    tls.Certificate
+	caCert                             *x509.Certificate
+	caKey                              *ecdsa.PrivateKey
+	serial                             int64
 }
 
 func newTestPKI() (*testPKI, error) {
