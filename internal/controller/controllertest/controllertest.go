@@ -1,14 +1,32 @@
 // Package controllertest is the test harness of peapod's controllers: a
 // fake clientset that behaves enough like the API server for controllers
-// (generateName, UIDs, creation timestamps) and polling helpers for tests.
+// and polling helpers for tests.
+//
+// On top of client-go's fake, NewClientset's reactors give:
+//   - create: name from generateName, UID, creationTimestamp, generation 1,
+//     a resourceVersion;
+//   - update: optimistic concurrency (a stale non-empty resourceVersion is a
+//     Conflict), a fresh resourceVersion, the status subresource (an update
+//     of "status" changes only status, a main update keeps the stored
+//     status), generation bumped when spec changes;
+//   - delete: UID preconditions; propagationPolicy Foreground/Orphan and
+//     finalizers set deletionTimestamp (adding the foregroundDeletion or
+//     orphan finalizer) instead of deleting; an update that leaves a
+//     deleting object without finalizers deletes it.
+//
+// Patches go through client-go's fake unchanged (no resourceVersion bump).
 package controllertest
 
 import (
 	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -37,7 +55,112 @@ func NewClientset(objs ...runtime.Object) *fake.Clientset {
 		fillMeta(ca.GetObject())
 		return false, nil, nil
 	})
+	c.PrependReactor("update", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		ua, ok := a.(clienttesting.UpdateAction)
+		if !ok || (ua.GetSubresource() != "" && ua.GetSubresource() != "status") {
+			return false, nil, nil
+		}
+		return update(c.Tracker(), ua)
+	})
+	c.PrependReactor("delete", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		da, ok := a.(clienttesting.DeleteAction)
+		if !ok || da.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		return del(c.Tracker(), da)
+	})
 	return c
+}
+
+var rv atomic.Int64
+
+func nextRV() string { return strconv.FormatInt(rv.Add(1)+1000, 10) }
+
+func update(tr clienttesting.ObjectTracker, ua clienttesting.UpdateAction) (bool, runtime.Object, error) {
+	gvr, ns := ua.GetResource(), ua.GetNamespace()
+	obj := ua.GetObject()
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false, nil, nil
+	}
+	cur, err := tr.Get(gvr, ns, m.GetName())
+	if err != nil {
+		return true, nil, err
+	}
+	cm, _ := meta.Accessor(cur)
+	if m.GetResourceVersion() != "" && m.GetResourceVersion() != cm.GetResourceVersion() {
+		return true, nil, apierrors.NewConflict(gvr.GroupResource(), m.GetName(),
+			fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+	}
+	newU, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return true, nil, err
+	}
+	curU, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
+	if err != nil {
+		return true, nil, err
+	}
+	out := newU
+	if ua.GetSubresource() == "status" {
+		out = curU
+		out["status"] = newU["status"]
+	} else if st, ok := curU["status"]; ok {
+		out["status"] = st
+	}
+	res := obj.DeepCopyObject()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(out, res); err != nil {
+		return true, nil, err
+	}
+	rm, _ := meta.Accessor(res)
+	rm.SetUID(cm.GetUID())
+	rm.SetCreationTimestamp(cm.GetCreationTimestamp())
+	rm.SetGeneration(cm.GetGeneration())
+	if ua.GetSubresource() == "" {
+		rm.SetDeletionTimestamp(cm.GetDeletionTimestamp())
+		if !reflect.DeepEqual(newU["spec"], curU["spec"]) {
+			rm.SetGeneration(cm.GetGeneration() + 1)
+		}
+		if cm.GetDeletionTimestamp() != nil && len(rm.GetFinalizers()) == 0 {
+			return true, res, tr.Delete(gvr, ns, m.GetName())
+		}
+	}
+	rm.SetResourceVersion(nextRV())
+	return true, res, tr.Update(gvr, res, ns)
+}
+
+func del(tr clienttesting.ObjectTracker, da clienttesting.DeleteAction) (bool, runtime.Object, error) {
+	gvr, ns := da.GetResource(), da.GetNamespace()
+	cur, err := tr.Get(gvr, ns, da.GetName())
+	if err != nil {
+		return false, nil, nil // the default reactor answers NotFound
+	}
+	cur = cur.DeepCopyObject()
+	cm, _ := meta.Accessor(cur)
+	opts := da.GetDeleteOptions()
+	if opts.Preconditions != nil && opts.Preconditions.UID != nil && *opts.Preconditions.UID != cm.GetUID() {
+		return true, nil, apierrors.NewConflict(gvr.GroupResource(), da.GetName(), fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", *opts.Preconditions.UID, cm.GetUID()))
+	}
+	add := ""
+	if opts.PropagationPolicy != nil {
+		switch *opts.PropagationPolicy {
+		case metav1.DeletePropagationForeground:
+			add = metav1.FinalizerDeleteDependents
+		case metav1.DeletePropagationOrphan:
+			add = metav1.FinalizerOrphanDependents
+		}
+	}
+	if len(cm.GetFinalizers()) == 0 && add == "" {
+		return false, nil, nil
+	}
+	if cm.GetDeletionTimestamp() == nil {
+		now := metav1.Now()
+		cm.SetDeletionTimestamp(&now)
+	}
+	if add != "" && !slices.Contains(cm.GetFinalizers(), add) {
+		cm.SetFinalizers(append(cm.GetFinalizers(), add))
+	}
+	cm.SetResourceVersion(nextRV())
+	return true, cur, tr.Update(gvr, cur, ns)
 }
 
 func fillMeta(o runtime.Object) {
@@ -57,6 +180,7 @@ func fillMeta(o runtime.Object) {
 	if m.GetGeneration() == 0 {
 		m.SetGeneration(1)
 	}
+	m.SetResourceVersion(nextRV())
 }
 
 // Eventually polls cond every 5ms until it returns true or timeout passes,

@@ -45,6 +45,7 @@ func TestReplacesDeletedAndFailedPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := pods[1]
+	failed.ResourceVersion = ""
 	failed.Status.Phase = v1.PodFailed
 	failed.Status.Reason = "Evicted"
 	if _, err := client.CoreV1().Pods("default").UpdateStatus(ctx, &failed, metav1.UpdateOptions{}); err != nil {
@@ -79,7 +80,6 @@ func TestScaleUpAndDownPrefersNotReady(t *testing.T) {
 	got, _ := client.AppsV1().ReplicaSets("default").Get(context.Background(), "web", metav1.GetOptions{})
 	two := int32(2)
 	got.Spec.Replicas = &two
-	got.Generation = 2
 	if _, err := client.AppsV1().ReplicaSets("default").Update(context.Background(), got, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,7 @@ func TestAdoptsOrphansAndReleasesMismatches(t *testing.T) {
 	// Relabel: the RS releases it and creates a replacement.
 	p, _ := client.CoreV1().Pods("default").Get(context.Background(), "orphan", metav1.GetOptions{})
 	p.Labels = map[string]string{"app": "other"}
+	p.ResourceVersion = "" // the RS may be patching it concurrently
 	if _, err := client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -99,10 +99,17 @@ func waitPods(t testing.TB, client *fake.Clientset, n int) []v1.Pod {
 // makeReady marks pod Running and Ready, as a kubelet would.
 func makeReady(t testing.TB, client *fake.Clientset, p v1.Pod, since time.Time) {
 	t.Helper()
-	p.Spec.NodeName = "node-1"
-	p.Status.Phase = v1.PodRunning
-	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(since)}}
-	if _, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), &p, metav1.UpdateOptions{}); err != nil {
+	cur, err := client.CoreV1().Pods(p.Namespace).Get(context.Background(), p.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.NodeName = "node-1"
+	if cur, err = client.CoreV1().Pods(p.Namespace).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cur.Status.Phase = v1.PodRunning
+	cur.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(since)}}
+	if _, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
