@@ -359,3 +359,5 @@ func (p *testPKI) issue(cn string, usage x509.ExtKeyUsage, ca *x509.Certificate,
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 }
+
+func writeEmpty(path string) error { return os.WriteFile(path, nil, 0o644) }

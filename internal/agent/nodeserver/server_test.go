@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
@@ -490,4 +492,66 @@ func TestLogs(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
+}
+
+func TestAttachTerminalUnderCrun(t *testing.T) {
+	f := env(t)
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(`
+apiVersion: v1
+kind: Pod
+metadata: {name: crun-shell, namespace: default, uid: crun-shell-uid}
+spec:
+  containers:
+  - {name: shell, image: busybox, command: [sh], stdin: true, tty: true}
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := obj.(*corev1.Pod)
+	id, err := f.rt.StartPod(f.ctx, pod, "crun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.rt.DeletePod(context.Background(), id, 0); err != nil {
+			t.Errorf("delete pod: %v", err)
+		}
+	})
+	ex := f.executors(t, f.base+"/attach/default/crun-shell/shell?stdin=1&stdout=1&tty=1")["websocket"]
+	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel()
+	stdinR, stdinW := io.Pipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Tty: true})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "crun-says-42") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer from the crun shell; output %q", out.String())
+		}
+		fmt.Fprintln(stdinW, "echo crun-says-$((6*7))")
+		time.Sleep(300 * time.Millisecond)
+	}
+	fmt.Fprintln(stdinW, "exit 4")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("attach did not end when the shell exited")
+	}
+	st, err := f.rt.SandboxStatus(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.rt.WaitContainer(ctx, st.Containers[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != runtime.ContainerExited || c.ExitCode != 4 {
+		t.Errorf("crun shell: %s exit %d, want Exited 4", c.State, c.ExitCode)
+	}
 }

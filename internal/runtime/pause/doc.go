@@ -19,7 +19,11 @@
 //     argv; Launch returns the container's main PID.
 //  4. ReadExit or WaitExit on the container's exit path tells when and how
 //     it ended; Status lists what pause knows.
-//  5. After every container is stopped, Stop the pause process.
+//  5. For attach: Attach follows a running container's stdout or stderr
+//     live; OpenStdin hands over its stdin (LaunchRequest.Stdin) or its
+//     terminal's master (LaunchRequest.Terminal); CloseStdin ends stdin
+//     for stdinOnce; Resize sizes the terminal.
+//  6. After every container is stopped, Stop the pause process.
 //
 // Building: pause.bin is embedded with go:embed and is not committed; run
 // `make pause` before `go build`, `go vet` or `go test` of this package.
