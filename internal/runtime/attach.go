@@ -74,7 +74,11 @@ func (r *Runtime) Attach(ctx context.Context, cid string, stdio oci.ExecIO) erro
 		outputs.Add(1)
 		go func() {
 			defer outputs.Done()
-			_, _ = io.Copy(w, rc)
+			ew := &errWriter{w: w}
+			_, _ = io.Copy(ew, rc)
+			if ew.err != nil {
+				cancel() // the client went away: detach
+			}
 		}()
 		return nil
 	}
@@ -208,4 +212,18 @@ func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32,
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// errWriter remembers whether writing (rather than reading) failed.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
