@@ -1,22 +1,20 @@
 package deployment
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/davecgh/go-spew/spew"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/peapod/peapod/internal/controller/ctrlutil"
 )
 
 // Annotations and labels Kubernetes' deployment controller and kubectl share.
@@ -51,15 +49,7 @@ const (
 // of the template, then the collision count, encoded with SafeEncodeString.
 // Pure.
 func ComputeHash(template *v1.PodTemplateSpec, collisionCount *int32) string {
-	h := fnv.New32a()
-	printer := spew.ConfigState{Indent: " ", SortKeys: true, DisableMethods: true, SpewKeys: true}
-	printer.Fprintf(h, "%#v", *template)
-	if collisionCount != nil {
-		b := make([]byte, 8)
-		binary.LittleEndian.PutUint32(b, uint32(*collisionCount))
-		h.Write(b)
-	}
-	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
+	return ctrlutil.HashTemplate(template, collisionCount)
 }
 
 // EqualIgnoreHash reports whether two templates are equal apart from the
