@@ -134,4 +134,3 @@ func (c *Controller) remember(revision string, template *v1.PodTemplateSpec, wan
 	}
 	return c.templates[want]
 }
-
