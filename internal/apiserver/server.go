@@ -70,6 +70,10 @@ type Config struct {
 	Logger *slog.Logger
 	// BookmarkInterval between watch bookmarks; default 1m.
 	BookmarkInterval time.Duration
+	// ServiceCIDR is the IPv4 range Service ClusterIPs come from; default
+	// 10.96.0.0/12 (its first address is the kubernetes Service's).
+	// NodePortRange defaults to 30000-32767.
+	ServiceCIDR, NodePortRange string
 }
 
 // Server is a configured API server. Create it with New.
@@ -145,7 +149,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
-		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM})
+		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM,
+		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
 		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{s.api}}}
