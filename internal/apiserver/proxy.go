@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -25,8 +26,8 @@ const DefaultNodeAgentPort = 10250
 // by proxying to the pod's node agent on the kubelet's paths:
 //
 //	/containerLogs/<ns>/<pod>/<container>?follow=true&tailLines=...
-//	/exec/<ns>/<pod>/<container>?command=...&stdin=1&stdout=1&stderr=1&tty=1
-//	/attach/<ns>/<pod>/<container>?stdin=1&stdout=1&stderr=1&tty=1
+//	/exec/<ns>/<pod>/<container>?command=...&input=1&output=1&error=1&tty=1 (also stdin=1...)
+//	/attach/<ns>/<pod>/<container>?input=1&output=1&error=1&tty=1 (also stdin=1...)
 //	/portForward/<ns>/<pod>?port=...
 //
 // It presents the API server's kubelet client certificate
@@ -121,9 +122,25 @@ func (p *nodeProxy) serve(w http.ResponseWriter, r *http.Request, cr connectRequ
 		return
 	}
 	h := proxy.NewUpgradeAwareHandler(loc, p.transport, false, false, responder{a})
+	// The upgrade hijacks the connection, so the handler gets the real
+	// writer (status code recording stops at the upgrade).
 	h.UseLocationHost = true
 	h.FlushInterval = -1
-	h.ServeHTTP(rw, r)
+	h.ServeHTTP(hijackable{rw}, r)
+}
+
+// hijackable exposes the underlying writer's Hijack through statusWriter,
+// recording 101 for a successful upgrade.
+type hijackable struct{ *statusWriter }
+
+// Hijack implements http.Hijacker.
+func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("connection cannot be hijacked: %T", h.ResponseWriter)
+	}
+	h.code = http.StatusSwitchingProtocols
+	return hj.Hijack()
 }
 
 // location resolves the agent URL for a connect request.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -91,8 +92,16 @@ func logParams(q url.Values) (url.Values, error) {
 	return out, nil
 }
 
+// kubeletStreamParam maps the API's exec/attach flags to the kubelet's
+// own query names (corev1.ExecStdinParam and friends).
+var kubeletStreamParam = map[string]string{"stdin": corev1.ExecStdinParam, "stdout": corev1.ExecStdoutParam,
+	"stderr": corev1.ExecStderrParam, "tty": corev1.ExecTTYParam}
+
 // streamParams turns an exec or attach query into the agent's query:
-// command (exec, repeated, required) and stdin/stdout/stderr/tty as "1".
+// command (exec, repeated, required) and each requested stream as "1",
+// under both the kubelet's names (input, output, error, tty: what the
+// kubelet's streaming library reads) and the API's (stdin, stdout,
+// stderr), so either kind of agent understands it.
 func streamParams(q url.Values, exec bool) (url.Values, error) {
 	out := url.Values{}
 	any := false
@@ -103,6 +112,7 @@ func streamParams(q url.Values, exec bool) (url.Values, error) {
 		}
 		if b {
 			out.Set(k, "1")
+			out.Set(kubeletStreamParam[k], "1")
 			any = any || k != "tty"
 		}
 	}
