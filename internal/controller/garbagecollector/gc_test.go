@@ -141,7 +141,8 @@ func TestForegroundPropagation(t *testing.T) {
 	defer mu.Unlock()
 	// deployment (marked), replicaset (marked, foreground; a repeat from a
 	// stale cache is harmless), then both pods.
-	order = slices.Compact(order)
+	seen := map[string]bool{}
+	order = slices.DeleteFunc(order, func(s string) bool { defer func() { seen[s] = true }(); return seen[s] })
 	if len(order) != 4 || order[0] != "deployments/web" || order[1] != "replicasets/web-1" {
 		t.Fatalf("delete order %v", order)
 	}
