@@ -48,6 +48,8 @@ type api struct {
 	services *serviceAllocators
 	// terminating tracks namespaces whose content is being deleted.
 	terminating sync.Map
+	// managers are the server-side apply field managers (ssa.go).
+	managers fieldManagers
 }
 
 // apiOptions configures newAPI.

@@ -189,6 +189,24 @@ func TestEndToEndKubectlResources(t *testing.T) {
 	wantAll(t, "recreate ns", mustKubectl(t, kc, "", "create", "namespace", "scratch"), "namespace/scratch created")
 	wantAll(t, "delete ns", mustKubectl(t, kc, "", "delete", "namespace", "scratch", "--timeout=20s"), `namespace "scratch" deleted`)
 
+	// Server-side apply: create, no-op, conflict with another manager,
+	// forced takeover.
+	ssa := strings.Replace(webDeployment, "name: web\n", "name: ssa\n", 1)
+	wantAll(t, "apply --server-side", mustKubectl(t, kc, ssa, "apply", "--server-side", "-f", "-"), "deployment.apps/ssa serverside-applied")
+	rv := mustKubectl(t, kc, "", "get", "deploy", "ssa", "-o", "jsonpath={.metadata.resourceVersion}")
+	mustKubectl(t, kc, ssa, "apply", "--server-side", "-f", "-")
+	if rv2 := mustKubectl(t, kc, "", "get", "deploy", "ssa", "-o", "jsonpath={.metadata.resourceVersion}"); rv2 != rv {
+		t.Fatalf("second server-side apply changed the object: %s -> %s", rv, rv2)
+	}
+	changed := strings.Replace(ssa, "nginx:1.25", "nginx:1.27", 1)
+	if out, err := kubectl(t, kc, changed, "apply", "--server-side", "--field-manager=other", "-f", "-"); err == nil || !strings.Contains(out, "conflict") {
+		t.Fatalf("conflicting server-side apply: %v %s", err, out)
+	}
+	mustKubectl(t, kc, changed, "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-")
+	if out := mustKubectl(t, kc, "", "get", "deploy", "ssa", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); out != "nginx:1.27" {
+		t.Fatalf("forced apply: %q", out)
+	}
+
 	// Discovery lists the new kinds with their short names.
 	wantAll(t, "api-resources", mustKubectl(t, kc, "", "api-resources"), "deployments", "deploy", "statefulsets", "sts", "replicationcontrollers",
 		"svc", "endpointslices", "events.k8s.io")

@@ -80,7 +80,9 @@ func (a *api) create(ctx context.Context, res *Resource, ns string, obj runtime.
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetGeneration(1)
 	m.SetSelfLink("")
-	m.SetManagedFields(nil)
+	if !isApply(ctx) {
+		m.SetManagedFields(nil)
+	}
 	if res.Strategy.PrepareForCreate != nil {
 		res.Strategy.PrepareForCreate(obj)
 	}

@@ -56,6 +56,7 @@ func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
+	ctx = withManager(ctx, r)
 	m := metaOf(obj)
 	if m.GetName() != info.name {
 		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), info.name))
@@ -90,12 +91,19 @@ func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	pt := types.PatchType(ct)
+	ctx = withManager(ctx, r)
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.ApplyYAMLPatchType:
+		if statusOnly {
+			return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", info.res.GVR.GroupResource(), info.name,
+				"server-side apply to the status subresource is not supported by peapod", 0, false)
+		}
+		return a.handleApply(ctx, w, r, info, body)
 	default:
 		return apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "patch", info.res.GVR.GroupResource(), info.name,
-			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
-				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType), 0, false)
+			fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s",
+				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType), 0, false)
 	}
 	out, err := a.update(ctx, info.res, info.namespace, info.name, statusOnly, isDryRun(r), func(old runtime.Object) (runtime.Object, error) {
 		return a.applyPatch(info.res, old, pt, body)
@@ -160,10 +168,12 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 		if m.GetName() != name {
 			return nil, apierrors.NewBadRequest("metadata.name cannot be changed")
 		}
+		applied := m.GetManagedFields()
 		obj, err = a.prepareUpdate(res, obj, old, statusOnly)
 		if err != nil {
 			return nil, err
 		}
+		a.trackManagedFields(ctx, res, obj, old, applied)
 		m = metaOf(obj)
 		errs := validateObjectMeta(res, m, false)
 		if v := res.Strategy.ValidateUpdate; v != nil {
