@@ -41,6 +41,13 @@ var _ = requireRoot
 func start(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 	t.Helper()
 	client := controllertest.NewClientset(objs...)
+	startWith(t, client)
+	return client
+}
+
+// startWith runs a collector over client (reactors must be added before).
+func startWith(t *testing.T, client *fake.Clientset) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
 	gc, err := New(client, factory, Options{Logger: slog.New(slog.DiscardHandler)})
@@ -51,7 +58,6 @@ func start(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gc.Run(ctx, 2) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
-	return client
 }
 
 func ref(kind, apiVersion, name string, uid types.UID, block bool) metav1.OwnerReference {
@@ -120,7 +126,7 @@ func TestBackgroundPropagation(t *testing.T) {
 // TestForegroundPropagation checks the owner stays (deleting, with the
 // foregroundDeletion finalizer) until its dependents are gone.
 func TestForegroundPropagation(t *testing.T) {
-	c := start(t, tree()...)
+	c := controllertest.NewClientset(tree()...)
 	var mu sync.Mutex
 	var order []string
 	c.PrependReactor("delete", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
@@ -129,6 +135,7 @@ func TestForegroundPropagation(t *testing.T) {
 		mu.Unlock()
 		return false, nil, nil
 	})
+	startWith(t, c)
 	fg := metav1.DeletePropagationForeground
 	if err := c.AppsV1().Deployments("default").Delete(context.Background(), "web", metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
 		t.Fatal(err)
