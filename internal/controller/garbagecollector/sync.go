@@ -151,14 +151,44 @@ func (gc *Collector) lookupOwner(ctx context.Context, ns string, ref metav1.Owne
 
 // attemptToDelete deletes dependent m when none of its owners remains, or
 // drops references to gone owners when some remain (Kubernetes'
-// attemptToDeleteItem).
+// attemptToDeleteItem). Owners are classified first (cache, then live
+// GET), then the dependent is re-read live and only references it still
+// holds count: an owner deleted with orphan propagation removes its
+// references before it disappears, so reading the dependent after seeing
+// the owner gone cannot mistake an orphan for garbage.
 func (gc *Collector) attemptToDelete(ctx context.Context, r *resource, m metav1.Object) error {
-	var nSolid int
-	var drop, unblock []types.UID
+	states := map[types.UID]ownerState{}
+	needed := false
 	for _, ref := range m.GetOwnerReferences() {
 		st, err := gc.lookupOwner(ctx, m.GetNamespace(), ref)
 		if err != nil {
 			return err
+		}
+		states[ref.UID] = st
+		needed = needed || st != solid
+	}
+	if !needed {
+		return nil
+	}
+	ns, name := m.GetNamespace(), m.GetName()
+	live, err := r.get(ctx, ns, name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %s %s/%s: %w", r.gvk.Kind, ns, name, err)
+	}
+	if live.GetUID() != m.GetUID() || live.GetDeletionTimestamp() != nil || len(live.GetOwnerReferences()) == 0 {
+		return nil
+	}
+	var nSolid int
+	var drop, unblock []types.UID
+	for _, ref := range live.GetOwnerReferences() {
+		st, ok := states[ref.UID]
+		if !ok {
+			if st, err = gc.lookupOwner(ctx, ns, ref); err != nil {
+				return err
+			}
 		}
 		switch st {
 		case solid:
@@ -172,17 +202,16 @@ func (gc *Collector) attemptToDelete(ctx context.Context, r *resource, m metav1.
 			}
 		}
 	}
-	ns, name := m.GetNamespace(), m.GetName()
 	switch {
 	case nSolid > 0:
 		if len(drop) == 0 {
 			return nil
 		}
-		if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(m.GetUID(), deleteRefs(drop...))); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(live.GetUID(), deleteRefs(drop...))); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("drop gone owners of %s %s/%s: %w", r.gvk.Kind, ns, name, err)
 		}
 		return nil
-	case len(unblock) > 0 && len(gc.dependents(m.GetUID())) > 0:
+	case len(unblock) > 0 && len(gc.dependents(live.GetUID())) > 0:
 		// Deleting m in foreground makes its owner wait for m's own
 		// dependents; clear blockOwnerDeletion first so the two waits
 		// cannot deadlock, as Kubernetes does.
@@ -190,19 +219,19 @@ func (gc *Collector) attemptToDelete(ctx context.Context, r *resource, m metav1.
 		for _, u := range unblock {
 			refs = append(refs, map[string]any{"uid": u, "blockOwnerDeletion": false})
 		}
-		if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(m.GetUID(), refs)); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(live.GetUID(), refs)); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("unblock owners of %s %s/%s: %w", r.gvk.Kind, ns, name, err)
 		}
-		return gc.deleteObject(ctx, r, m, metav1.DeletePropagationForeground)
+		return gc.deleteObject(ctx, r, live, metav1.DeletePropagationForeground)
 	}
 	policy := metav1.DeletePropagationBackground
-	switch fin := m.GetFinalizers(); {
+	switch fin := live.GetFinalizers(); {
 	case slices.Contains(fin, metav1.FinalizerOrphanDependents):
 		policy = metav1.DeletePropagationOrphan
 	case slices.Contains(fin, metav1.FinalizerDeleteDependents):
 		policy = metav1.DeletePropagationForeground
 	}
-	return gc.deleteObject(ctx, r, m, policy)
+	return gc.deleteObject(ctx, r, live, policy)
 }
 
 func (gc *Collector) deleteObject(ctx context.Context, r *resource, m metav1.Object, policy metav1.DeletionPropagation) error {
