@@ -153,11 +153,7 @@ func nodeRule(node string, a Attributes, nr nodeRequest) (nodeDecision, string) 
 			break
 		}
 		switch a.Verb {
-		case "get", "create", "update", "patch", "delete":
-			if name == node {
-				return nodeAllow, ""
-			}
-		case "list", "watch":
+		case "get", "list", "watch", "create", "update", "patch", "delete":
 			if name == node {
 				return nodeAllow, ""
 			}
