@@ -108,7 +108,14 @@ func newCluster(t *testing.T) *cluster {
 			t.Error(err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); w.Stop(); <-runDone; <-done; <-done; <-done })
+	t.Cleanup(func() {
+		cancel()
+		w.Stop()
+		<-runDone
+		<-done
+		<-done
+		<-done
+	})
 	return c
 }
 
