@@ -109,7 +109,15 @@ func ScaleDownPlan(d *appsv1.Deployment, all, old []*appsv1.ReplicaSet, newRS *a
 		plan[rs] = r - down
 		cleaned += down
 	}
-	availableNow := statusSum(all, available)
+	// A ReplicaSet just scaled down still reports its old availability
+	// until its controller catches up; count at most spec.replicas so a
+	// second step on the stale status cannot go below minAvailable.
+	availableNow := int32(0)
+	for _, rs := range all {
+		if rs != nil {
+			availableNow += min(rs.Status.AvailableReplicas, size(rs))
+		}
+	}
 	if availableNow <= minAvailable {
 		return plan
 	}

@@ -269,7 +269,15 @@ func (c *Controller) updateStatus(ctx context.Context, d *appsv1.Deployment) err
 		}
 		d.ResourceVersion = patched.ResourceVersion
 	}
-	updated, err := c.client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	// Send the stored spec, not d's defaulted copy: only status changes.
+	out := d
+	if cur, err := c.dLister.Deployments(d.Namespace).Get(d.Name); err == nil && cur.UID == d.UID {
+		out = cur.DeepCopy()
+		out.Status = d.Status
+		out.ResourceVersion = d.ResourceVersion
+		out.Annotations = d.Annotations
+	}
+	updated, err := c.client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update status of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
