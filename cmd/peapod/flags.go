@@ -24,6 +24,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cfg.NodeName, "node-name", "", "this node's name (default: the hostname)")
 	fs.StringVar(&f.cfg.BridgeName, "bridge", f.cfg.BridgeName, "Linux bridge the pods attach to")
 	fs.StringVar(&f.cfg.PodCIDR, "pod-cidr", f.cfg.PodCIDR, "address range of this node's pods")
+	fs.StringVar(&f.cfg.AgentListen, "agent-listen", f.cfg.AgentListen, "address of the node agent's logs/exec/port-forward server")
+	fs.StringVar(&f.cfg.ClusterCIDR, "cluster-cidr", "", "the whole pod network across nodes, never masqueraded (default: --pod-cidr)")
 	fs.StringVar(&f.cfg.DefaultRuntime, "default-runtime", f.cfg.DefaultRuntime, "runtime handler for pods without a RuntimeClass")
 	fs.StringArrayVar(&f.runtimes, "runtime", nil, "extra runtime handler as NAME=BINARY (runc and crun are built in)")
 	fs.StringArrayVar(&f.mirrors, "registry-mirror", nil, "registry mirror as REGISTRY=ENDPOINT, e.g. docker.io=http://127.0.0.1:5000")

@@ -42,6 +42,8 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newServerCommand(),
+		newAgentCommand(),
+		newTokenCommand(),
 		newPSCommand(),
 		newImageCommand(),
 		newPodCommand(),

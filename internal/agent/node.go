@@ -26,7 +26,7 @@ const maxPods = 110
 // Version is the version a node reports as its kubelet version.
 const Version = "v1.37.2-peapod"
 
-// nodeLeaseNamespace holds the nodes' heartbeat Leases, as in Kubernetes.
+// nodeLeaseNamespace holds the nodes' heartbeat Leases; the API server makes it.
 const nodeLeaseNamespace = "kube-node-lease"
 
 // registerNode creates or updates this node's Node object.
@@ -64,10 +64,7 @@ func (a *Agent) registerNode(ctx context.Context) error {
 			return fmt.Errorf("update node %s: %w", node.Name, err)
 		}
 	}
-	if err := a.updateNodeStatus(ctx); err != nil {
-		return err
-	}
-	return a.ensureLeaseNamespace(ctx)
+	return a.updateNodeStatus(ctx)
 }
 
 // reportNodeStatus refreshes the node's status every 10 s, as the kubelet's
@@ -226,15 +223,6 @@ func (a *Agent) renewLeaseOnce(ctx context.Context) error {
 	lease.Spec.HolderIdentity = ptr.To(a.cfg.NodeName)
 	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 	return err
-}
-
-func (a *Agent) ensureLeaseNamespace(ctx context.Context) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nodeLeaseNamespace}}
-	_, err := a.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", nodeLeaseNamespace, err)
-	}
-	return nil
 }
 
 // resolveNodeIP picks the configured address, else the first IPv4 address

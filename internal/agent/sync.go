@@ -156,8 +156,16 @@ func (a *Agent) removeSandboxes(ctx context.Context, uid types.UID, pod *corev1.
 	return errors.Join(errs...)
 }
 
-// watchExits makes every running container's exit wake the pod's worker.
+// watchExits makes every running container's exit, and the death of the
+// sandbox's pause process, wake the pod's worker.
 func (a *Agent) watchExits(ctx context.Context, w *podWorker, sb *runtime.SandboxStatus) {
+	if w.watch("sandbox/" + sb.ID) {
+		go func() {
+			if err := a.rt.WaitSandbox(ctx, sb.ID); err == nil {
+				w.poke()
+			}
+		}()
+	}
 	for _, c := range sb.Containers {
 		if c.State != runtime.ContainerRunning || !w.watch(c.ID) {
 			continue

@@ -34,6 +34,9 @@ type Node struct {
 	Runtimes map[string]string
 	// DefaultRuntime is the handler used when a pod names no RuntimeClass.
 	DefaultRuntime string
+	// AgentListen is where the node agent serves logs, exec, attach and
+	// port-forward to the API server (the kubelet's port, 10250).
+	AgentListen string
 	// RegistryMirrors maps a registry host to mirror endpoints tried first.
 	RegistryMirrors map[string][]string
 	// InsecureRegistries may be reached over plain HTTP.
@@ -50,6 +53,7 @@ func Defaults() Node {
 		CgroupParent:   "peapod",
 		Runtimes:       map[string]string{"runc": "runc", "crun": "crun"},
 		DefaultRuntime: "runc",
+		AgentListen:    ":10250",
 	}
 }
 
@@ -127,6 +131,9 @@ func (p Paths) PodLogs(namespace, name, uid string) string {
 
 // PauseBinary is where the infra binary is installed.
 func (p Paths) PauseBinary() string { return p.join("bin", "pause") }
+
+// NodeCredentials holds the node's kubeconfig, client and serving certificates.
+func (p Paths) NodeCredentials() string { return p.join("node") }
 
 // PKI holds the cluster's CA and certificates.
 func (p Paths) PKI() string { return p.join("pki") }

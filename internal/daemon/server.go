@@ -50,8 +50,23 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	g.Go("scheduler", sched.Run)
 
 	if !cfg.DisableAgent {
+		// The in-process node uses its own node identity, as a joined one
+		// would: the node authorizer applies to it too.
+		credDir := cfg.Node.Paths().NodeCredentials()
+		kubeconfig, err := srv.WriteNodeCredentials(cfg.Node.NodeName, credDir)
+		if err != nil {
+			g.cancel()
+			_ = g.Wait()
+			return err
+		}
+		nodeClient, _, err := clientFor(kubeconfig)
+		if err != nil {
+			g.cancel()
+			_ = g.Wait()
+			return err
+		}
 		g.Go("node", func(ctx context.Context) error {
-			return runNode(ctx, nodeDeps{client: client, node: cfg.Node, log: log, pki: srv.PKI()})
+			return runNode(ctx, nodeDeps{client: nodeClient, node: cfg.Node, log: log, credDir: credDir})
 		})
 	}
 	return g.Wait()

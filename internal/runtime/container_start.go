@@ -90,3 +90,13 @@ func (r *Runtime) SandboxAlive(id string) (bool, error) {
 	}
 	return sb.Ready && pauseAlive(sb), nil
 }
+
+// WaitSandbox blocks until the sandbox's pause process exits (the sandbox
+// is lost) or ctx ends.
+func (r *Runtime) WaitSandbox(ctx context.Context, id string) error {
+	sb, err := r.loadSandbox(id)
+	if err != nil {
+		return err
+	}
+	return pause.Wait(ctx, sb.Pause)
+}

@@ -275,3 +275,44 @@ func waitPidfd(ctx context.Context, pidfd int, d time.Duration) bool {
 		}
 	}
 }
+
+// Wait blocks until the pause process exits, or ctx ends. It sleeps in the
+// runtime's poller on a pidfd, so a node with many pods watches them all
+// for free. A process already gone returns at once.
+func Wait(ctx context.Context, p Process) error {
+	if p.PID <= 0 {
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(p.PID, unix.PIDFD_NONBLOCK)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("watch pause %d: pidfd_open: %w", p.PID, err)
+	}
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	defer f.Close()
+	if !Alive(p) {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("watch pause %d: %w", p.PID, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+	defer stop()
+	var exited bool
+	err = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, 0)
+		exited = n > 0
+		return exited
+	})
+	if exited {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("watch pause %d: %w", p.PID, err)
+}

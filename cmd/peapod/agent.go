@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peapod/peapod/internal/daemon"
+)
+
+func newAgentCommand() *cobra.Command {
+	var flags nodeFlags
+	var server, token string
+	cmd := &cobra.Command{
+		Use:   "agent --server URL --token TOKEN",
+		Short: "Run this machine as a node of a peapod server elsewhere",
+		Long: `agent joins the server with a token from 'peapod token create' (verifying
+the server's CA against the hash the token carries), keeps the node
+credentials it is given in <data-dir>/node, and runs the pods the server
+binds to this node.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			node, err := flags.node()
+			if err != nil {
+				return err
+			}
+			if server == "" {
+				return errors.New("--server: required (https://HOST:6443)")
+			}
+			return daemon.RunAgent(cmd.Context(), daemon.AgentConfig{Server: server, Token: token, Node: node, Logger: slog.Default()})
+		},
+	}
+	flags.register(cmd.Flags())
+	cmd.Flags().StringVar(&server, "server", "", "URL of the peapod server's API")
+	cmd.Flags().StringVar(&token, "token", "", "join token from 'peapod token create' (not needed once joined)")
+	return cmd
+}

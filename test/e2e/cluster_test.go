@@ -1,0 +1,370 @@
+// Package e2e drives a real `peapod server` process through the installed
+// kubectl and client-go, as a user would: real pods, real traffic, real
+// process kills.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	e2eBridge  = "ppe2e0"
+	e2ePodCIDR = "10.217.0.0/16"
+	e2eCgroup  = "peapod"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+		t.Fatal("end-to-end test needs root, and PEAPOD_REQUIRE_ROOT=1 forbids skipping it")
+	}
+	t.Skip("end-to-end test: needs root")
+}
+
+// peapodBinary builds bin/peapod once per test run (make builds it too;
+// building here keeps `go test ./test/e2e` honest about the code under test).
+func peapodBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ppbin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "peapod")
+		cmd := exec.Command("go", "build", "-o", binary, "./cmd/peapod")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+func busyboxTarball(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PEAPOD_BUSYBOX_TAR"); p != "" {
+		return p
+	}
+	out := filepath.Join(os.TempDir(), "peapod-test-busybox.tar")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	cmd := exec.Command("go", "run", "./hack/mkbusybox", "-o", out)
+	cmd.Dir = "../.."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build busybox image: %v\n%s", err, b)
+	}
+	return out
+}
+
+// cluster is one `peapod server` process with its data dir.
+type cluster struct {
+	t          testing.TB
+	dir        string
+	listen     string
+	agentPort  string
+	kubeconfig string
+	client     kubernetes.Interface
+	cmd        *exec.Cmd
+	logs       *lockedWriter
+	exited     chan struct{}
+}
+
+// startCluster runs a single-node cluster on a fresh data dir. Cleanup
+// deletes every pod through the API, waits for the node to tear them down,
+// stops the server and removes the bridge and the data dir.
+func startCluster(t testing.TB) *cluster {
+	t.Helper()
+	requireRoot(t)
+	dir, err := os.MkdirTemp("", "ppe2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(busyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dir: dir, listen: freeAddr(t), agentPort: strings.Split(freeAddr(t), ":")[1], kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+	t.Cleanup(c.destroy)
+	c.start()
+	return c
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs the server process and waits until its node is Ready.
+func (c *cluster) start() {
+	c.t.Helper()
+	c.logs = &lockedWriter{b: &bytes.Buffer{}}
+	bin := peapodBinary(c.t)
+	c.cmd = exec.Command(bin, "server",
+		"--data-dir", c.dir, "--listen", c.listen, "--node-name", "e2e-node",
+		"--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR, "--agent-listen", ":"+c.agentPort)
+	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
+	if err := c.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(c.cmd, c.exited)
+	c.eventually(60*time.Second, func() error {
+		select {
+		case <-c.exited:
+			c.t.Fatalf("peapod server exited:\n%s", c.logs)
+		default:
+		}
+		if _, err := os.Stat(c.kubeconfig); err != nil {
+			return err
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+		if err != nil {
+			return err
+		}
+		cfg.QPS, cfg.Burst = 200, 400
+		if c.client, err = kubernetes.NewForConfig(cfg); err != nil {
+			return err
+		}
+		node, err := c.client.CoreV1().Nodes().Get(context.Background(), "e2e-node", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return errors.New("node not Ready yet")
+	})
+}
+
+// with returns the cluster for use by a subtest, failing that subtest.
+func (c *cluster) with(t testing.TB) *cluster {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
+// kill stops the server process with sig and waits for it to exit. Pods
+// keep running: they belong to the node, not to the process.
+func (c *cluster) kill(sig syscall.Signal) {
+	c.t.Helper()
+	_ = c.cmd.Process.Signal(sig)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("peapod server did not exit")
+	}
+}
+
+func (c *cluster) destroy() {
+	if c.cmd == nil || c.exited == nil {
+		os.RemoveAll(c.dir)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	select {
+	case <-c.exited:
+		c.start() // a test killed it: the node must clean up its pods
+	default:
+	}
+	if c.client != nil {
+		nss, _ := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		zero := int64(0)
+		for _, ns := range nss.Items {
+			_ = c.client.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) {
+			entries, _ := os.ReadDir(filepath.Join(c.dir, "pods"))
+			if len(entries) == 0 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if entries, _ := os.ReadDir(filepath.Join(c.dir, "pods")); len(entries) > 0 {
+			c.t.Errorf("sandboxes left after every pod was deleted: %d\n%s", len(entries), c.tail())
+		}
+	}
+	c.kill(syscall.SIGTERM)
+	if link, err := netlink.LinkByName(e2eBridge); err == nil {
+		_ = netlink.LinkDel(link)
+	}
+	if c.t.Failed() {
+		c.t.Logf("peapod server log (tail):\n%s", c.tail())
+	}
+	os.RemoveAll(c.dir)
+}
+
+func (c *cluster) tail() string {
+	s := c.logs.String()
+	if len(s) > 6000 {
+		s = s[len(s)-6000:]
+	}
+	return s
+}
+
+// kubectl runs the installed kubectl against the cluster.
+func (c *cluster) kubectl(args ...string) (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// must runs kubectl and fails the test on error.
+func (c *cluster) must(args ...string) string {
+	c.t.Helper()
+	out, err := c.kubectl(args...)
+	if err != nil {
+		c.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// apply applies a manifest given inline.
+func (c *cluster) apply(manifest string) {
+	c.t.Helper()
+	f := filepath.Join(c.dir, fmt.Sprintf("manifest-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	c.must("apply", "-f", f)
+}
+
+func (c *cluster) pod(ns, name string) *corev1.Pod {
+	c.t.Helper()
+	p, err := c.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatalf("get pod %s/%s: %v", ns, name, err)
+	}
+	return p
+}
+
+// waitPod waits until cond holds for the pod.
+func (c *cluster) waitPod(ns, name string, timeout time.Duration, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	c.t.Helper()
+	var last *corev1.Pod
+	deadline := time.Now().Add(timeout)
+	for {
+		p, err := c.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			last = p
+			if cond(p) {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("pod %s/%s: %s not reached in %s; last status: %+v\n%s", ns, name, what, timeout, statusOf(last), c.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func statusOf(p *corev1.Pod) any {
+	if p == nil {
+		return nil
+	}
+	return p.Status
+}
+
+func running(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (c *cluster) eventually(timeout time.Duration, f func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%v\n%s", err, c.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// namespace creates a namespace for one test.
+func (c *cluster) namespace(name string) string {
+	c.t.Helper()
+	c.must("create", "namespace", name)
+	return name
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
