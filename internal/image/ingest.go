@@ -25,9 +25,9 @@ type source struct {
 	names      []string
 	repoDigest []string
 	// pinned marks images imported from files (air-gap tarballs).
-	pinned bool
-	ref        string // for progress
-	progress   func(Progress)
+	pinned   bool
+	ref      string // for progress
+	progress func(Progress)
 }
 
 // ingest stores img: config and manifest blobs, every layer unpacked, and a
