@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,5 +41,7 @@ one command, a working single-node cluster. Use it with kubectl and
 	f.StringVar(&cfg.API.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd")
 	f.StringVar(&cfg.API.TokenFile, "token-file", "", "static bearer tokens (token,user,uid,\"group1,group2\")")
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run only the control plane, no pods on this machine")
+	f.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its Lease before it is marked NotReady/Unknown")
+	f.Int64Var(&cfg.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node before eviction")
 	return cmd
 }

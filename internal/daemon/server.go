@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/controller"
 	"github.com/peapod/peapod/internal/scheduler"
 )
 
@@ -17,6 +19,13 @@ type ServerConfig struct {
 	Node         config.Node
 	DisableAgent bool
 	Logger       *slog.Logger
+	// NodeMonitorGracePeriod is how long a node may go without renewing its
+	// Lease before the node lifecycle controller marks it Unknown
+	// (0: Kubernetes' 40s).
+	NodeMonitorGracePeriod time.Duration
+	// DefaultTolerationSeconds is how long pods without their own
+	// not-ready/unreachable toleration stay on such a node (0: 300).
+	DefaultTolerationSeconds int64
 }
 
 // RunServer runs the control plane, and this machine's node unless
@@ -46,8 +55,15 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	}
 	log.Info("API server ready", "addr", srv.Addr(), "kubeconfig", srv.Kubeconfig())
 
-	sched := scheduler.New(client, scheduler.Options{})
+	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
 	g.Go("scheduler", sched.Run)
+	g.Go("controllers", func(ctx context.Context) error {
+		return controller.Run(ctx, client, controller.Options{
+			Logger:                   log.With("component", "controllers"),
+			NodeMonitorGracePeriod:   cfg.NodeMonitorGracePeriod,
+			DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
+		})
+	})
 
 	if !cfg.DisableAgent {
 		// The in-process node uses its own node identity, as a joined one
