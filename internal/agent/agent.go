@@ -34,7 +34,10 @@ type Config struct {
 	// NodeIP is the node's address; "" picks the address of the default route.
 	NodeIP string
 	// ResyncPeriod bounds how long a pod may go without a sync, as a safety
-	// net under the event-driven syncs.
+	// net under the event-driven syncs (container exits, pause deaths, probe
+	// flips, API updates and back-off ends all wake a pod's worker). It is
+	// jittered by up to 10%; the default is 5 minutes, so idle pods cost
+	// next to nothing.
 	ResyncPeriod time.Duration
 	// LeaseDuration is how long the node's Lease is valid; it is renewed
 	// every LeaseDuration/4.
@@ -46,13 +49,16 @@ type Config struct {
 
 // Agent makes the pods bound to its node real and keeps their status true.
 type Agent struct {
-	cfg     Config
-	client  kubernetes.Interface
-	rt      *runtime.Runtime
-	log     *slog.Logger
-	events  record.EventRecorder
-	probes  *probe.Manager
-	nodeIP  string
+	cfg    Config
+	client kubernetes.Interface
+	rt     *runtime.Runtime
+	log    *slog.Logger
+	events record.EventRecorder
+	probes *probe.Manager
+	nodeIP string
+	// node holds what the node-status loop remembers between reports; only
+	// that loop (and registerNode before it starts) touches it.
+	node    nodeReport
 	classes listersnodev1.RuntimeClassLister
 	// backoff holds the crash-loop and image-pull back-offs, keyed by pod
 	// UID and container name.
@@ -69,7 +75,7 @@ func New(client kubernetes.Interface, rt *runtime.Runtime, cfg Config) *Agent {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.ResyncPeriod == 0 {
-		cfg.ResyncPeriod = time.Minute
+		cfg.ResyncPeriod = 5 * time.Minute
 	}
 	if cfg.LeaseDuration == 0 {
 		cfg.LeaseDuration = 40 * time.Second

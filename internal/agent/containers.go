@@ -41,16 +41,30 @@ func (a *Agent) runContainers(ctx context.Context, w *podWorker, pod *corev1.Pod
 		}
 	}
 	a.killUnhealthy(ctx, pod, runs)
+	// Once any main container has run, the pod is initialized: regular
+	// init containers never run again in this sandbox, and a sidecar that
+	// exits is restarted without holding anything back.
+	initialized := false
+	for _, c := range pod.Spec.Containers {
+		initialized = initialized || len(runs[c.Name]) > 0
+	}
 	for _, c := range pod.Spec.InitContainers {
 		rs := runs[c.Name]
 		last := lastRun(rs)
 		if isSidecarContainer(c) {
-			if last == nil || last.State != runtime.ContainerRunning {
-				if last == nil || a.shouldRestart(c, corev1.RestartPolicyAlways, last) {
-					wait(a.startContainer(ctx, w, pod, sb, c, rs))
+			if last == nil || (last.State != runtime.ContainerRunning && last.State != runtime.ContainerCreated) {
+				wait(a.startContainer(ctx, w, pod, sb, c, rs))
+				if !initialized {
+					return requeue // the next init step waits for the sidecar to start
 				}
-				return requeue // the next init step waits for the sidecar to start
+				continue
 			}
+			if !initialized && !a.sidecarStarted(c, last) {
+				return requeue // its startupProbe has not passed yet; a flip wakes us
+			}
+			continue
+		}
+		if initialized {
 			continue
 		}
 		switch {
@@ -79,6 +93,12 @@ func (a *Agent) runContainers(ctx context.Context, w *podWorker, pod *corev1.Pod
 		}
 	}
 	return requeue
+}
+
+// sidecarStarted reports whether a running sidecar counts as started: it
+// has no startupProbe, or its startupProbe succeeded.
+func (a *Agent) sidecarStarted(c corev1.Container, run *runtime.ContainerStatus) bool {
+	return run.State == runtime.ContainerRunning && (c.StartupProbe == nil || a.probes.Result(run.ID, probe.Startup) == probe.Success)
 }
 
 func lastRun(rs []*runtime.ContainerStatus) *runtime.ContainerStatus {

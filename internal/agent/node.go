@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,11 +65,27 @@ func (a *Agent) registerNode(ctx context.Context) error {
 			return fmt.Errorf("update node %s: %w", node.Name, err)
 		}
 	}
-	return a.updateNodeStatus(ctx)
+	return a.updateNodeStatus(ctx, true)
 }
 
-// reportNodeStatus refreshes the node's status every 10 s, as the kubelet's
-// nodeStatusUpdateFrequency.
+// nodeStatusReportPeriod is how often the node's status is written even
+// when nothing changed, as the kubelet's nodeStatusReportFrequency when
+// the Lease carries the heartbeat.
+const nodeStatusReportPeriod = 5 * time.Minute
+
+// nodeReport is what the node-status loop remembers between reports.
+type nodeReport struct {
+	// last is the status last written, reported is when.
+	last     *corev1.NodeStatus
+	reported time.Time
+	// runtimes is the nodeInfo runtime versions string, asked of the OCI
+	// runtime binaries once.
+	runtimes string
+}
+
+// reportNodeStatus checks the node's status every 10 s, as the kubelet's
+// nodeStatusUpdateFrequency, and writes it when it changed or every
+// nodeStatusReportPeriod; the Lease is the heartbeat in between.
 func (a *Agent) reportNodeStatus(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -77,24 +94,51 @@ func (a *Agent) reportNodeStatus(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.updateNodeStatus(ctx); err != nil && ctx.Err() == nil {
+			if err := a.updateNodeStatus(ctx, false); err != nil && ctx.Err() == nil {
 				a.log.Error("update node status", "err", err)
 			}
 		}
 	}
 }
 
-func (a *Agent) updateNodeStatus(ctx context.Context) error {
+// updateNodeStatus writes the node's status if force, if it differs from
+// the last one written (heartbeat times aside) or if the last write is
+// older than nodeStatusReportPeriod. Otherwise it does no API call.
+func (a *Agent) updateNodeStatus(ctx context.Context, force bool) error {
+	now := time.Now()
+	if !force && a.node.last != nil && now.Sub(a.node.reported) < nodeStatusReportPeriod {
+		next := a.nodeStatus(*a.node.last, now)
+		if nodeStatusEqual(next, *a.node.last) {
+			return nil
+		}
+	}
 	nodes := a.client.CoreV1().Nodes()
 	node, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("get node %s: %w", a.cfg.NodeName, err)
 	}
-	node.Status = a.nodeStatus(node.Status, time.Now())
-	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+	node.Status = a.nodeStatus(node.Status, now)
+	updated, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		return nil // next tick retries on the newer object
+	}
+	if err != nil {
 		return fmt.Errorf("update status of node %s: %w", a.cfg.NodeName, err)
 	}
+	a.node.last, a.node.reported = &updated.Status, now
 	return nil
+}
+
+// nodeStatusEqual compares two node statuses ignoring the conditions'
+// heartbeat times.
+func nodeStatusEqual(x, y corev1.NodeStatus) bool {
+	x, y = *x.DeepCopy(), *y.DeepCopy()
+	for _, s := range []*corev1.NodeStatus{&x, &y} {
+		for i := range s.Conditions {
+			s.Conditions[i].LastHeartbeatTime = metav1.Time{}
+		}
+	}
+	return apiequality.Semantic.DeepEqual(x, y)
 }
 
 // nodeStatus describes this machine as the kubelet would.
@@ -166,7 +210,11 @@ func nodeCondition(t corev1.NodeConditionType, on bool, reason, msg string) core
 	return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg}
 }
 
+// runtimeVersions lists the handlers' versions, asking the binaries once.
 func (a *Agent) runtimeVersions() string {
+	if a.node.runtimes != "" {
+		return a.node.runtimes
+	}
 	var parts []string
 	for _, name := range a.rt.Handlers() {
 		h, err := a.rt.Handler(name)
@@ -179,14 +227,18 @@ func (a *Agent) runtimeVersions() string {
 		}
 		parts = append(parts, name+"://"+v)
 	}
-	return strings.Join(parts, ",")
+	a.node.runtimes = strings.Join(parts, ",")
+	return a.node.runtimes
 }
 
-// renewLease keeps the node's Lease fresh, the heartbeat node lifecycle watches.
+// renewLease keeps the node's Lease fresh, the heartbeat node lifecycle
+// watches, renewing it every LeaseDuration/4 (10 s by default).
 func (a *Agent) renewLease(ctx context.Context) {
 	every := a.cfg.LeaseDuration / 4
+	var lease *coordinationv1.Lease
 	for {
-		if err := a.renewLeaseOnce(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if lease, err = a.renewLeaseOnce(ctx, lease); err != nil && ctx.Err() == nil {
 			a.log.Error("renew node lease", "err", err)
 		}
 		select {
@@ -197,32 +249,46 @@ func (a *Agent) renewLease(ctx context.Context) {
 	}
 }
 
-func (a *Agent) renewLeaseOnce(ctx context.Context) error {
+// renewLeaseOnce renews the node's Lease, creating it if missing. prev,
+// the Lease as last written, saves a read; on any error it returns nil so
+// the next renewal reads the Lease afresh.
+func (a *Agent) renewLeaseOnce(ctx context.Context, prev *coordinationv1.Lease) (*coordinationv1.Lease, error) {
 	leases := a.client.CoordinationV1().Leases(nodeLeaseNamespace)
 	now := metav1.NewMicroTime(time.Now())
-	lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		lease = &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: nodeLeaseNamespace},
-			Spec: coordinationv1.LeaseSpec{
-				HolderIdentity:       ptr.To(a.cfg.NodeName),
-				LeaseDurationSeconds: ptr.To(int32(a.cfg.LeaseDuration.Seconds())),
-				RenewTime:            &now,
-			},
+	lease := prev
+	if lease == nil {
+		var err error
+		lease, err = leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			lease = &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: nodeLeaseNamespace},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity:       ptr.To(a.cfg.NodeName),
+					LeaseDurationSeconds: ptr.To(int32(a.cfg.LeaseDuration.Seconds())),
+					RenewTime:            &now,
+				},
+			}
+			if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); err == nil {
+				lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+			}
+			created, err := leases.Create(ctx, lease, metav1.CreateOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return created, nil
 		}
-		if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); err == nil {
-			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		if err != nil {
+			return nil, err
 		}
-		_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
-		return err
 	}
-	if err != nil {
-		return err
-	}
+	lease = lease.DeepCopy()
 	lease.Spec.RenewTime = &now
 	lease.Spec.HolderIdentity = ptr.To(a.cfg.NodeName)
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
-	return err
+	updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return updated, nil
 }
 
 // resolveNodeIP picks the configured address, else the first IPv4 address

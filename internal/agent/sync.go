@@ -41,6 +41,9 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 			st.failed = failed
 		} else {
 			requeue = a.runContainers(ctx, w, pod, sb)
+			if left, ok := deadlineLeft(pod, time.Now()); ok && (requeue == 0 || left < requeue) {
+				requeue = max(left, time.Millisecond)
+			}
 			// Re-read: containers may have started or stopped.
 			if fresh, err := a.rt.SandboxStatus(ctx, sb.ID); err == nil {
 				sb = fresh
@@ -178,16 +181,21 @@ func (a *Agent) watchExits(ctx context.Context, w *podWorker, sb *runtime.Sandbo
 	}
 }
 
+// deadlineLeft is how long the pod may still run before its
+// activeDeadlineSeconds, if it has one and has started.
+func deadlineLeft(pod *corev1.Pod, now time.Time) (time.Duration, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return 0, false
+	}
+	return pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second).Sub(now), true
+}
+
 // checkDeadline fails a pod past its activeDeadlineSeconds, killing its containers.
 func (a *Agent) checkDeadline(ctx context.Context, pod *corev1.Pod, sb *runtime.SandboxStatus) *waitReason {
-	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+	if left, ok := deadlineLeft(pod, time.Now()); !ok || left > 0 {
 		return nil
 	}
-	deadline := pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second)
-	if time.Now().Before(deadline) {
-		return nil
-	}
-	msg := fmt.Sprintf("Pod was active on the node longer than the specified deadline")
+	msg := "Pod was active on the node longer than the specified deadline"
 	a.events.Event(pod, corev1.EventTypeNormal, "DeadlineExceeded", msg)
 	for _, c := range sb.Containers {
 		if c.State == runtime.ContainerRunning {
@@ -199,6 +207,7 @@ func (a *Agent) checkDeadline(ctx context.Context, pod *corev1.Pod, sb *runtime.
 
 // publishStatus writes the pod's computed status if it changed.
 func (a *Agent) publishStatus(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) error {
+	fillTerminationMessages(pod, sb)
 	o := w.observe(sb, a.probes)
 	o.hostIP = a.nodeIP
 	status := computeStatus(pod, o, time.Now())

@@ -99,12 +99,21 @@ type cluster struct {
 	cmd        *exec.Cmd
 	logs       *lockedWriter
 	exited     chan struct{}
+	// extraArgs are appended to `peapod server`'s flags (startClusterWith).
+	extraArgs []string
 }
 
 // startCluster runs a single-node cluster on a fresh data dir. Cleanup
 // deletes every pod through the API, waits for the node to tear them down,
 // stops the server and removes the bridge and the data dir.
 func startCluster(t testing.TB) *cluster {
+	t.Helper()
+	return startClusterWith(t)
+}
+
+// startClusterWith is startCluster with extra `peapod server` flags, kept
+// across restarts.
+func startClusterWith(t testing.TB, extraArgs ...string) *cluster {
 	t.Helper()
 	requireRoot(t)
 	dir, err := os.MkdirTemp("", "ppe2e")
@@ -117,7 +126,7 @@ func startCluster(t testing.TB) *cluster {
 	if err := os.Symlink(busyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, dir: dir, listen: freeAddr(t), agentPort: strings.Split(freeAddr(t), ":")[1], kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+	c := &cluster{t: t, dir: dir, listen: freeAddr(t), agentPort: strings.Split(freeAddr(t), ":")[1], kubeconfig: filepath.Join(dir, "admin.kubeconfig"), extraArgs: extraArgs}
 	t.Cleanup(c.destroy)
 	c.start()
 	return c
@@ -137,9 +146,9 @@ func (c *cluster) start() {
 	c.t.Helper()
 	c.logs = &lockedWriter{b: &bytes.Buffer{}}
 	bin := peapodBinary(c.t)
-	c.cmd = exec.Command(bin, "server",
+	c.cmd = exec.Command(bin, append([]string{"server",
 		"--data-dir", c.dir, "--listen", c.listen, "--node-name", "e2e-node",
-		"--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR, "--agent-listen", ":"+c.agentPort)
+		"--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR, "--agent-listen", ":" + c.agentPort}, c.extraArgs...)...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
