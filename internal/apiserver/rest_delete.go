@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -99,13 +100,20 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 			grace = *cur // a pending deletion can only be shortened
 		}
 		terminating := res.Terminate != nil && res.Terminate(obj)
+		finalizersChanged := false
+		if res.Terminate == nil { // namespaces finalize themselves
+			var fins []string
+			if fins, finalizersChanged = gcFinalizers(m.GetFinalizers(), opts); finalizersChanged {
+				m.SetFinalizers(fins)
+			}
+		}
 		keep := grace > 0 || len(m.GetFinalizers()) > 0 || terminating
 		if len(opts.DryRun) > 0 {
 			return obj, nil
 		}
 		if keep {
 			cur := m.GetDeletionGracePeriodSeconds()
-			if m.GetDeletionTimestamp() != nil && cur != nil && *cur == grace {
+			if m.GetDeletionTimestamp() != nil && cur != nil && *cur == grace && !finalizersChanged {
 				if terminating && res.AfterTerminate != nil {
 					res.AfterTerminate(a, obj)
 				}
@@ -147,6 +155,45 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 		}
 		return obj, nil
 	}
+}
+
+// gcFinalizers returns the finalizers an object deleted with opts must
+// carry for the garbage collector, and whether they differ from fins, as
+// Kubernetes' registry does: the orphan finalizer for orphan propagation
+// (propagationPolicy Orphan or orphanDependents true), foregroundDeletion
+// for Foreground, neither for Background. Without a policy in opts, a GC
+// finalizer already on the object stays (it records an earlier delete's
+// policy); the default is background. Pure.
+func gcFinalizers(fins []string, opts *metav1.DeleteOptions) ([]string, bool) {
+	orphan := slices.Contains(fins, metav1.FinalizerOrphanDependents)
+	foreground := slices.Contains(fins, metav1.FinalizerDeleteDependents) && !orphan
+	switch {
+	case opts.OrphanDependents != nil:
+		orphan, foreground = *opts.OrphanDependents, false
+	case opts.PropagationPolicy != nil:
+		p := *opts.PropagationPolicy
+		orphan = p == metav1.DeletePropagationOrphan
+		foreground = p == metav1.DeletePropagationForeground
+	}
+	out := make([]string, 0, len(fins)+1)
+	for _, f := range fins {
+		if f != metav1.FinalizerOrphanDependents && f != metav1.FinalizerDeleteDependents {
+			out = append(out, f)
+		}
+	}
+	if orphan {
+		out = append(out, metav1.FinalizerOrphanDependents)
+	}
+	if foreground {
+		out = append(out, metav1.FinalizerDeleteDependents)
+	}
+	old, cur := slices.Clone(fins), slices.Clone(out)
+	slices.Sort(old)
+	slices.Sort(cur)
+	if slices.Equal(old, cur) {
+		return fins, false
+	}
+	return out, true
 }
 
 func valueOr(p *int64, d int64) int64 {
