@@ -45,6 +45,7 @@ func newRootCommand() *cobra.Command {
 		newAgentCommand(),
 		newTokenCommand(),
 		newPSCommand(),
+		newKubectlCommand(),
 		newImageCommand(),
 		newPodCommand(),
 		newVersionCommand(),

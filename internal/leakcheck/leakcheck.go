@@ -89,7 +89,7 @@ func Take(opts Options) (Snapshot, error) {
 	if s.Cgroups, err = cgroupEntries(mounts, opts.CgroupNames); err != nil {
 		return s, err
 	}
-	if s.Processes, err = processEntries(opts.ProcessNames); err != nil {
+	if s.Processes, err = processEntries(opts.ProcessNames, opts.CgroupNames); err != nil {
 		return s, err
 	}
 	if s.IPAMFiles, err = ipamEntries(opts.IPAMDir); err != nil {
@@ -315,10 +315,15 @@ func cgroupEntries(mounts []mountInfo, names []string) ([]string, error) {
 	return out, nil
 }
 
-func processEntries(names []string) ([]string, error) {
+// processEntries lists processes with a watched name that belong to a pod
+// or to peapod: in a watched cgroup, in another network namespace than
+// ours (a pod's), or peapod's own binaries. A developer's `sleep` in a
+// shell beside the tests is none of these.
+func processEntries(names, cgroups []string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
+	selfNet, _ := os.Readlink("/proc/self/ns/net")
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
@@ -339,7 +344,7 @@ func processEntries(names []string) ([]string, error) {
 			continue // exited meanwhile
 		}
 		c := strings.TrimSpace(string(comm))
-		if !want[c] {
+		if !want[c] || !ownedByPods(e.Name(), c, selfNet, cgroups) {
 			continue
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -347,6 +352,25 @@ func processEntries(names []string) ([]string, error) {
 		out = append(out, fmt.Sprintf("%d %s: %s", pid, c, cmdline))
 	}
 	return out, nil
+}
+
+func ownedByPods(pid, comm, selfNet string, cgroups []string) bool {
+	if comm == "pause" || comm == "peapod" {
+		return true
+	}
+	if net, err := os.Readlink(filepath.Join("/proc", pid, "ns", "net")); err == nil && net != selfNet {
+		return true
+	}
+	data, err := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+	if err != nil {
+		return false
+	}
+	for _, name := range cgroups {
+		if strings.Contains(string(data), "/"+name+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func ipamEntries(dir string) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"reflect"
 	"strings"
 	"sync"
@@ -197,6 +198,10 @@ func TestTakeReal(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop)
+	// A pod's process: in a watched cgroup (a shell's sleep is not reported).
+	if err := os.WriteFile(filepath.Join(cgChild, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	reservation := filepath.Join(ipam, "10.88.0.5")
 	for _, f := range []string{reservation, filepath.Join(ipam, "lock"), filepath.Join(ipam, "last_reserved_ip.0")} {
@@ -239,10 +244,12 @@ func TestTakeReal(t *testing.T) {
 	removeNS()
 	removeVeth()
 	unmount()
-	os.Remove(cgChild)
 	os.Remove(reservation)
 	cmd.Process.Signal(unix.SIGTERM)
-	go cmd.Wait()
+	go func() {
+		cmd.Wait()
+		os.Remove(cgChild) // empty once its process is gone
+	}()
 
 	rec = &recorder{TB: t}
 	Check(rec, before, checkOpts, 5*time.Second)
