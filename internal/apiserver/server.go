@@ -21,9 +21,12 @@
 // table convertor and field-selector attributes.
 //
 // Security: clients authenticate with certificates signed by the cluster
-// CA (CN user, O groups), bootstrap tokens (token.go) or a static token
-// file. Unless Config.Authorizer is set, system:masters may do anything
-// and nodes (system:node:<name>) what NodeAuthorizer allows. Nodes join
+// CA (CN user, O groups), bootstrap tokens (token.go), service-account
+// tokens (serviceaccount_token.go, issued through the TokenRequest API) or
+// a static token file. Unless Config.Authorizer is set, system:masters may
+// do anything, nodes (system:node:<name>) what NodeAuthorizer and
+// NodeTokenRequestAuthorizer allow, and service accounts what
+// ServiceAccountAuthorizer allows. Nodes join
 // with a bootstrap token through JoinNode (node_credentials.go); pods/log,
 // exec, attach and portforward are proxied to the pod's node (proxy.go).
 package apiserver
@@ -74,6 +77,11 @@ type Config struct {
 	// 10.96.0.0/12 (its first address is the kubernetes Service's).
 	// NodePortRange defaults to 30000-32767.
 	ServiceCIDR, NodePortRange string
+	// AutomountServiceAccountTokens turns on the ServiceAccount admission's
+	// kube-api-access-* volume for new pods (admission_serviceaccount.go).
+	// Off by default until the node agent serves projected
+	// serviceAccountToken and configMap sources.
+	AutomountServiceAccountTokens bool
 }
 
 // Server is a configured API server. Create it with New.
@@ -134,10 +142,19 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		}
 		s.embedded, s.store = e, e.Store()
 	}
-	// Bootstrap tokens come before the static token file, which refuses
-	// every token it does not know.
+	saKey, err := LoadOrCreateServiceAccountKey(filepath.Join(cfg.DataDir, "pki"))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	saTokens, err := NewServiceAccountTokens(saKey, "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	// Bootstrap tokens and service-account JWTs come before the static
+	// token file, which refuses every token it does not know.
 	var bootstrap BootstrapTokenAuthenticator
-	authn := Authenticators{CertAuthenticator{Roots: s.pki.Pool}, &bootstrap}
+	saAuthn := &ServiceAccountTokenAuthenticator{Tokens: saTokens}
+	authn := Authenticators{CertAuthenticator{Roots: s.pki.Pool}, &bootstrap, saAuthn}
 	if cfg.TokenFile != "" {
 		t, err := LoadTokenFile(cfg.TokenFile)
 		if err != nil {
@@ -153,7 +170,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
-		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{s.api}}}
+		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{s.api}},
+			NodeTokenRequestAuthorizer{}, ServiceAccountAuthorizer{}}
+	}
+	saAuthn.Objects = apiObjects{s.api}
+	enableServiceAccountTokens(s.api, saTokens)
+	if cfg.AutomountServiceAccountTokens {
+		enableServiceAccountAdmission(s.api)
 	}
 	secrets := s.api.resourceFor("", "v1", "secrets")
 	bootstrap.Lookup = func(ctx context.Context, id string) (*corev1.Secret, error) {
