@@ -46,6 +46,7 @@ func newRootCommand() *cobra.Command {
 		newTokenCommand(),
 		newPSCommand(),
 		newKubectlCommand(),
+		newResetCommand(),
 		newImageCommand(),
 		newPodCommand(),
 		newVersionCommand(),

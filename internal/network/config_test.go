@@ -283,7 +283,11 @@ func TestSplitRuleAndBridgeMasqueradeRules(t *testing.T) {
 
 func TestClusterMasqueradeRules(t *testing.T) {
 	got := clusterMasqueradeRules("10.0.0.0/8")
-	for _, want := range []string{":PEAPOD-POSTROUTING - [0:0]", "-A PEAPOD-POSTROUTING -d 10.0.0.0/8 ", "-j RETURN", "-A PEAPOD-POSTROUTING -j MASQUERADE", "COMMIT"} {
+	chain := masqChain("10.0.0.0/8")
+	if !strings.HasPrefix(chain, masqChainPrefix) || len(chain) > 28 || chain == masqChain("10.1.0.0/16") {
+		t.Errorf("chain name %q: want a per-network name under %s, at most 28 characters", chain, masqChainPrefix)
+	}
+	for _, want := range []string{":" + chain + " - [0:0]", "-A " + chain + " -d 10.0.0.0/8 ", "-j RETURN", "-A " + chain + " -j MASQUERADE", "COMMIT"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in\n%s", want, got)
 		}

@@ -61,7 +61,7 @@ func TestPortmapOnlyWithHostPorts(t *testing.T) {
 // re-checked by later Setups, and re-installed by a new Manager.
 func TestMasqueradeOncePerManager(t *testing.T) {
 	e := newEnv(t, func(e *testEnv, c *Config) { c.ClusterCIDR = "10." + itoa(e.octet) + ".0.0/16" })
-	jumps := func() int { return strings.Count(e.iptablesSave(t, e.host), "-j "+masqChain) }
+	jumps := func() int { return strings.Count(e.iptablesSave(t, e.host), "-j "+masqChainPrefix) }
 
 	// No iptables on PATH: the first Setup fails and leaks nothing.
 	path := os.Getenv("PATH")
@@ -71,7 +71,7 @@ func TestMasqueradeOncePerManager(t *testing.T) {
 		_, err := e.m.Setup(context.Background(), "fail-masq", ns, PodInfo{Name: "f"})
 		return err
 	})
-	if err == nil || !strings.Contains(err.Error(), masqChain) {
+	if err == nil || !strings.Contains(err.Error(), masqChainPrefix) {
 		t.Fatalf("Setup without iptables: %v", err)
 	}
 	if ips, _ := filepath.Glob(filepath.Join(e.cfg.IPAMDataDir, e.m.NetworkName(), "10.*")); len(ips) > 0 {
@@ -81,12 +81,12 @@ func TestMasqueradeOncePerManager(t *testing.T) {
 
 	e.setup(t, "a")
 	if n := jumps(); n != 1 {
-		t.Fatalf("%d jumps to %s after the retry, want 1", n, masqChain)
+		t.Fatalf("%d jumps to %s after the retry, want 1", n, masqChainPrefix)
 	}
 	// Once installed, later Setups do not look again.
 	e.do(t, e.host, func() error {
 		return exec.Command("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", e.cfg.PodCIDR,
-			"-m", "comment", "--comment", masqJumpComment, "-j", masqChain).Run()
+			"-m", "comment", "--comment", masqJumpComment, "-j", masqChain(e.cfg.ClusterCIDR)).Run()
 	})
 	e.setup(t, "b")
 	if n := jumps(); n != 0 {

@@ -1,11 +1,14 @@
 package network
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/vishvananda/netlink"
 )
 
 // Manager attaches pods to the node's CNI network. It holds no per-pod
@@ -124,4 +127,23 @@ func (m *Manager) addedList(rt *libcni.RuntimeConf, hasPorts bool) (*libcni.Netw
 		return m.listFor(hasPorts), rt
 	}
 	return l, crt
+}
+
+// RemoveNodeNetwork removes what Setup made for the node rather than for
+// one pod: the bridge and this network's masquerade rules. Call it only
+// when no pod of this network remains (tests, and taking a node apart).
+// Missing pieces are fine.
+func (m *Manager) RemoveNodeNetwork(ctx context.Context) error {
+	var errs []error
+	if m.cfg.ClusterCIDR != "" {
+		if err := removeClusterMasquerade(ctx, m.cfg.PodCIDR, m.cfg.ClusterCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("remove masquerade rules: %w", err))
+		}
+	}
+	if link, err := netlink.LinkByName(m.cfg.BridgeName); err == nil {
+		if err := netlink.LinkDel(link); err != nil {
+			errs = append(errs, fmt.Errorf("remove bridge %s: %w", m.cfg.BridgeName, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -3,14 +3,25 @@ package network
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 )
 
-// masqChain is peapod's nat chain for ClusterCIDR-aware masquerading.
-const masqChain = "PEAPOD-POSTROUTING"
+// masqChainPrefix starts the names of peapod's nat chains for
+// ClusterCIDR-aware masquerading: one chain per cluster network, so two
+// peapods with different networks on one host never rewrite each other's.
+const masqChainPrefix = "PEAPOD-MASQ-"
+
+// masqChain names the chain of one cluster network (≤ 28 characters, as
+// iptables requires).
+func masqChain(clusterCIDR string) string {
+	sum := sha256.Sum256([]byte(clusterCIDR))
+	return masqChainPrefix + hex.EncodeToString(sum[:])[:12]
+}
 
 // masqJumpComment marks the POSTROUTING rule that jumps to masqChain.
 const masqJumpComment = "peapod: masquerade pod traffic leaving the cluster"
@@ -25,7 +36,7 @@ func clusterMasqueradeRules(clusterCIDR string) string {
 -A %[1]s -d 224.0.0.0/4 -j RETURN
 -A %[1]s -j MASQUERADE
 COMMIT
-`, masqChain, clusterCIDR)
+`, masqChain(clusterCIDR), clusterCIDR)
 }
 
 // ensureClusterMasquerade idempotently installs, in the calling thread's
@@ -37,14 +48,46 @@ func ensureClusterMasquerade(ctx context.Context, podCIDR, clusterCIDR string) e
 	restore := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
 	restore.Stdin = strings.NewReader(clusterMasqueradeRules(clusterCIDR))
 	if out, err := restore.CombinedOutput(); err != nil {
-		return fmt.Errorf("install %s rules: %w: %s", masqChain, err, bytes.TrimSpace(out))
+		return fmt.Errorf("install %s rules: %w: %s", masqChain(clusterCIDR), err, bytes.TrimSpace(out))
 	}
-	jump := []string{"POSTROUTING", "-s", podCIDR, "-m", "comment", "--comment", masqJumpComment, "-j", masqChain}
+	jump := masqJump(podCIDR, clusterCIDR)
 	if err := iptables(ctx, append([]string{"-t", "nat", "-C"}, jump...)...); err == nil {
 		return nil
 	}
 	if err := iptables(ctx, append([]string{"-t", "nat", "-A"}, jump...)...); err != nil {
-		return fmt.Errorf("install %s jump: %w", masqChain, err)
+		return fmt.Errorf("install %s jump: %w", masqChain(clusterCIDR), err)
+	}
+	return nil
+}
+
+func masqJump(podCIDR, clusterCIDR string) []string {
+	return []string{"POSTROUTING", "-s", podCIDR, "-m", "comment", "--comment", masqJumpComment, "-j", masqChain(clusterCIDR)}
+}
+
+// removeClusterMasquerade undoes ensureClusterMasquerade: the jump for
+// podCIDR, and the chain once no jump uses it. Missing rules are fine.
+func removeClusterMasquerade(ctx context.Context, podCIDR, clusterCIDR string) error {
+	if _, err := exec.LookPath("iptables"); err != nil {
+		return nil
+	}
+	for iptables(ctx, append([]string{"-t", "nat", "-C"}, masqJump(podCIDR, clusterCIDR)...)...) == nil {
+		if err := iptables(ctx, append([]string{"-t", "nat", "-D"}, masqJump(podCIDR, clusterCIDR)...)...); err != nil {
+			return err
+		}
+	}
+	out, err := exec.CommandContext(ctx, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING").Output()
+	if err != nil {
+		return fmt.Errorf("list nat POSTROUTING: %w", err)
+	}
+	chain := masqChain(clusterCIDR)
+	if strings.Contains(string(out), "-j "+chain) {
+		return nil // another pod network on this host still uses it
+	}
+	if err := iptables(ctx, "-t", "nat", "-F", chain); err != nil && !strings.Contains(err.Error(), "No chain") {
+		return err
+	}
+	if err := iptables(ctx, "-t", "nat", "-X", chain); err != nil && !strings.Contains(err.Error(), "No chain") {
+		return err
 	}
 	return nil
 }

@@ -164,10 +164,10 @@ func TestClusterCIDR(t *testing.T) {
 	}
 	save := e.iptablesSave(t, e.host)
 	if n := strings.Count(save, "-A POSTROUTING -s "+e.cfg.PodCIDR); n != 1 {
-		t.Errorf("%d jumps to %s, want 1:\n%s", n, masqChain, save)
+		t.Errorf("%d jumps to %s, want 1:\n%s", n, masqChainPrefix, save)
 	}
-	if n := strings.Count(save, "-A "+masqChain+" "); n != 3 {
-		t.Errorf("%d rules in %s, want 3:\n%s", n, masqChain, save)
+	if n := strings.Count(save, "-A "+masqChainPrefix); n != 3 {
+		t.Errorf("%d rules in %s, want 3:\n%s", n, masqChainPrefix, save)
 	}
 	e.teardown(t, a, a.ns)
 	e.teardown(t, b, b.ns)
@@ -413,8 +413,8 @@ func TestConcurrentSetup(t *testing.T) {
 		}
 		seen[ips[i]] = true
 	}
-	if save := e.iptablesSave(t, e.host); strings.Count(save, "-j "+masqChain) != 1 {
-		t.Errorf("want one jump to %s:\n%s", masqChain, save)
+	if save := e.iptablesSave(t, e.host); strings.Count(save, "-j "+masqChainPrefix) != 1 {
+		t.Errorf("want one jump to %s:\n%s", masqChainPrefix, save)
 	}
 	for i := range n {
 		wg.Add(1)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -145,8 +144,8 @@ func newHarness(t testing.TB) *harness {
 		if reserved := ipReservations(t, cfg.Paths().IPAMDir()); len(reserved) > 0 {
 			t.Errorf("IPs still reserved after every sandbox was removed: %v", reserved)
 		}
-		if link, err := netlink.LinkByName(testBridge); err == nil {
-			_ = netlink.LinkDel(link)
+		if err := rt.Network().RemoveNodeNetwork(cctx); err != nil {
+			t.Errorf("cleanup: remove node network: %v", err)
 		}
 	})
 	// The bridge appears with the first pod and stays for the next ones:

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -235,8 +234,10 @@ func (c *cluster) destroy() {
 		}
 	}
 	c.kill(syscall.SIGTERM)
-	if link, err := netlink.LinkByName(e2eBridge); err == nil {
-		_ = netlink.LinkDel(link)
+	// The node's network (bridge, masquerade rules) outlives the process
+	// by design; take it down as a user would.
+	if out, err := exec.Command(peapodBinary(c.t), "reset", "--data-dir", c.dir, "--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR).CombinedOutput(); err != nil {
+		c.t.Errorf("peapod reset: %v\n%s", err, out)
 	}
 	if c.t.Failed() {
 		c.t.Logf("peapod server log (tail):\n%s", c.tail())

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -254,9 +253,9 @@ func (f *fixture) teardown() {
 				fmt.Fprintln(os.Stderr, "cleanup: delete pod:", err)
 			}
 		}
-	}
-	if link, err := netlink.LinkByName(testBridge); err == nil {
-		_ = netlink.LinkDel(link)
+		if err := f.rt.Network().RemoveNodeNetwork(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "cleanup: remove node network:", err)
+		}
 	}
 }
 

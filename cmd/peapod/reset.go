@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peapod/peapod/internal/runtime"
+)
+
+func newResetCommand() *cobra.Command {
+	var flags nodeFlags
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Remove every pod sandbox of this node and the node's pod network (bridge, masquerade rules)",
+		Long: `reset takes this node apart: every sandbox in the data dir is torn down
+(containers killed, network released, mounts, cgroups and netns removed),
+then the bridge and the masquerade rules peapod installed. Stop peapod
+first. The data dir's images and credentials stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := flags.node()
+			if err != nil {
+				return err
+			}
+			rt, err := runtime.New(cmd.Context(), cfg, slog.Default())
+			if err != nil {
+				return err
+			}
+			sandboxes, err := rt.ListSandboxes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, sb := range sandboxes {
+				if err := rt.RemovePodSandbox(cmd.Context(), sb.ID, 0); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed sandbox %s (%s/%s)\n", shortID(sb.ID), sb.PodNamespace, sb.PodName)
+			}
+			if len(errs) == 0 {
+				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))
+			}
+			return errors.Join(errs...)
+		},
+	}
+	flags.register(cmd.Flags())
+	return cmd
+}
