@@ -24,6 +24,15 @@ declare -A packages=(
 	[docker-registry]=/usr/bin/docker-registry
 	[kmod]=/usr/sbin/modprobe
 )
+# `setup.sh --bench` also installs what `make bench` compares peapod with
+# (podman, iperf3) and perf for its CPU profile.
+if [ "${1:-}" = "--bench" ]; then
+	packages=(
+		[podman]=/usr/bin/podman
+		[iperf3]=/usr/bin/iperf3
+		[linux-perf]=/usr/bin/perf
+	)
+fi
 missing=()
 for pkg in "${!packages[@]}"; do
 	[ -e "${packages[$pkg]}" ] || missing+=("$pkg")
@@ -34,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-	say "Debian packages present (runc, crun, CNI plugins, busybox-static, iproute2, iptables, musl-tools, etcd-server, docker-registry)"
+	say "Debian packages present (${!packages[*]})"
 fi
 
 command -v go >/dev/null || { say "Go is not on PATH (expected /usr/local/go/bin/go)" >&2; exit 1; }
