@@ -15,7 +15,9 @@
 // Usage, as internal/runtime does:
 //
 //  1. m := volume.NewManager(logger) (add volume.WithSources(s) to serve
-//     configMap and secret volumes).
+//     configMap and secret volumes and projected serviceAccountToken
+//     sources: Sources.Token asks the API's TokenRequest for a token bound
+//     to the pod).
 //  2. prep, err := m.Setup(ctx, podDir, pod) before the first container is
 //     created. prep.Paths maps each volume name to the host path to bind;
 //     Setup is idempotent (a second call keeps emptyDir contents and
@@ -23,6 +25,11 @@
 //     ..data swap, as the kubelet's periodic sync does) and on error undoes
 //     what that call created.
 //  3. For a volumeMount with subPath: src, err := volume.SubPath(prep.Paths[name], subPath).
+//     While the pod runs, call m.Refresh(ctx, podDir, pod) periodically
+//     (every minute, say): it rewrites configMap/secret/downwardAPI/projected
+//     contents that changed and renews service-account tokens at 80% of
+//     their lifetime (read from the token's iat/exp claims, so no state is
+//     kept in memory); unchanged volumes are not touched.
 //  4. m.Teardown(ctx, podDir, pod), or m.TeardownDir(ctx, podDir) when the
 //     spec is gone (after a restart): unmounts every mount under
 //     <podDir>/volumes and removes the directory. Idempotent.

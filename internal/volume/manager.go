@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -34,6 +35,15 @@ var ErrNotFound = errors.New("not found")
 type Sources interface {
 	ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error)
 	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+	// Token returns a service-account token (status.token of the answer)
+	// for req, a TokenRequest for service account namespace/serviceAccount
+	// (what the kubelet sends: audiences, expirationSeconds and a
+	// boundObjectRef to the pod). The node agent implements it as
+	// client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx,
+	// serviceAccount, req, metav1.CreateOptions{}) with its node
+	// credentials. Tokens that are JWTs are reused until 80% of their
+	// lifetime (from their iat and exp claims) has passed.
+	Token(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (string, error)
 }
 
 // Manager sets up and tears down pod volumes. It holds no per-pod state (all
@@ -42,6 +52,7 @@ type Sources interface {
 type Manager struct {
 	logger  *slog.Logger
 	sources Sources
+	now     func() time.Time
 }
 
 // Option configures a Manager.
@@ -51,12 +62,15 @@ type Option func(*Manager)
 // their projected forms) from s. Without it those volumes are an error.
 func WithSources(s Sources) Option { return func(m *Manager) { m.sources = s } }
 
+// WithClock replaces time.Now for token rotation decisions (tests).
+func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
+
 // NewManager returns a Manager logging to logger (slog.Default() if nil).
 func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	m := &Manager{logger: logger}
+	m := &Manager{logger: logger, now: time.Now}
 	for _, o := range opts {
 		o(m)
 	}

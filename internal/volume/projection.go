@@ -50,7 +50,7 @@ func (m *Manager) setupProjection(ctx context.Context, podDir string, pod *corev
 		err = downwardAPIPayload(pod, v.DownwardAPI.Items, modeOr(v.DownwardAPI.DefaultMode), fld+".downwardAPI", payload)
 	case v.Projected != nil:
 		plugin = PluginProjected
-		payload, err = m.projectedPayload(ctx, pod, v.Projected, fld+".projected")
+		payload, err = m.projectedPayload(ctx, pod, v.Projected, filepath.Join(podDir, "volumes", plugin, v.Name), fld+".projected")
 	default:
 		return "", unsupported(v, fld)
 	}
@@ -65,6 +65,9 @@ func (m *Manager) setupProjection(ctx context.Context, podDir string, pod *corev
 		if err := mountTmpfs(dir, 0, undo); err != nil {
 			return "", err
 		}
+	}
+	if payloadCurrent(dir, payload, pod) {
+		return dir, nil
 	}
 	if err := writeAtomic(dir, payload); err != nil {
 		return "", fmt.Errorf("write %s volume: %w", plugin, err)
@@ -161,7 +164,9 @@ func (m *Manager) secretPayload(ctx context.Context, pod *corev1.Pod, name strin
 	return keyPayload("secret", data, items, optional, defaultMode, fld, payload)
 }
 
-func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *corev1.ProjectedVolumeSource, fld string) (map[string]fileProjection, error) {
+// projectedPayload builds a projected volume's payload; dir is the
+// volume's directory, where a current token may be reused from.
+func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *corev1.ProjectedVolumeSource, dir, fld string) (map[string]fileProjection, error) {
 	defaultMode := modeOr(src.DefaultMode)
 	payload := map[string]fileProjection{}
 	for i, s := range src.Sources {
@@ -175,7 +180,7 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *co
 		case s.DownwardAPI != nil:
 			err = downwardAPIPayload(pod, s.DownwardAPI.Items, defaultMode, sf+".downwardAPI", payload)
 		case s.ServiceAccountToken != nil:
-			err = fmt.Errorf("%s.serviceAccountToken: not supported yet", sf)
+			err = m.tokenProjection(ctx, pod, s.ServiceAccountToken, tokenMode(src, pod), dir, sf+".serviceAccountToken", payload)
 		case s.ClusterTrustBundle != nil:
 			err = fmt.Errorf("%s.clusterTrustBundle: not supported yet", sf)
 		case s.PodCertificate != nil:

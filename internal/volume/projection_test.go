@@ -16,11 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// fakeSources serves ConfigMaps and Secrets from maps keyed "ns/name".
+// fakeSources serves ConfigMaps and Secrets from maps keyed "ns/name",
+// and tokens minted by fakeToken (see token_test.go).
 type fakeSources struct {
 	mu         sync.Mutex
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	tokens     tokenMinter
 }
 
 var _ Sources = (*fakeSources)(nil)
@@ -189,12 +191,12 @@ func TestProjectionErrors(t *testing.T) {
 		{name: "inner dotdot item path", sources: newSources(), vol: cmVol("app", []corev1.KeyToPath{{Key: "mode", Path: "a/../../x"}}, nil), wantErr: "must not contain '..'"},
 		{name: "absolute item path", sources: newSources(), vol: cmVol("app", []corev1.KeyToPath{{Key: "mode", Path: "/etc/x"}}, nil), wantErr: "must be relative path"},
 		{
-			name: "service account token", sources: newSources(),
+			name: "escaping service account token path", sources: newSources(),
 			vol: corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
 				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}}},
-				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "../token"}},
 			}}}},
-			wantErr: "spec.volumes[0].projected.sources[1].serviceAccountToken: not supported yet",
+			wantErr: "spec.volumes[0].projected.sources[1].serviceAccountToken.path: invalid path \"../token\": must not start with '..'",
 		},
 		{
 			name: "bad fieldPath",
