@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -51,9 +52,28 @@ func (a *Agent) dispatch(ctx context.Context, pod *corev1.Pod) {
 	}
 	a.mu.Unlock()
 	w.mu.Lock()
+	prev := w.pod
 	w.pod = pod
 	w.mu.Unlock()
+	if prev != nil && onlyStatusChanged(prev, pod) {
+		// Mostly our own status write coming back: the worker keeps the
+		// newest pod for its next sync but has nothing new to do now.
+		return
+	}
 	w.poke()
+}
+
+// onlyStatusChanged reports whether two versions of a pod differ in
+// nothing the agent acts on: their status and bookkeeping metadata aside,
+// they are equal.
+func onlyStatusChanged(old, cur *corev1.Pod) bool {
+	if !apiequality.Semantic.DeepEqual(old.Spec, cur.Spec) {
+		return false
+	}
+	o, c := old.ObjectMeta, cur.ObjectMeta
+	o.ResourceVersion, c.ResourceVersion = "", ""
+	o.ManagedFields, c.ManagedFields = nil, nil
+	return apiequality.Semantic.DeepEqual(o, c)
 }
 
 // forget tells the worker of a pod the API deleted to tear it down.

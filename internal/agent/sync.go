@@ -50,8 +50,14 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 			}
 		}
 	}
-	if err := a.publishStatus(ctx, w, pod, sb); err != nil {
+	conflict, err := a.publishStatus(ctx, w, pod, sb)
+	if err != nil {
 		return 0, err
+	}
+	if conflict {
+		// Someone else wrote the pod meanwhile; sync again on the newer
+		// pod the informer brings.
+		return statusConflictRetry, nil
 	}
 	return requeue, nil
 }
@@ -205,29 +211,32 @@ func (a *Agent) checkDeadline(ctx context.Context, pod *corev1.Pod, sb *runtime.
 	return &waitReason{Reason: "DeadlineExceeded", Message: msg}
 }
 
-// publishStatus writes the pod's computed status if it changed.
-func (a *Agent) publishStatus(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) error {
+// statusConflictRetry is how soon a pod whose status write conflicted is
+// synced again.
+const statusConflictRetry = 200 * time.Millisecond
+
+// publishStatus writes the pod's computed status if it changed. conflict
+// reports a write that lost to a newer version of the pod.
+func (a *Agent) publishStatus(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) (conflict bool, err error) {
 	fillTerminationMessages(pod, sb)
 	o := w.observe(sb, a.probes)
 	o.hostIP = a.nodeIP
 	status := computeStatus(pod, o, time.Now())
 	if apiequality.Semantic.DeepEqual(status, pod.Status) {
-		return nil
+		return false, nil
 	}
 	updated := pod.DeepCopy()
 	updated.Status = status
-	_, err := a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		// The informer brings the newer pod, which syncs again.
-		return nil
+	_, err = a.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	switch {
+	case apierrors.IsConflict(err):
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("update status of %s: %w", key(pod), err)
 	}
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("update status of %s: %w", key(pod), err)
-	}
-	return nil
+	return false, nil
 }
 
 // syncTerminating stops a pod being deleted as the kubelet does: preStop
