@@ -28,6 +28,9 @@ one command, a working single-node cluster. Use it with kubectl and
 			}
 			cfg.Node = node
 			cfg.API.DataDir = node.DataDir
+			// Kubernetes applies the default toleration at admission
+			// (kube-apiserver) and the eviction in the controller.
+			cfg.API.DefaultTolerationSeconds = cfg.DefaultTolerationSeconds
 			cfg.Logger = slog.Default()
 			return daemon.RunServer(cmd.Context(), cfg)
 		},

@@ -56,7 +56,7 @@ func DefaultPod(pod *corev1.Pod) {
 	for i := range s.Containers {
 		defaultContainer(&s.Containers[i])
 	}
-	defaultTolerations(s)
+	defaultTolerations(s, DefaultTolerationSeconds)
 }
 
 func defaultVolume(v *corev1.Volume) {
@@ -157,10 +157,14 @@ func defaultPullPolicy(image string) corev1.PullPolicy {
 	return corev1.PullIfNotPresent
 }
 
+// DefaultTolerationSeconds is how long DefaultPod lets a pod tolerate a
+// not-ready or unreachable node, as Kubernetes' DefaultTolerationSeconds
+// admission plugin does by default.
+const DefaultTolerationSeconds = 300
+
 // defaultTolerations adds the not-ready/unreachable NoExecute tolerations
-// for 300s unless the pod already tolerates them.
-func defaultTolerations(s *corev1.PodSpec) {
-	secs := int64(300)
+// for secs seconds unless the pod already tolerates them.
+func defaultTolerations(s *corev1.PodSpec, secs int64) {
 	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
 		found := false
 		for _, t := range s.Tolerations {

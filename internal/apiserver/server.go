@@ -82,6 +82,12 @@ type Config struct {
 	// Off by default until the node agent serves projected
 	// serviceAccountToken and configMap sources.
 	AutomountServiceAccountTokens bool
+	// DefaultTolerationSeconds is the tolerationSeconds of the
+	// not-ready/unreachable NoExecute tolerations new pods get unless they
+	// tolerate those taints already (kube-apiserver's
+	// --default-not-ready-toleration-seconds and
+	// --default-unreachable-toleration-seconds). Default 300.
+	DefaultTolerationSeconds int64
 }
 
 // Server is a configured API server. Create it with New.
@@ -177,6 +183,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	enableServiceAccountTokens(s.api, saTokens)
 	if cfg.AutomountServiceAccountTokens {
 		enableServiceAccountAdmission(s.api)
+	}
+	if cfg.DefaultTolerationSeconds > 0 {
+		enableDefaultTolerationSeconds(s.api, cfg.DefaultTolerationSeconds)
 	}
 	secrets := s.api.resourceFor("", "v1", "secrets")
 	bootstrap.Lookup = func(ctx context.Context, id string) (*corev1.Secret, error) {

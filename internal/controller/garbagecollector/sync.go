@@ -101,6 +101,17 @@ func (gc *Collector) deleteDependents(ctx context.Context, r *resource, owner me
 	return gc.removeFinalizer(ctx, r, owner, metav1.FinalizerDeleteDependents)
 }
 
+// hasForegroundDependent reports whether a dependent of uid is itself
+// being deleted in foreground.
+func (gc *Collector) hasForegroundDependent(uid types.UID) bool {
+	for _, d := range gc.dependents(uid) {
+		if d.m.GetDeletionTimestamp() != nil && slices.Contains(d.m.GetFinalizers(), metav1.FinalizerDeleteDependents) {
+			return true
+		}
+	}
+	return false
+}
+
 func (gc *Collector) indexOf(r *resource) int {
 	return slices.Index(gc.resources, r)
 }
@@ -212,15 +223,19 @@ func (gc *Collector) attemptToDelete(ctx context.Context, r *resource, m metav1.
 		}
 		return nil
 	case len(unblock) > 0 && len(gc.dependents(live.GetUID())) > 0:
-		// Deleting m in foreground makes its owner wait for m's own
-		// dependents; clear blockOwnerDeletion first so the two waits
-		// cannot deadlock, as Kubernetes does.
-		var refs []any
-		for _, u := range unblock {
-			refs = append(refs, map[string]any{"uid": u, "blockOwnerDeletion": false})
-		}
-		if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(live.GetUID(), refs)); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("unblock owners of %s %s/%s: %w", r.gvk.Kind, ns, name, err)
+		// An owner waits in foreground and m has dependents of its own: m
+		// goes in foreground too, so the owner waits for m's dependents.
+		// Only when one of those dependents is itself deleting its
+		// dependents (a possible cycle) are m's blocking references
+		// cleared first, so the waits cannot deadlock, as Kubernetes does.
+		if gc.hasForegroundDependent(live.GetUID()) {
+			var refs []any
+			for _, u := range unblock {
+				refs = append(refs, map[string]any{"uid": u, "blockOwnerDeletion": false})
+			}
+			if err := r.patch(ctx, ns, name, types.StrategicMergePatchType, refsPatch(live.GetUID(), refs)); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("unblock owners of %s %s/%s: %w", r.gvk.Kind, ns, name, err)
+			}
 		}
 		return gc.deleteObject(ctx, r, live, metav1.DeletePropagationForeground)
 	}
