@@ -33,7 +33,7 @@ type nodeDeps struct {
 // pods bound to this node.
 func runNode(ctx context.Context, d nodeDeps) error {
 	log := d.log.With("component", "agent")
-	rt, err := runtime.New(ctx, d.node, log)
+	rt, err := runtime.New(ctx, d.node, log, runtime.WithSources(agent.NewSources(d.client)))
 	if err != nil {
 		return fmt.Errorf("start node runtime: %w", err)
 	}

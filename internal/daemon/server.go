@@ -36,6 +36,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		log = slog.Default()
 	}
 	cfg.API.Logger = log.With("component", "apiserver")
+	// Pods get their service account token and CA, as in Kubernetes; the
+	// node reads them through the TokenRequest API.
+	cfg.API.AutomountServiceAccountTokens = true
 	srv, err := apiserver.New(ctx, cfg.API)
 	if err != nil {
 		return fmt.Errorf("start API server: %w", err)

@@ -197,6 +197,11 @@ func netnsEntries() ([]string, error) {
 
 func linkEntries() ([]string, error) {
 	links, err := netlink.LinkList()
+	// A dump racing with link changes elsewhere is interrupted: list again.
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
+		time.Sleep(10 * time.Millisecond)
+		links, err = netlink.LinkList()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

@@ -135,6 +135,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		Passwd:              readInRoot(rootfs, "/etc/passwd"),
 		Group:               readInRoot(rootfs, "/etc/group"),
 		DefaultRlimitNofile: defaultRlimitNofile,
+		Lookup:              r.lookup(ctx, pod.Namespace),
 	}
 	s, err := spec.Build(in)
 	if err != nil {

@@ -48,6 +48,7 @@ type Runtime struct {
 	unusable map[string]error
 
 	hostResolv []byte
+	sources    volume.Sources
 	// hostCaps bounds what privileged containers get: what peapod holds.
 	hostCaps []string
 
@@ -61,7 +62,7 @@ type Runtime struct {
 // configuration, the image store (importing air-gapped images) and the OCI
 // runtime handlers. Handlers that cannot run here are kept with the reason,
 // which pods asking for them receive.
-func New(ctx context.Context, cfg config.Node, logger *slog.Logger) (*Runtime, error) {
+func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Option) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -117,13 +118,17 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger) (*Runtime, e
 		log:        logger,
 		images:     images,
 		network:    podNet,
-		volumes:    volume.NewManager(logger),
+
 		handlers:   map[string]*oci.Runtime{},
 		unusable:   map[string]error{},
 		hostResolv: hostResolv,
 		locks:      map[string]*sync.Mutex{},
 		owner:      map[string]string{},
 	}
+	for _, opt := range opts {
+		opt(r)
+	}
+	r.volumes = volume.NewManager(logger, volume.WithSources(r.sources))
 	for handler, binary := range cfg.Runtimes {
 		path, err := exec.LookPath(binary)
 		if err != nil {

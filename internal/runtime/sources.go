@@ -1,0 +1,87 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/peapod/peapod/internal/runtime/spec"
+	"github.com/peapod/peapod/internal/volume"
+)
+
+// Option configures a Runtime beyond its node configuration.
+type Option func(*Runtime)
+
+// WithSources gives the runtime where ConfigMaps, Secrets and service
+// account tokens come from (the API, through the agent), for volumes and
+// env. Without it, pods that use them fail with an error naming the field.
+func WithSources(s volume.Sources) Option {
+	return func(r *Runtime) { r.sources = s }
+}
+
+// lookup resolves env valueFrom/envFrom references of a pod in namespace.
+func (r *Runtime) lookup(ctx context.Context, namespace string) spec.LookupFunc {
+	if r.sources == nil {
+		return nil
+	}
+	return func(kind spec.RefKind, name string) (map[string]string, bool, error) {
+		switch kind {
+		case spec.KindConfigMap:
+			cm, err := r.sources.ConfigMap(ctx, namespace, name)
+			if isNotFound(err) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, fmt.Errorf("configmap %s/%s: %w", namespace, name, err)
+			}
+			data := map[string]string{}
+			for k, v := range cm.Data {
+				data[k] = v
+			}
+			for k, v := range cm.BinaryData {
+				data[k] = string(v)
+			}
+			return data, true, nil
+		case spec.KindSecret:
+			s, err := r.sources.Secret(ctx, namespace, name)
+			if isNotFound(err) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+			}
+			data := map[string]string{}
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+			for k, v := range s.StringData {
+				data[k] = v
+			}
+			return data, true, nil
+		default:
+			return nil, false, fmt.Errorf("unknown reference kind %q", kind)
+		}
+	}
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, volume.ErrNotFound) || apierrors.IsNotFound(err)
+}
+
+// RefreshVolumes brings the sandbox's configMap, secret, downwardAPI and
+// projected volumes up to date (and rotates service account tokens), as
+// the kubelet does periodically.
+func (r *Runtime) RefreshVolumes(ctx context.Context, sandboxID string) error {
+	unlock := r.lockSandbox(sandboxID)
+	defer unlock()
+	sb, err := r.loadSandbox(sandboxID)
+	if err != nil {
+		return err
+	}
+	if !sb.Ready {
+		return nil
+	}
+	return r.volumes.Refresh(ctx, r.sandboxDir(sandboxID), sb.Pod)
+}
