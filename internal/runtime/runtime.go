@@ -113,11 +113,11 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 		return nil, fmt.Errorf("read peapod's capabilities: %w", err)
 	}
 	r := &Runtime{
-		hostCaps:   hostCaps,
-		View:       NewView(cfg),
-		log:        logger,
-		images:     images,
-		network:    podNet,
+		hostCaps: hostCaps,
+		View:     NewView(cfg),
+		log:      logger,
+		images:   images,
+		network:  podNet,
 
 		handlers:   map[string]*oci.Runtime{},
 		unusable:   map[string]error{},
