@@ -256,7 +256,7 @@ func extractPlain(path, dir string) error {
 			if err := os.MkdirAll(target, 0o700); err != nil {
 				return err
 			}
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader reports old TypeRegA entries as TypeReg
 			if err := ensureParent(dir, filepath.Dir(rel)); err != nil {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 			}

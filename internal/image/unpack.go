@@ -226,7 +226,7 @@ func extractTar(ctx context.Context, tr *tar.Reader, dir string) error {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 			}
 			dirs = append(dirs, dirTime{target, hdr.ModTime})
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader reports old TypeRegA entries as TypeReg
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)

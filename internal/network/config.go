@@ -225,10 +225,13 @@ func loadConfList(path string) (*libcni.NetworkConfigList, error) {
 		}
 		return l, nil
 	}
+	// Single-plugin .conf files predate conflists; users still have them.
+	//lint:ignore SA1019 libcni's only reader of a .conf file
 	c, err := libcni.ConfFromFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load CNI config %s: %w", path, err)
 	}
+	//lint:ignore SA1019 as above
 	l, err := libcni.ConfListFromConf(c)
 	if err != nil {
 		return nil, fmt.Errorf("load CNI config %s: %w", path, err)

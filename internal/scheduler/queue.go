@@ -118,11 +118,6 @@ func (q *schedulingQueue) remove(key string) {
 	q.active.Forget(key)
 }
 
-// len returns active plus parked pods.
-func (q *schedulingQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.active.Len() + len(q.unschedulable)
-}
+
 
 func (q *schedulingQueue) shutDown() { q.active.ShutDown() }
