@@ -118,6 +118,4 @@ func (q *schedulingQueue) remove(key string) {
 	q.active.Forget(key)
 }
 
-
-
 func (q *schedulingQueue) shutDown() { q.active.ShutDown() }
