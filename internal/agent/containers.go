@@ -25,6 +25,9 @@ const (
 	// runsKept is how many runs of a container stay on disk: the current
 	// one and the previous one (for lastState and `logs --previous`).
 	runsKept = 2
+	// pullErrorShown is how long ErrImagePull stands before the waiting
+	// reason becomes ImagePullBackOff.
+	pullErrorShown = 2 * time.Second
 )
 
 func newBackoff() *flowcontrol.Backoff { return flowcontrol.NewBackOff(backoffInitial, backoffMax) }
@@ -194,21 +197,24 @@ func (a *Agent) pullImage(ctx context.Context, w *podWorker, pod *corev1.Pod, c 
 		a.events.Event(pod, corev1.EventTypeWarning, "ErrImageNeverPull", msg)
 		return backoffInitial
 	}
-	if a.backoff.IsInBackOffSinceUpdate(pullKey, time.Now()) {
+	if now := time.Now(); a.backoff.IsInBackOffSinceUpdate(pullKey, now) {
 		w.setWaiting(c.Name, waitReason{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)})
 		a.events.Event(pod, corev1.EventTypeNormal, "BackOff", fmt.Sprintf("Back-off pulling image %q", c.Image))
-		return a.backoff.Get(pullKey)
+		return max(a.backoff.Get(pullKey)-now.Sub(w.pullFailedAt(c.Name)), 100*time.Millisecond)
 	}
 	a.events.Event(pod, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	start := time.Now()
 	img, err := a.rt.EnsureImage(ctx, c.Image, corev1.PullAlways, nil)
 	if err != nil {
-
-		a.backoff.Next(pullKey, time.Now())
+		now := time.Now()
+		a.backoff.Next(pullKey, now)
+		w.setPullFailed(c.Name, now)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		w.setWaiting(c.Name, waitReason{Reason: "ErrImagePull", Message: msg})
 		a.events.Event(pod, corev1.EventTypeWarning, "Failed", msg)
-		return a.backoff.Get(pullKey)
+		// As the kubelet: ErrImagePull until the next sync, which finds
+		// the image in back-off (ImagePullBackOff) until it ends.
+		return pullErrorShown
 	}
 	a.backoff.Reset(pullKey)
 	a.events.Event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s. Image size: %d bytes.", c.Image, time.Since(start).Round(time.Millisecond), imageSize(img)))

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -17,7 +18,7 @@ func (w *podWorker) state() *observed {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.obs == nil {
-		w.obs = &observed{waiting: map[string]waitReason{}, restarts: map[string]int32{}}
+		w.obs = &observed{waiting: map[string]waitReason{}, restarts: map[string]int32{}, pullFailed: map[string]time.Time{}}
 	}
 	return w.obs
 }
@@ -125,6 +126,22 @@ func (w *podWorker) nextAttempt(name string, runs []*runtime.ContainerStatus) in
 		n = max(n, runs[len(runs)-1].Attempt+1)
 	}
 	return n
+}
+
+// setPullFailed records when a container's image pull last failed.
+func (w *podWorker) setPullFailed(name string, at time.Time) {
+	st := w.state()
+	w.mu.Lock()
+	st.pullFailed[name] = at
+	w.mu.Unlock()
+}
+
+// pullFailedAt is when a container's image pull last failed.
+func (w *podWorker) pullFailedAt(name string) time.Time {
+	st := w.state()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return st.pullFailed[name]
 }
 
 // watch reports whether the container is newly watched.

@@ -29,6 +29,9 @@ type observed struct {
 	hostIP   string
 	// phase overrides the computed phase (DeadlineExceeded, ...).
 	failed *waitReason
+	// pullFailed is when each container's image pull last failed (only in
+	// the worker's memory, for the pull back-off).
+	pullFailed map[string]time.Time
 }
 
 type waitReason struct{ Reason, Message string }

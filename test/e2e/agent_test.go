@@ -50,12 +50,12 @@ spec:
   - name: side
     image: busybox
     restartPolicy: Always
-    command: [sh, -c, 'trap "echo side >> /out/stop; kill $!; exit 0" TERM; sleep 2; echo ok > /shared/hook; httpd -f -vv -p 8081 -h /shared & wait']
-    startupProbe: {exec: {command: [test, -f, /shared/hook]}, periodSeconds: 1}
+    command: [sh, -c, 'trap "echo side >> /out/stop; kill $!; exit 0" TERM; sleep 2; echo ok > /shared/hook; echo ok > /shared/index.html; httpd -f -vv -p 8081 -h /shared & wait']
+    startupProbe: {tcpSocket: {port: 8081}, periodSeconds: 1}
     volumeMounts: [{name: shared, mountPath: /shared}, {name: out, mountPath: /out}]
   - name: after
     image: busybox
-    command: [sh, -c, 'test -f /shared/hook && echo after >> /out/order']
+    command: [sh, -c, 'wget -q -O /dev/null http://127.0.0.1:8081/ && echo after >> /out/order']
     volumeMounts: [{name: shared, mountPath: /shared}, {name: out, mountPath: /out}]
   containers:
   - name: main
@@ -66,7 +66,7 @@ spec:
 `, out))
 	p := c.waitPod("default", "sidecar", 90*time.Second, "Running", running)
 	if data, _ := os.ReadFile(filepath.Join(out, "order")); strings.Join(strings.Fields(string(data)), ",") != "after,main" {
-		t.Errorf("order = %q, want after (which needs the started sidecar), then main", data)
+		t.Errorf("order = %q, want after (which needs the started sidecar's server), then main", data)
 	}
 	side := containerStatus(p.Status.InitContainerStatuses, "side")
 	if side == nil || side.State.Running == nil || side.Started == nil || !*side.Started || !side.Ready {
@@ -336,17 +336,6 @@ spec:
     command: [sleep, "3600"]
     readinessProbe: {exec: {command: [test, -f, /tmp/ready]}, periodSeconds: 1, successThreshold: 3}
 `, grpcDir))
-	// grpc: NOT_SERVING until /tmp/serving exists.
-	c.waitPod("default", "probe-grpc", 60*time.Second, "Running", running)
-	time.Sleep(2 * time.Second)
-	if ready(c.pod("default", "probe-grpc")) {
-		t.Errorf("probe-grpc is Ready while its health service says NOT_SERVING")
-	}
-	c.must("exec", "probe-grpc", "--", "touch", "/tmp/serving")
-	c.waitPod("default", "probe-grpc", 20*time.Second, "Ready by grpc", ready)
-	c.must("exec", "probe-grpc", "--", "rm", "/tmp/serving")
-	c.waitPod("default", "probe-grpc", 20*time.Second, "not Ready by grpc", func(p *corev1.Pod) bool { return !ready(p) })
-
 	// tcpSocket: Ready once the port listens, and liveness keeps it alive.
 	c.waitPod("default", "probe-tcp", 60*time.Second, "Ready by tcpSocket", ready)
 	time.Sleep(6 * time.Second)
@@ -376,6 +365,17 @@ spec:
 	if d := time.Since(touched); d < 1500*time.Millisecond {
 		t.Errorf("Ready %s after the probe began to succeed; successThreshold 3 at 1 s periods needs about 2 s", d)
 	}
+	// grpc (last: a failure here ends the subtest): NOT_SERVING until /tmp/serving exists.
+	c.waitPod("default", "probe-grpc", 60*time.Second, "Running", running)
+	time.Sleep(2 * time.Second)
+	if ready(c.pod("default", "probe-grpc")) {
+		t.Errorf("probe-grpc is Ready while its health service says NOT_SERVING")
+	}
+	c.must("exec", "probe-grpc", "--", "touch", "/tmp/serving")
+	c.waitPod("default", "probe-grpc", 20*time.Second, "Ready by grpc", ready)
+	c.must("exec", "probe-grpc", "--", "rm", "/tmp/serving")
+	c.waitPod("default", "probe-grpc", 20*time.Second, "not Ready by grpc", func(p *corev1.Pod) bool { return !ready(p) })
+
 	c.must("delete", "pod", "probe-grpc", "probe-tcp", "probe-startup", "probe-threshold")
 }
 
