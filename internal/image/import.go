@@ -75,7 +75,7 @@ func (s *Store) uncompressed(path string) (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("gunzip: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.path("tmp"), "import-*.tar")
+	tmp, err := os.CreateTemp(s.tmp, "import-*.tar")
 	if err != nil {
 		return "", nil, err
 	}
@@ -150,7 +150,7 @@ func (s *Store) importDocker(ctx context.Context, tarPath string) ([]*Image, err
 }
 
 func (s *Store) importOCI(ctx context.Context, tarPath string) ([]*Image, error) {
-	dir, err := os.MkdirTemp(s.path("tmp"), "oci-")
+	dir, err := os.MkdirTemp(s.tmp, "oci-")
 	if err != nil {
 		return nil, err
 	}
@@ -307,9 +307,9 @@ func (s *Store) ImportDir(ctx context.Context, dir string) error {
 			continue
 		}
 		stamp := importedFile{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
-		s.mu.Lock()
+		s.lockIndex()
 		seen := s.idx.Imported[p] == stamp
-		s.mu.Unlock()
+		s.unlockIndex()
 		if seen {
 			continue
 		}
@@ -317,10 +317,10 @@ func (s *Store) ImportDir(ctx context.Context, dir string) error {
 			s.log.WarnContext(ctx, "skipping bad image file", "file", p, "err", err)
 			continue
 		}
-		s.mu.Lock()
+		s.lockIndex()
 		s.idx.Imported[p] = stamp
 		err = s.saveLocked()
-		s.mu.Unlock()
+		s.unlockIndex()
 		if err != nil {
 			return fmt.Errorf("import dir %s: %w", dir, err)
 		}

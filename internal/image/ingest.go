@@ -86,8 +86,8 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, src source) (*Image, e
 		}
 		sizes[diffID.String()] = n
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockIndex()
+	defer s.unlockIndex()
 	if s.idx.LayerSizes == nil {
 		s.idx.LayerSizes = map[string]int64{}
 	}
@@ -172,8 +172,8 @@ func (c *countingReader) Close() error { return c.rc.Close() }
 
 // pin adds delta to the pin count of each non-empty key.
 func (s *Store) pin(keys []string, delta int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockIndex()
+	defer s.unlockIndex()
 	for _, k := range keys {
 		if k == "" {
 			continue

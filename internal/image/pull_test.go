@@ -213,7 +213,7 @@ func TestPullCorruptBlobFails(t *testing.T) {
 	if _, err := os.Stat(s.layerDir(cf.RootFS.DiffIDs[1].String())); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("corrupt layer left in the store: %v", err)
 	}
-	tmp, _ := os.ReadDir(s.path("tmp"))
+	tmp, _ := os.ReadDir(s.tmp)
 	if len(tmp) != 0 {
 		t.Fatalf("scratch left behind: %v", tmp)
 	}

@@ -12,28 +12,28 @@ import (
 // goes, unless a prepared rootfs uses it (an error wrapping ErrInUse), and so
 // do the blobs and unpacked layers no remaining image references.
 func (s *Store) Remove(ctx context.Context, ref string) error {
-	s.mu.Lock()
+	s.lockIndex()
 	rec, byName, err := s.findLocked(ref)
 	if err != nil {
-		s.mu.Unlock()
+		s.unlockIndex()
 		return fmt.Errorf("remove image: %w", err)
 	}
 	if byName != "" && len(rec.Names) > 1 {
 		rec.Names = without(rec.Names, byName)
 		err := s.saveLocked()
-		s.mu.Unlock()
+		s.unlockIndex()
 		if err != nil {
 			return fmt.Errorf("remove image %s: %w", ref, err)
 		}
 		return nil
 	}
 	if dirs := s.usersLocked(rec.ID); len(dirs) > 0 {
-		s.mu.Unlock()
+		s.unlockIndex()
 		return fmt.Errorf("remove image %s: used by rootfs %v: %w", ref, dirs, ErrInUse)
 	}
 	delete(s.idx.Images, rec.ID)
 	garbage, err := s.gcLocked()
-	s.mu.Unlock()
+	s.unlockIndex()
 	removeAll(garbage)
 	if err != nil {
 		return fmt.Errorf("remove image %s: %w", ref, err)
@@ -45,7 +45,7 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 // Prune removes every image no prepared rootfs uses, and the blobs and
 // layers that leaves unreferenced. It returns the removed image IDs.
 func (s *Store) Prune(ctx context.Context) ([]string, error) {
-	s.mu.Lock()
+	s.lockIndex()
 	var removed []string
 	for id := range s.idx.Images {
 		if len(s.usersLocked(id)) == 0 {
@@ -54,7 +54,7 @@ func (s *Store) Prune(ctx context.Context) ([]string, error) {
 		}
 	}
 	garbage, err := s.gcLocked()
-	s.mu.Unlock()
+	s.unlockIndex()
 	removeAll(garbage)
 	sort.Strings(removed)
 	if err != nil {
@@ -78,7 +78,7 @@ func (s *Store) usersLocked(id string) []string {
 
 // gcLocked saves the index, then moves every layer dir and blob that no
 // image references and no running pull has pinned into tmp, returning those
-// paths for the caller to delete after unlocking. Callers hold s.mu.
+// paths for the caller to delete after unlocking. Callers hold lockIndex.
 func (s *Store) gcLocked() ([]string, error) {
 	keep := map[string]bool{}
 	for k := range s.pins {
@@ -109,7 +109,7 @@ func (s *Store) gcLocked() ([]string, error) {
 			if keep["sha256:"+e.Name()] || e.Name()[0] == '.' { // dot files: writes in flight
 				continue
 			}
-			trash, err := os.MkdirTemp(s.path("tmp"), "gc-")
+			trash, err := os.MkdirTemp(s.tmp, "gc-")
 			if err != nil {
 				return garbage, err
 			}

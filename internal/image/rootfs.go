@@ -26,15 +26,15 @@ func (s *Store) PrepareRootfs(ctx context.Context, img *Image, dir string) (root
 		return "", fmt.Errorf("prepare rootfs %s: %w", dir, err)
 	}
 	rootfs = filepath.Join(dir, "rootfs")
-	s.mu.Lock()
+	s.lockIndex()
 	rec, ok := s.idx.Images[img.ID]
 	if !ok {
-		s.mu.Unlock()
+		s.unlockIndex()
 		return "", fmt.Errorf("prepare rootfs %s: image %s: %w", dir, img.ID, ErrNotFound)
 	}
 	prev, had := s.idx.Rootfs[dir]
 	if had && prev != img.ID {
-		s.mu.Unlock()
+		s.unlockIndex()
 		return "", fmt.Errorf("prepare rootfs %s: already used by image %s", dir, prev)
 	}
 	var lowers []string
@@ -43,7 +43,7 @@ func (s *Store) PrepareRootfs(ctx context.Context, img *Image, dir string) (root
 	}
 	s.idx.Rootfs[dir] = img.ID
 	err = s.saveLocked()
-	s.mu.Unlock()
+	s.unlockIndex()
 	if err != nil {
 		return "", fmt.Errorf("prepare rootfs %s: %w", dir, err)
 	}
@@ -110,8 +110,8 @@ func (s *Store) ReleaseRootfs(ctx context.Context, dir string) error {
 }
 
 func (s *Store) dropUse(dir string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockIndex()
+	defer s.unlockIndex()
 	if _, ok := s.idx.Rootfs[dir]; !ok {
 		return nil
 	}

@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -76,7 +79,17 @@ type Store struct {
 	insecure map[string]bool
 	log      *slog.Logger
 
+	// tmp is this process's scratch dir: other processes (`peapod image`
+	// beside a running server) have their own.
+	tmp string
+
+	// mu serializes this process; lockFile (flock) serializes processes
+	// sharing the store. Both are taken by lockIndex.
 	mu       sync.Mutex
+	lockFile *os.File
+	// idxStamp is index.json's size and mtime when idx was read or
+	// written: another process changed it when they differ.
+	idxStamp fileStamp
 	idx      *index
 	inflight map[string]*flight // diffID -> unpack in progress
 	pins     map[string]int     // diffIDs and blob digests a running pull/import needs
@@ -131,20 +144,78 @@ func NewStore(opts Options) (*Store, error) {
 	for _, h := range opts.Insecure {
 		s.insecure[h] = true
 	}
-	if err := os.RemoveAll(s.path("tmp")); err != nil {
-		return nil, fmt.Errorf("new image store %s: clean tmp: %w", s.root, err)
-	}
 	for _, d := range []string{"blobs/sha256", "layers", "tmp"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("new image store %s: %w", s.root, err)
 		}
 	}
-	idx, err := loadIndex(s.path("index.json"))
+	lock, err := os.OpenFile(s.path("lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("new image store %s: %w", s.root, err)
 	}
-	s.idx = idx
+	s.lockFile = lock
+	cleanStaleTmp(s.path("tmp"))
+	if s.tmp, err = os.MkdirTemp(s.path("tmp"), strconv.Itoa(os.Getpid())+"-"); err != nil {
+		return nil, fmt.Errorf("new image store %s: %w", s.root, err)
+	}
+	s.lockIndex()
+	defer s.unlockIndex()
+	if s.idx == nil {
+		return nil, fmt.Errorf("new image store %s: index unreadable", s.root)
+	}
 	return s, nil
+}
+
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{size: fi.Size(), mtime: fi.ModTime()}
+}
+
+// lockIndex takes the store for this process and the others sharing it,
+// and rereads index.json if another process changed it. Every access to
+// s.idx happens between lockIndex and unlockIndex.
+func (s *Store) lockIndex() {
+	s.mu.Lock()
+	_ = unix.Flock(int(s.lockFile.Fd()), unix.LOCK_EX)
+	path := s.path("index.json")
+	if st := stampOf(path); s.idx == nil || st != s.idxStamp {
+		idx, err := loadIndex(path)
+		if err != nil {
+			s.log.Error("image index unreadable; keeping the copy in memory", "err", err)
+			if s.idx == nil {
+				s.idx, _ = loadIndex("")
+			}
+		} else {
+			s.idx = idx
+		}
+		s.idxStamp = st
+	}
+}
+
+func (s *Store) unlockIndex() {
+	_ = unix.Flock(int(s.lockFile.Fd()), unix.LOCK_UN)
+	s.mu.Unlock()
+}
+
+// cleanStaleTmp removes scratch dirs of processes that are gone.
+func cleanStaleTmp(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		owner, _, _ := strings.Cut(e.Name(), "-")
+		pid, err := strconv.Atoi(owner)
+		if err == nil && unix.Kill(pid, 0) == nil {
+			continue // a live process's
+		}
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 func (s *Store) path(elem ...string) string {
@@ -162,11 +233,15 @@ func (s *Store) blobPath(digest string) string {
 
 func loadIndex(path string) (*index, error) {
 	idx := &index{}
+	if path == "" {
+		path = os.DevNull
+	}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("read index: %w", err)
+	case len(b) == 0:
 	default:
 		if err := json.Unmarshal(b, idx); err != nil {
 			return nil, fmt.Errorf("parse index %s: %w", path, err)
@@ -187,7 +262,7 @@ func loadIndex(path string) (*index, error) {
 	return idx, nil
 }
 
-// saveLocked writes index.json atomically. Callers hold s.mu.
+// saveLocked writes index.json atomically. Callers hold lockIndex.
 func (s *Store) saveLocked() error {
 	b, err := json.MarshalIndent(s.idx, "", "  ")
 	if err != nil {
@@ -196,6 +271,7 @@ func (s *Store) saveLocked() error {
 	if err := writeFileAtomic(s.path("index.json"), b); err != nil {
 		return fmt.Errorf("save index: %w", err)
 	}
+	s.idxStamp = stampOf(s.path("index.json"))
 	return nil
 }
 
@@ -220,7 +296,7 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
-// image converts a record to the exported form. Callers hold s.mu.
+// image converts a record to the exported form. Callers hold lockIndex.
 func (s *Store) image(r *record) *Image {
 	img := &Image{
 		ID:          r.ID,
@@ -241,8 +317,8 @@ func (s *Store) image(r *record) *Image {
 // matched against RepoDigests). It returns an error wrapping ErrNotFound when
 // nothing matches.
 func (s *Store) Get(ref string) (*Image, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockIndex()
+	defer s.unlockIndex()
 	r, _, err := s.findLocked(ref)
 	if err != nil {
 		return nil, err
@@ -290,8 +366,8 @@ func isHex(s string) bool {
 
 // List returns every image in the store, sorted by ID.
 func (s *Store) List() ([]*Image, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockIndex()
+	defer s.unlockIndex()
 	out := make([]*Image, 0, len(s.idx.Images))
 	for _, r := range s.idx.Images {
 		out = append(out, s.image(r))
@@ -302,7 +378,7 @@ func (s *Store) List() ([]*Image, error) {
 
 // addLocked records an image, merging names and repo digests into an
 // existing record with the same ID, and moving each name off any other image
-// (a tag names one image). Callers hold s.mu and save afterwards.
+// (a tag names one image). Callers hold lockIndex and save afterwards.
 func (s *Store) addLocked(r *record) {
 	for _, other := range s.idx.Images {
 		if other.ID != r.ID {

@@ -42,24 +42,24 @@ type flight struct {
 // equal digest.
 func (s *Store) ensureLayer(ctx context.Context, diffID, digest string, open func() (io.ReadCloser, error)) (unpacked bool, err error) {
 	for {
-		s.mu.Lock()
+		s.lockIndex()
 		if _, err := os.Stat(s.layerDir(diffID)); err == nil {
-			s.mu.Unlock()
+			s.unlockIndex()
 			return false, nil
 		}
 		f, busy := s.inflight[diffID]
 		if !busy {
 			f = &flight{done: make(chan struct{})}
 			s.inflight[diffID] = f
-			s.mu.Unlock()
+			s.unlockIndex()
 			f.err = s.unpackLayer(ctx, diffID, digest, open)
-			s.mu.Lock()
+			s.lockIndex()
 			delete(s.inflight, diffID)
-			s.mu.Unlock()
+			s.unlockIndex()
 			close(f.done)
 			return f.err == nil, f.err
 		}
-		s.mu.Unlock()
+		s.unlockIndex()
 		select {
 		case <-f.done:
 			if f.err == nil {
@@ -74,7 +74,7 @@ func (s *Store) ensureLayer(ctx context.Context, diffID, digest string, open fun
 }
 
 func (s *Store) unpackLayer(ctx context.Context, diffID, digest string, open func() (io.ReadCloser, error)) (retErr error) {
-	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
+	tmp, err := os.MkdirTemp(s.tmp, "layer-")
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
