@@ -56,6 +56,9 @@ type Runtime struct {
 	locks map[string]*sync.Mutex // per sandbox
 	// owner maps a container ID to its sandbox ID.
 	owner map[string]string
+	// byPod maps a pod UID to its sandboxes' IDs, so a pod's sync reads
+	// only its own sandboxes, not the whole node's.
+	byPod map[string][]string
 }
 
 // New prepares the node: data directories, the pause binary, the CNI
@@ -124,6 +127,7 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 		hostResolv: hostResolv,
 		locks:      map[string]*sync.Mutex{},
 		owner:      map[string]string{},
+		byPod:      map[string][]string{},
 	}
 	for _, opt := range opts {
 		opt(r)
@@ -201,6 +205,16 @@ func (r *Runtime) lockSandbox(id string) func() {
 func (r *Runtime) forgetSandbox(id string) {
 	r.mu.Lock()
 	delete(r.locks, id)
+	for uid, ids := range r.byPod {
+		for i, sb := range ids {
+			if sb == id {
+				r.byPod[uid] = append(ids[:i:i], ids[i+1:]...)
+			}
+		}
+		if len(r.byPod[uid]) == 0 {
+			delete(r.byPod, uid)
+		}
+	}
 	for c, s := range r.owner {
 		if s == id {
 			delete(r.owner, c)
@@ -216,6 +230,10 @@ func (r *Runtime) indexContainers() error {
 		return err
 	}
 	for _, sb := range ids {
+		if rec, err := r.loadSandbox(sb); err == nil && rec.Pod != nil {
+			uid := string(rec.Pod.UID)
+			r.byPod[uid] = append(r.byPod[uid], sb)
+		}
 		cids, err := r.containerIDs(sb)
 		if err != nil {
 			return err
@@ -225,6 +243,26 @@ func (r *Runtime) indexContainers() error {
 		}
 	}
 	return nil
+}
+
+// PodSandboxes reports the sandboxes of one pod on this node, oldest first.
+func (r *Runtime) PodSandboxes(ctx context.Context, podUID string) ([]*SandboxStatus, error) {
+	r.mu.Lock()
+	ids := append([]string(nil), r.byPod[podUID]...)
+	r.mu.Unlock()
+	var out []*SandboxStatus
+	for _, id := range ids {
+		st, err := r.SandboxStatus(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
 }
 
 func (r *Runtime) sandboxOf(containerID string) (string, error) {

@@ -42,8 +42,12 @@ spec:
 
 func TestTwoContainersShareLocalhostVolumeHostnameAndIP(t *testing.T) {
 	h := newHarness(t)
-	id := h.start(h.pod(twoContainerPod), "")
+	pod := h.pod(twoContainerPod)
+	id := h.start(pod, "")
 	st := h.status(id)
+	if mine, err := h.rt.PodSandboxes(h.ctx, string(pod.UID)); err != nil || len(mine) != 1 || mine[0].ID != id {
+		t.Errorf("PodSandboxes = %v, %v; want just %s", mine, err, id)
+	}
 	if len(st.IPs) != 1 {
 		t.Fatalf("pod IPs = %v, want one", st.IPs)
 	}

@@ -83,6 +83,9 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
+	r.mu.Lock()
+	r.byPod[string(pod.UID)] = append(r.byPod[string(pod.UID)], id)
+	r.mu.Unlock()
 	t0 := time.Now()
 	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
 		return id, fmt.Errorf("create network namespace: %w", err)
