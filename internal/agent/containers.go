@@ -43,7 +43,11 @@ func (a *Agent) runContainers(ctx context.Context, w *podWorker, pod *corev1.Pod
 			requeue = d
 		}
 	}
-	a.killUnhealthy(ctx, pod, runs)
+	if a.killUnhealthy(ctx, pod, runs) {
+		// runs is stale now; the killed containers' exits wake the worker
+		// again, and their restart policies decide then.
+		return time.Second
+	}
 	// Once any main container has run, the pod is initialized: regular
 	// init containers never run again in this sandbox, and a sidecar that
 	// exits is restarted without holding anything back.
@@ -233,8 +237,9 @@ func (a *Agent) pruneRuns(ctx context.Context, runs []*runtime.ContainerStatus) 
 }
 
 // killUnhealthy stops running containers whose liveness or startup probe
-// failed; their restart policy then decides.
-func (a *Agent) killUnhealthy(ctx context.Context, pod *corev1.Pod, runs map[string][]*runtime.ContainerStatus) {
+// failed; their restart policy then decides. It reports whether it
+// stopped any.
+func (a *Agent) killUnhealthy(ctx context.Context, pod *corev1.Pod, runs map[string][]*runtime.ContainerStatus) (killed bool) {
 	for name, rs := range runs {
 		last := lastRun(rs)
 		if last.State != runtime.ContainerRunning {
@@ -243,10 +248,12 @@ func (a *Agent) killUnhealthy(ctx context.Context, pod *corev1.Pod, runs map[str
 		for _, kind := range []probe.Kind{probe.Liveness, probe.Startup} {
 			if a.probes.Result(last.ID, kind) == probe.Failure {
 				a.killContainer(ctx, pod, last, fmt.Sprintf("Container %s failed %s probe, will be restarted", name, kindWord(kind)))
+				killed = true
 				break
 			}
 		}
 	}
+	return killed
 }
 
 func kindWord(k probe.Kind) string {

@@ -51,7 +51,7 @@ spec:
     image: busybox
     restartPolicy: Always
     command: [sh, -c, 'trap "echo side >> /out/stop; kill $!; exit 0" TERM; sleep 2; echo ok > /shared/hook; echo ok > /shared/index.html; httpd -f -vv -p 8081 -h /shared & wait']
-    startupProbe: {tcpSocket: {port: 8081}, periodSeconds: 1}
+    startupProbe: {tcpSocket: {port: 8081}, periodSeconds: 1, failureThreshold: 30}
     volumeMounts: [{name: shared, mountPath: /shared}, {name: out, mountPath: /out}]
   - name: after
     image: busybox
