@@ -278,6 +278,9 @@ func (c *Controller) updateStatus(ctx context.Context, d *appsv1.Deployment) err
 		out.Annotations = d.Annotations
 	}
 	updated, err := c.client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile: nothing to report status on
+	}
 	if err != nil {
 		return fmt.Errorf("update status of deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
