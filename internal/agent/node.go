@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -301,6 +302,12 @@ func (a *Agent) resolveNodeIP() (string, error) {
 		return a.cfg.NodeIP, nil
 	}
 	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	// A dump racing with route changes (pods coming and going) is
+	// interrupted: read it again rather than settle for loopback.
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
+		time.Sleep(10 * time.Millisecond)
+		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
+	}
 	if err == nil {
 		for _, r := range routes {
 			if r.Dst != nil && !r.Dst.IP.IsUnspecified() {

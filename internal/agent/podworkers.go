@@ -30,6 +30,8 @@ type podWorker struct {
 	// watched holds the containers whose exit already wakes this worker.
 	watched map[string]bool
 	obs     *observed
+	// refreshed is when the pod's API-backed volumes were last refreshed.
+	refreshed time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}

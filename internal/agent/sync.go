@@ -44,6 +44,9 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 			if left, ok := deadlineLeft(pod, time.Now()); ok && (requeue == 0 || left < requeue) {
 				requeue = max(left, time.Millisecond)
 			}
+			if d := a.refreshVolumes(ctx, w, pod, sb); d > 0 && (requeue == 0 || d < requeue) {
+				requeue = d
+			}
 			// Re-read: containers may have started or stopped.
 			if fresh, err := a.rt.SandboxStatus(ctx, sb.ID); err == nil {
 				sb = fresh
@@ -60,6 +63,39 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 		return statusConflictRetry, nil
 	}
 	return requeue, nil
+}
+
+// volumeRefreshPeriod is how often ConfigMap, Secret, downward API and
+// token volumes are brought up to date, the kubelet's sync frequency.
+const volumeRefreshPeriod = time.Minute
+
+// refreshVolumes updates the pod's API-backed volumes once per period and
+// returns when it wants to run next (0 when the pod has none).
+func (a *Agent) refreshVolumes(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) time.Duration {
+	if !hasAPIVolumes(pod) {
+		return 0
+	}
+	w.mu.Lock()
+	due := time.Since(w.refreshed) >= volumeRefreshPeriod
+	if due {
+		w.refreshed = time.Now()
+	}
+	w.mu.Unlock()
+	if due {
+		if err := a.rt.RefreshVolumes(ctx, sb.ID); err != nil {
+			a.log.Warn("refresh volumes", "pod", key(pod), "err", err)
+		}
+	}
+	return volumeRefreshPeriod
+}
+
+func hasAPIVolumes(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // ensureSandbox returns the pod's live sandbox, creating it, or replacing
@@ -132,17 +168,7 @@ func (a *Agent) handlerFor(pod *corev1.Pod) (string, error) {
 
 // sandboxesOf lists the pod's sandboxes on this node, oldest first.
 func (a *Agent) sandboxesOf(ctx context.Context, uid types.UID) ([]*runtime.SandboxStatus, error) {
-	all, err := a.rt.ListSandboxes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []*runtime.SandboxStatus
-	for _, sb := range all {
-		if types.UID(sb.PodUID) == uid {
-			out = append(out, sb)
-		}
-	}
-	return out, nil
+	return a.rt.PodSandboxes(ctx, string(uid))
 }
 
 // removeSandboxes removes every sandbox of the pod; pod (when known) also
