@@ -137,7 +137,7 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 	backoffKey := string(pod.UID) + "/" + c.Name
 	if last := lastRun(runs); last != nil {
 		if a.backoff.IsInBackOffSince(backoffKey, last.FinishedAt) {
-			left := last.FinishedAt.Add(a.backoff.Get(backoffKey)).Sub(time.Now())
+			left := time.Until(last.FinishedAt.Add(a.backoff.Get(backoffKey)))
 			msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", a.backoff.Get(backoffKey), c.Name, pod.Name, pod.Namespace, pod.UID)
 			w.setWaiting(c.Name, waitReason{Reason: "CrashLoopBackOff", Message: msg})
 			a.events.Event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.Name+" in pod "+pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")")

@@ -174,7 +174,6 @@ func (a *Agent) nodeStatus(prev corev1.NodeStatus, now time.Time) corev1.NodeSta
 			OSImage:                 osImage(),
 			ContainerRuntimeVersion: a.runtimeVersions(),
 			KubeletVersion:          Version,
-			KubeProxyVersion:        "",
 			OperatingSystem:         goruntime.GOOS,
 			Architecture:            goruntime.GOARCH,
 		},

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -354,5 +353,3 @@ func (s *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func ctxDone(ctx context.Context) bool { return ctx.Err() != nil }

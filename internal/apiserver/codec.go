@@ -86,7 +86,7 @@ func (a *api) negotiate(r *http.Request, allowAs ...string) (mediaChoice, error)
 		}
 		return mediaChoice{info: info, as: as, contentType: ct}, nil
 	}
-	return mediaChoice{}, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", fmt.Sprintf("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"), 0, false)
+	return mediaChoice{}, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "", "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf", 0, false)
 }
 
 func contains(list []string, s string) bool {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/peapod/peapod/internal/storage"
 )
@@ -38,7 +39,7 @@ func newMetrics() *metrics {
 		}, []string{"resource"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.etcd, m.watchers,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
 	"path"
 	"time"
 
@@ -126,4 +125,4 @@ func (r *Resource) prefix(namespace string) string {
 	return path.Join("/registry", r.GVR.Resource) + "/"
 }
 
-func (r *Resource) String() string { return fmt.Sprintf("%s", r.GVR.GroupResource()) }
+func (r *Resource) String() string { return r.GVR.GroupResource().String() }

@@ -119,11 +119,7 @@ func validateSliceAddress(p *field.Path, t discoveryv1.AddressType, addr string)
 			return field.ErrorList{field.Invalid(p, addr, "must be a valid IPv6 address")}
 		}
 	case discoveryv1.AddressTypeFQDN:
-		var errs field.ErrorList
-		for _, msg := range validation.IsFullyQualifiedDomainName(p, addr) {
-			errs = append(errs, msg)
-		}
-		return errs
+		return validation.IsFullyQualifiedDomainName(p, addr)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -157,7 +157,7 @@ func validateObjectMeta(res *Resource, m metav1.Object, generated bool) field.Er
 	if name == "" {
 		errs = append(errs, field.Required(p.Child("name"), "name or generateName is required"))
 	} else {
-		for _, msg := range path.IsValidPathSegmentName(name) {
+		for _, msg := range content.IsPathSegmentName(name) {
 			errs = append(errs, field.Invalid(p.Child("name"), name, msg))
 		}
 		check := res.Strategy.ValidateName

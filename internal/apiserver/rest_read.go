@@ -70,11 +70,9 @@ func decodeContinue(s string, prefix string) (continueToken, error) {
 
 // listResult is a filtered page of objects.
 type listResult struct {
-	items    []runtime.Object
-	rev      int64
-	cont     string
-	errorRV  bool
-	lastKeys string
+	items []runtime.Object
+	rev   int64
+	cont  string
 }
 
 // listObjects reads objects of res in ns matching sel, honouring

@@ -19,10 +19,9 @@ import (
 
 // Allocation errors.
 var (
-	errAllocated  = errors.New("provided IP is already allocated")
-	errPortInUse  = errors.New("provided port is already allocated")
-	errRangeFull  = errors.New("range is full")
-	errOutOfRange = errors.New("not in the valid range")
+	errAllocated = errors.New("provided IP is already allocated")
+	errPortInUse = errors.New("provided port is already allocated")
+	errRangeFull = errors.New("range is full")
 )
 
 // bitmap marks the used offsets of a range. Pure; not safe for
