@@ -52,7 +52,9 @@ func startOwnNetworkCluster(t testing.TB, bridge, cidr string, extraArgs ...stri
 	return startClusterWith(t, append([]string{"--bridge", bridge, "--pod-cidr", cidr}, extraArgs...)...)
 }
 
-// webDeployment is a busybox httpd Deployment serving body at /.
+// webDeployment is a busybox httpd Deployment serving body at /; pods
+// count as available 2 s after Ready (minReadySeconds), which also paces
+// rolling updates so the HTTP poller sees every step.
 func webDeployment(ns, name string, replicas int, body string) string {
 	return fmt.Sprintf(`
 apiVersion: apps/v1
@@ -60,6 +62,7 @@ kind: Deployment
 metadata: {name: %[2]s, namespace: %[1]s}
 spec:
   replicas: %[3]d
+  minReadySeconds: 2
   selector: {matchLabels: {app: %[2]s}}
   strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
   template:
@@ -418,7 +421,7 @@ func (c *cluster) expectBodies(ns, sel string, n int, body string) {
 }
 
 // pollHTTP polls, every 100 ms until the returned stop is called, every
-// pod matching sel that has an IP, terminating or not, and records the
+// pod matching sel that has an IP and is not terminating, and records the
 // fewest that answered HTTP in one round.
 func (c *cluster) pollHTTP(ns, sel string) (stop func() (minUp, rounds int)) {
 	done := make(chan struct{})
@@ -441,8 +444,8 @@ func (c *cluster) pollHTTP(ns, sel string) (stop func() (minUp, rounds int)) {
 			var mu sync.Mutex
 			n := 0
 			for _, p := range l.Items {
-				if p.Status.PodIP == "" {
-					continue
+				if p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+					continue // terminating pods do not count as available
 				}
 				up.Add(1)
 				go func(ip string) {
@@ -466,7 +469,7 @@ func (c *cluster) pollHTTP(ns, sel string) (stop func() (minUp, rounds int)) {
 	}
 }
 
-var httpClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var httpClient = &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // httpGet fetches http://ip/ and returns the body without its newline.
 func httpGet(ip string) (string, error) {
