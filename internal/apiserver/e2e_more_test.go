@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,13 +58,10 @@ func wantAll(t *testing.T, what, out string, want ...string) {
 	}
 }
 
-// TestEndToEndKubectlResources drives workloads, services, events and
+// testEndToEndKubectlResources drives workloads, services, events and
 // namespace deletion with the installed kubectl against a real server.
-func TestEndToEndKubectlResources(t *testing.T) {
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
-	s, stop := startServer(t, tempDir(t))
+func testEndToEndKubectlResources(t *testing.T, start serverStarter) {
+	s, stop := start(t)
 	t.Cleanup(stop)
 	kc := s.Kubeconfig()
 	rc, err := clientcmd.BuildConfigFromFlags("", kc)

