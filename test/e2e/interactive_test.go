@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// terminal is kubectl running on a pseudo-terminal (util-linux script), as
+// `-t` needs, with its stdin fed from the test.
+type terminal struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *lockedWriter
+	done  chan struct{}
+	err   error
+}
+
+// onTerminal starts kubectl args on a pty; Cleanup kills it.
+func (c *cluster) onTerminal(args ...string) *terminal {
+	c.t.Helper()
+	return c.onTerminalSized(0, 0, args...)
+}
+
+// onTerminalSized is onTerminal on a pty of cols x rows (unset if 0).
+func (c *cluster) onTerminalSized(cols, rows int, args ...string) *terminal {
+	c.t.Helper()
+	var quoted []string
+	if cols > 0 {
+		quoted = append(quoted, fmt.Sprintf("stty cols %d rows %d;", cols, rows))
+	}
+	for _, w := range append([]string{"kubectl", "--kubeconfig", c.kubeconfig}, args...) {
+		quoted = append(quoted, shellQuote(w))
+	}
+	term := &terminal{out: &lockedWriter{b: &bytes.Buffer{}}, done: make(chan struct{})}
+	term.cmd = exec.Command("script", "-qec", strings.Join(quoted, " "), "/dev/null")
+	term.cmd.Stdout, term.cmd.Stderr = term.out, term.out
+	term.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var err error
+	if term.stdin, err = term.cmd.StdinPipe(); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := term.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() { term.err = term.cmd.Wait(); close(term.done) }()
+	c.t.Cleanup(term.kill)
+	return term
+}
+
+// kill ends script and kubectl (one process group); idempotent.
+func (term *terminal) kill() {
+	select {
+	case <-term.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-term.cmd.Process.Pid, syscall.SIGKILL)
+	<-term.done
+}
+
+// wait waits for kubectl to exit and returns its exit code.
+func (term *terminal) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-term.done:
+	case <-time.After(timeout):
+		term.kill()
+		t.Fatalf("kubectl did not exit in %s; output:\n%s", timeout, term.out)
+	}
+	var exit *exec.ExitError
+	if errors.As(term.err, &exit) {
+		return exit.ExitCode()
+	}
+	if term.err != nil {
+		t.Fatalf("script: %v", term.err)
+	}
+	return 0
+}
+
+// waitFor waits until the terminal shows re.
+func (term *terminal) waitFor(t *testing.T, timeout time.Duration, re *regexp.Regexp) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !re.MatchString(term.out.String()); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal never showed %q; output:\n%s", re, term.out)
+		}
+	}
+}
+
+// TestInteractive drives kubectl's interactive and streaming commands
+// through a real `peapod server`: exec and attach on a tty, run -it --rm,
+// logs with --previous, --timestamps, --since and --limit-bytes, and get -w.
+func TestInteractive(t *testing.T) {
+	c := startCluster(t)
+	c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: shell}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: sh, image: busybox, command: [sh], stdin: true, tty: true}
+`)
+	c.waitPod("default", "sleeper", 60*time.Second, "Running", running)
+	c.waitPod("default", "shell", 60*time.Second, "Running", running)
+
+	t.Run("exec -it runs on a pts and returns the exit code", func(t *testing.T) {
+		c := c.with(t)
+		term := c.onTerminal("exec", "-it", "sleeper", "--", "sh", "-c", "tty; exit 3")
+		term.stdin.Close()
+		if code := term.wait(t, 30*time.Second); code != 3 {
+			t.Errorf("kubectl exec -it exited %d, want 3; output:\n%s", code, term.out)
+		}
+		if !regexp.MustCompile(`/dev/pts/\d+`).MatchString(term.out.String()) {
+			t.Errorf("tty inside kubectl exec -it printed no /dev/pts device:\n%s", term.out)
+		}
+		// The terminal's size reaches the container's tty.
+		term = c.onTerminalSized(123, 45, "exec", "-it", "sleeper", "--", "stty", "size")
+		term.stdin.Close()
+		if code := term.wait(t, 30*time.Second); code != 0 || !strings.Contains(term.out.String(), "45 123") {
+			t.Errorf("stty size in kubectl exec -it on a 123x45 terminal: exit %d, %q", code, term.out)
+		}
+		// Without -t there is no terminal, and the code still comes back.
+		out, err := c.kubectl("exec", "-i", "sleeper", "--", "sh", "-c", "tty; exit 5")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 5 || !strings.Contains(out, "not a tty") {
+			t.Errorf("kubectl exec -i: %v %q", err, out)
+		}
+	})
+
+	t.Run("attach -it reaches the shell and leaves it running", func(t *testing.T) {
+		c := c.with(t)
+		term := c.onTerminal("attach", "-it", "shell", "-c", "sh")
+		time.Sleep(time.Second)
+		fmt.Fprint(term.stdin, "keep=kept; echo marker$((40+2))\n")
+		term.waitFor(t, 20*time.Second, regexp.MustCompile(`marker42`))
+		fmt.Fprint(term.stdin, "tty\n")
+		term.waitFor(t, 10*time.Second, regexp.MustCompile(`/dev/pts/\d+`))
+		term.kill()
+
+		// A new attach resizes the container's terminal to its own.
+		term = c.onTerminalSized(100, 30, "attach", "-it", "shell", "-c", "sh")
+		time.Sleep(time.Second)
+		fmt.Fprint(term.stdin, "stty size\n")
+		term.waitFor(t, 20*time.Second, regexp.MustCompile(`30 100`))
+		term.kill()
+
+		// Detaching leaves the shell and its state: attach again.
+		term = c.onTerminal("attach", "-it", "shell", "-c", "sh")
+		time.Sleep(time.Second)
+		fmt.Fprint(term.stdin, "echo again-$keep\n")
+		term.waitFor(t, 20*time.Second, regexp.MustCompile(`again-kept`))
+		term.kill()
+		if p := c.pod("default", "shell"); !running(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+			t.Errorf("shell after detaching: %+v", p.Status)
+		}
+	})
+
+	t.Run("run -it --rm prints and deletes the pod", func(t *testing.T) {
+		c := c.with(t)
+		term := c.onTerminal("run", "-it", "--rm", "--restart=Never", "--image=busybox", "x", "--", "sh", "-c", "echo hi")
+		term.stdin.Close()
+		if code := term.wait(t, 90*time.Second); code != 0 {
+			t.Errorf("kubectl run -it --rm exited %d:\n%s", code, term.out)
+		}
+		out := term.out.String()
+		if !regexp.MustCompile(`(?m)^hi\r*$`).MatchString(out) || !strings.Contains(out, `pod "x" deleted`) {
+			t.Errorf("kubectl run -it --rm printed %q", out)
+		}
+		c.eventually(30*time.Second, func() error {
+			_, err := c.client.CoreV1().Pods("default").Get(context.Background(), "x", metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("pod x still there after run --rm: %v", err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("logs --previous, --timestamps, --since, --limit-bytes", func(t *testing.T) {
+		c := c.with(t)
+		c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: state, emptyDir: {}}]
+  containers:
+  - name: main
+    image: busybox
+    volumeMounts: [{name: state, mountPath: /state}]
+    command:
+    - sh
+    - -c
+    - |
+      if [ ! -e /state/once ]; then touch /state/once; echo first run; exit 1; fi
+      i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done
+`)
+		c.waitPod("default", "talker", 90*time.Second, "restarted and Running", func(p *corev1.Pod) bool {
+			return running(p) && p.Status.ContainerStatuses[0].RestartCount == 1
+		})
+		if out := c.must("logs", "talker", "--previous"); out != "first run" {
+			t.Errorf("logs --previous: %q", out)
+		}
+		if out := c.must("logs", "talker", "-p", "-c", "main", "--timestamps"); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z first run$`).MatchString(out) {
+			t.Errorf("logs --previous --timestamps: %q", out)
+		}
+		time.Sleep(3 * time.Second)
+		all := strings.Split(c.must("logs", "talker"), "\n")
+		if len(all) < 10 || all[0] != "line 0" {
+			t.Fatalf("logs after 3 s: %q", all)
+		}
+		for _, l := range all {
+			if l == "first run" {
+				t.Errorf("logs of the current container show the previous one's: %q", all)
+			}
+		}
+		stamped := strings.Split(c.must("logs", "talker", "--timestamps", "--tail=3"), "\n")
+		stampRE := regexp.MustCompile(`^(\S+) line \d+$`)
+		for _, l := range stamped {
+			m := stampRE.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("logs --timestamps line %q", l)
+			}
+			ts, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil || time.Since(ts) > time.Minute || time.Since(ts) < -time.Minute {
+				t.Errorf("logs --timestamps stamp %q: %v", m[1], err)
+			}
+		}
+		recent := strings.Split(c.must("logs", "talker", "--since=1s"), "\n")
+		if len(recent) == 0 || len(recent) > 8 || recent[0] == "line 0" || !strings.HasPrefix(recent[0], "line ") {
+			t.Errorf("logs --since=1s (of %d lines): %q", len(all), recent)
+		}
+		if out := c.must("logs", "talker", "--limit-bytes=10"); out != "line 0\nlin" {
+			t.Errorf("logs --limit-bytes=10: %q", out)
+		}
+		// --since-time too: the API carries it with second precision
+		// (metav1.Time), so the logs start at the first line of that second.
+		stampedAll := strings.Split(c.must("logs", "talker", "--timestamps"), "\n")
+		pick := stampedAll[len(stampedAll)-4]
+		picked, err := time.Parse(time.RFC3339Nano, strings.Fields(pick)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		since := picked.Truncate(time.Second)
+		want := ""
+		for _, l := range stampedAll {
+			if ts, err := time.Parse(time.RFC3339Nano, strings.Fields(l)[0]); err == nil && !ts.Before(since) {
+				want = strings.SplitN(l, " ", 2)[1]
+				break
+			}
+		}
+		got := strings.Split(c.must("logs", "talker", "--since-time="+since.Format(time.RFC3339)), "\n")
+		if got[0] != want {
+			t.Errorf("logs --since-time=%s starts %q, want %q", since.Format(time.RFC3339), got[:min(3, len(got))], want)
+		}
+	})
+
+	t.Run("get -w sees Pending then Running", func(t *testing.T) {
+		c := c.with(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "get", "pods", "-w", "--field-selector=metadata.name=watched")
+		stdout, err := w.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = w.Wait() }()
+		var mu sync.Mutex
+		var lines []string
+		seen := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				mu.Lock()
+				lines = append(lines, sc.Text())
+				mu.Unlock()
+				if strings.Contains(sc.Text(), "Running") {
+					close(seen)
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Second) // let the watch start
+		c.must("run", "watched", "--image=busybox", "--", "sleep", "3600")
+		select {
+		case <-seen:
+		case <-time.After(60 * time.Second):
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		pending, runningAt := -1, -1
+		for i, l := range lines {
+			if !strings.HasPrefix(l, "watched ") {
+				continue
+			}
+			if strings.Contains(l, "Pending") && pending < 0 {
+				pending = i
+			}
+			if strings.Contains(l, "Running") && strings.Contains(l, "1/1") {
+				runningAt = i
+			}
+		}
+		if pending < 0 || runningAt < pending {
+			t.Errorf("kubectl get -w did not show Pending then Running:\n%s", strings.Join(lines, "\n"))
+		}
+		t.Logf("kubectl get -w:\n%s", strings.Join(lines, "\n"))
+	})
+}
