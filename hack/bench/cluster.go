@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -134,6 +135,9 @@ func (c *cluster) deleteAll(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		pods, err := c.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		entries, _ := os.ReadDir(filepath.Join(c.dir, "pods"))
 		if err == nil && len(pods.Items) == 0 && len(entries) == 0 {
@@ -358,4 +362,25 @@ func (c *cluster) namespace(ctx context.Context, name string) error {
 			return fmt.Errorf("namespace %s has no default ServiceAccount: %w", name, err)
 		}
 	}
+}
+
+// raiseMaxPods sets the node's pod capacity and allocatable to at least n.
+// The agent reports the kubelet's default of 110 pods, below the density
+// run's 200, and has no setting for it; the agent rewrites its status only
+// every few minutes, longer than the density run takes.
+func (c *cluster) raiseMaxPods(ctx context.Context, n int64) error {
+	node, err := c.client.CoreV1().Nodes().Get(ctx, benchNode, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if q := node.Status.Allocatable[corev1.ResourcePods]; q.Value() >= n {
+		return nil
+	}
+	q := *resource.NewQuantity(n, resource.DecimalSI)
+	node.Status.Capacity[corev1.ResourcePods] = q
+	node.Status.Allocatable[corev1.ResourcePods] = q
+	if _, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("raise the node's pod capacity to %d: %w", n, err)
+	}
+	return nil
 }

@@ -122,6 +122,9 @@ func createMany(ctx context.Context, c *cluster, ns, prefix string, n int, nodeS
 func waitRunning(ctx context.Context, c *cluster, ns string, n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err == nil {
 			running := 0
@@ -136,6 +139,8 @@ func waitRunning(ctx context.Context, c *cluster, ns string, n int, timeout time
 			if time.Now().After(deadline) {
 				return fmt.Errorf("%d of %d pods Running in %s after %s", running, n, ns, timeout)
 			}
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("list pods in %s: %w", ns, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -250,6 +255,9 @@ func teardown(ctx context.Context, c *cluster, ns string) (time.Duration, error)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		left, what := c.leftovers(ctx, ns, sbs)
 		if left == 0 {
 			return time.Since(start), nil

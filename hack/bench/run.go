@@ -133,8 +133,11 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		return nil
 	})
 
-	section("density and pod network", func() error {
+	section("density", func() error {
 		if err := c.namespace(ctx, "dense"); err != nil {
+			return err
+		}
+		if err := c.raiseMaxPods(ctx, int64(b.sz.Density+20)); err != nil {
 			return err
 		}
 		d, err := density(ctx, c, "dense", b.sz.Density)
@@ -148,14 +151,23 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 			P50: b.perPodKiB / 1024, P99: nan(), Anchor: fmt.Sprintf("podman: conmon + catatonit (%d processes for %d pods)", podmanMonitors, b.sz.Density),
 			AP50: b.podmanPerPodKiB / 1024, AP99: nan()})
 
-		logf("peapod: pod network (iperf3 10 s, ping)")
+		return nil
+	})
+
+	section("pod network", func() error {
+		if err := c.namespace(ctx, "net"); err != nil {
+			return err
+		}
+		if _, err := startOneByOne(ctx, c, "net", "net", 2); err != nil {
+			return err
+		}
 		sbs, err := c.sandboxes(ctx)
 		if err != nil {
 			return err
 		}
 		var pair []sandbox
 		for _, sb := range sbs {
-			if sb.PodNamespace == "dense" && len(sb.IPs) > 0 && len(pair) < 2 {
+			if sb.PodNamespace == "net" && len(sb.IPs) > 0 && len(pair) < 2 {
 				pair = append(pair, sb)
 			}
 		}
