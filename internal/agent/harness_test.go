@@ -4,11 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
@@ -29,34 +30,6 @@ const (
 	testNode    = "agent-test-node"
 )
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("kernel test needs root, and PEAPOD_REQUIRE_ROOT=1 forbids skipping it")
-	}
-	t.Skip("kernel test: needs root")
-}
-
-func busyboxTarball(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("PEAPOD_BUSYBOX_TAR"); p != "" {
-		return p
-	}
-	out := filepath.Join(os.TempDir(), "peapod-test-busybox.tar")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	cmd := exec.Command("go", "run", "./hack/mkbusybox", "-o", out)
-	cmd.Dir = "../.."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build busybox image: %v\n%s", err, b)
-	}
-	return out
-}
-
 // node is a data dir with the busybox image, the runtimes made over it
 // and a fake API. Its cleanup removes every sandbox, the bridge and the
 // data dir.
@@ -68,7 +41,7 @@ type node struct {
 
 func newNode(t testing.TB) *node {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir, err := os.MkdirTemp("", "ppag")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +49,7 @@ func newNode(t testing.TB) *node {
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(busyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
+	if err := os.Symlink(testutil.BusyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Defaults()

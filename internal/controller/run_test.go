@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,20 +18,6 @@ import (
 
 	"github.com/peapod/peapod/internal/controller/controllertest"
 )
-
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1. (No test in this package needs root.)
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
-
-var _ = requireRoot
 
 // cluster simulates what surrounds the controllers: a fast fake clock
 // (50× real time), node agents renewing leases of the nodes in renewing,

@@ -22,17 +22,6 @@ import (
 	"github.com/peapod/peapod/hack/mkbusybox/busyboximage"
 )
 
-// requireRoot skips the test unless root; with PEAPOD_REQUIRE_ROOT=1 it fails.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
-
 // tempDir is a short temp dir removed when the test ends.
 func tempDir(t *testing.T) string {
 	t.Helper()

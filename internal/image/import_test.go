@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
@@ -62,7 +64,7 @@ func tarDir(t *testing.T, dir, out string, gz bool) {
 }
 
 func TestImportOCILayout(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	bb := busybox(t)
 	dir := tempDir(t)
 	lp, err := layout.Write(dir, empty.Index)
@@ -113,7 +115,7 @@ func TestImportOCILayout(t *testing.T) {
 }
 
 func TestImportDockerArchiveAllTags(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	img := imageOf(t, layerTar(t, tarEntry{name: "f", data: "1"}))
 	p := writeArchive(t, "example.com/a:1", img)
@@ -136,7 +138,7 @@ func TestImportDockerArchiveAllTags(t *testing.T) {
 }
 
 func TestImportDir(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	if err := s.ImportDir(t.Context(), "/nonexistent/images"); err != nil {
 		t.Fatalf("missing dir: %v", err)

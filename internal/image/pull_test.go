@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -55,7 +57,7 @@ func twoLayers(t *testing.T) v1.Image {
 }
 
 func TestPullDockerHubThroughMirror(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	mirror := testRegistry(t, nil)
 	bb := busybox(t)
 	push(t, mirror+"/library/busybox:latest", bb)
@@ -115,7 +117,7 @@ func TestPullDockerHubThroughMirror(t *testing.T) {
 }
 
 func TestPullMirrorFallsBackToOrigin(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	emptyMirror := testRegistry(t, nil)
 	origin := testRegistry(t, nil)
 	push(t, origin+"/team/app:v1", twoLayers(t))
@@ -133,7 +135,7 @@ func TestPullMirrorFallsBackToOrigin(t *testing.T) {
 }
 
 func TestPullPlainHTTPOnlyForInsecure(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	origin := testRegistry(t, nil)
 	push(t, origin+"/team/app:v1", twoLayers(t))
 	s := newStore(t, Options{})
@@ -144,7 +146,7 @@ func TestPullPlainHTTPOnlyForInsecure(t *testing.T) {
 }
 
 func TestPullTokenAuth(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	const token = "s3cret"
 	var host string
 	var tokens, denied atomic.Int32
@@ -179,7 +181,7 @@ func TestPullTokenAuth(t *testing.T) {
 }
 
 func TestPullCorruptBlobFails(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	img := twoLayers(t)
 	layers, _ := img.Layers()
 	bad, _ := layers[1].Digest()
@@ -220,7 +222,7 @@ func TestPullCorruptBlobFails(t *testing.T) {
 }
 
 func TestConcurrentPullsUnpackOnce(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	host := testRegistry(t, func(reg http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -39,7 +41,7 @@ func exists(p string) bool {
 }
 
 func TestRemoveUntagsThenCollects(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	shared := layerTar(t, tarEntry{name: "shared", data: "s"})
 	a := importTags(t, s, imageOf(t, shared, layerTar(t, tarEntry{name: "a", data: "a"})), "example.com/a:1", "example.com/a:2")
@@ -71,7 +73,7 @@ func TestRemoveUntagsThenCollects(t *testing.T) {
 }
 
 func TestPruneKeepsUsedImages(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	used := importTags(t, s, imageOf(t, layerTar(t, tarEntry{name: "u", data: "u"})), "example.com/used:1")
 	unused := importTags(t, s, imageOf(t, layerTar(t, tarEntry{name: "x", data: "x"})), "example.com/unused:1")

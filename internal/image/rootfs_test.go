@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // prepare mounts a rootfs for img in a temp dir, released on cleanup.
@@ -24,7 +26,7 @@ func prepare(t *testing.T, s *Store, img *Image) (dir, rootfs string) {
 }
 
 func TestBusyboxRootfs(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	imgs, err := s.Import(t.Context(), busyboxTar(t))
 	if err != nil {
@@ -104,7 +106,7 @@ func TestBusyboxRootfs(t *testing.T) {
 }
 
 func TestWhiteoutsInMergedRootfs(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	s := newStore(t, Options{})
 	lower := layerTar(t,
 		tarEntry{name: "a/", typ: tar.TypeDir, mode: 0o755},

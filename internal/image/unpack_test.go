@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +25,7 @@ func extractTo(t *testing.T, entries ...tarEntry) (string, error) {
 }
 
 func TestExtractPreservesMetadata(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir, err := extractTo(t,
 		tarEntry{name: "d/", typ: tar.TypeDir, mode: 0o750, uid: 1000, gid: 1001},
 		tarEntry{name: "d/f", data: "hello", mode: 0o4755, uid: 1, gid: 2, xattrs: map[string]string{"user.note": "x", "trusted.t": "y"}},
@@ -82,7 +84,7 @@ func TestExtractPreservesMetadata(t *testing.T) {
 }
 
 func TestExtractRefusesEscapes(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	for _, tc := range []struct {
 		name    string
 		entries []tarEntry
@@ -118,7 +120,7 @@ func TestExtractRefusesEscapes(t *testing.T) {
 }
 
 func TestExtractWhiteouts(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir, err := extractTo(t,
 		tarEntry{name: "a/.wh..wh..opq"},
 		tarEntry{name: "a/z", data: "z"},
@@ -144,7 +146,7 @@ func TestExtractWhiteouts(t *testing.T) {
 }
 
 func TestUnpackStreamCompressions(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	plain := layerTar(t, tarEntry{name: "f", data: "content"})
 	var gz, zs bytes.Buffer
 	zw := gzip.NewWriter(&gz)

@@ -12,22 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root")
-}
 
 func TestLeaked(t *testing.T) {
 	for _, tc := range []struct {
@@ -120,7 +109,7 @@ func (r *recorder) Errorf(format string, args ...any) {
 }
 
 func TestTakeReal(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	suffix := fmt.Sprintf("%d", os.Getpid()%100000)
 	nsName := "pp-leak-" + suffix
 	vethName := "ppleak" + suffix

@@ -13,23 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/peapod/peapod/internal/network/netns"
 )
-
-// requireRoot skips a kernel test when not root, unless
-// PEAPOD_REQUIRE_ROOT=1 demands that it runs.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
 
 // testEnv is one throwaway "host" network namespace with a Manager whose
 // bridge, IPAM, cache and conf dirs are private to the test.
@@ -46,7 +36,7 @@ type testEnv struct {
 // nil, adjusts the Config before New.
 func newEnv(t testing.TB, mutate func(e *testEnv, c *Config)) *testEnv {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir, err := os.MkdirTemp("", "pp")
 	if err != nil {
 		t.Fatal(err)

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -62,36 +63,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("kernel test needs root, and PEAPOD_REQUIRE_ROOT=1 forbids skipping it")
-	}
-	t.Skip("kernel test: needs root")
-}
-
-// busyboxTarball returns the busybox image tarball `make images` builds,
-// building it when the test runs outside make.
-func busyboxTarball(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("PEAPOD_BUSYBOX_TAR"); p != "" {
-		return p
-	}
-	out := filepath.Join(os.TempDir(), "peapod-test-busybox.tar")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	cmd := exec.Command("go", "run", "./hack/mkbusybox", "-o", out)
-	cmd.Dir = "../.."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build busybox image: %v\n%s", err, b)
-	}
-	return out
-}
-
 type harness struct {
 	t   testing.TB
 	ctx context.Context
@@ -104,7 +75,7 @@ type harness struct {
 // reserved, and removes the bridge and the data dir.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir, err := os.MkdirTemp("", "pprt")
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +83,7 @@ func newHarness(t testing.TB) *harness {
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(busyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
+	if err := os.Symlink(testutil.BusyboxTarball(t), filepath.Join(dir, "images", "busybox.tar")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Defaults()

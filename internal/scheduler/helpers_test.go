@@ -1,28 +1,11 @@
 package scheduler
 
 import (
-	"os"
-	"testing"
-
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1. (No test in this package needs root today.)
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
-
-var _ = requireRoot
 
 type nodeOpt func(*v1.Node)
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -92,7 +94,7 @@ func TestEmptyDirDisk(t *testing.T) {
 }
 
 func TestEmptyDirFSGroup(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	pd := podDir(t)
 	pod := testPod(emptyDir("shared", "", ""))
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr(int64(2345))}
@@ -110,7 +112,7 @@ func TestEmptyDirFSGroup(t *testing.T) {
 }
 
 func TestEmptyDirMemory(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	for _, tc := range []struct {
 		name     string
 		limit    string
@@ -185,7 +187,7 @@ func TestEmptyDirMemory(t *testing.T) {
 }
 
 func TestTeardownDirOnly(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	pd := podDir(t)
 	pod := testPod(emptyDir("a", corev1.StorageMediumMemory, "8Mi"), emptyDir("b", corev1.StorageMediumMemory, "8Mi"), emptyDir("c", "", ""))
 	prep, err := NewManager(nil).Setup(t.Context(), pd, pod)
@@ -224,7 +226,7 @@ func TestTeardownDirOnly(t *testing.T) {
 }
 
 func TestSetupErrorsAndRollback(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	hp := tempDir(t)
 	for _, tc := range []struct {
 		name    string
@@ -293,7 +295,7 @@ func TestSetupErrorsAndRollback(t *testing.T) {
 }
 
 func TestRollbackKeepsExisting(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	pd := podDir(t)
 	m := NewManager(nil)
 	good := testPod(emptyDir("mem", corev1.StorageMediumMemory, "8Mi"))

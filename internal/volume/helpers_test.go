@@ -13,19 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1 (make test runs as root: a skip there is a defect).
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root")
-}
-
 // podDir makes a throwaway pod directory whose volumes are torn down and
 // which is removed when the test ends, also on failure.
 func podDir(t *testing.T) string {

@@ -8,12 +8,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
 
 func TestCheckHostPathType(t *testing.T) {
-	requireRoot(t) // mknod of a block device
+	testutil.RequiresRoot(t) // mknod of a block device
 	old := syscall.Umask(0o022)
 	t.Cleanup(func() { syscall.Umask(old) })
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -224,7 +226,7 @@ func TestProjectionErrors(t *testing.T) {
 }
 
 func TestSecretDownwardProjected(t *testing.T) {
-	requireRoot(t) // tmpfs
+	testutil.RequiresRoot(t) // tmpfs
 	m := NewManager(nil, WithSources(newSources()))
 	pd := podDir(t)
 	pod := testPod(

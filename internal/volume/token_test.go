@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -108,7 +110,7 @@ func kubeAPIAccess(defaultMode *int32) corev1.Volume {
 }
 
 func TestServiceAccountTokenProjection(t *testing.T) {
-	requireRoot(t) // projected volumes are tmpfs
+	testutil.RequiresRoot(t) // projected volumes are tmpfs
 	now := time.Now().Truncate(time.Second)
 	clock := func() time.Time { return now }
 	src := newSources()
@@ -253,7 +255,7 @@ func TestServiceAccountTokenProjection(t *testing.T) {
 }
 
 func TestServiceAccountTokenFSGroupAndErrors(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	src := newSources()
 	src.configMaps["ns1/kube-root-ca.crt"] = &corev1.ConfigMap{Data: map[string]string{"ca.crt": "CA"}}
 	pd := podDir(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -17,20 +16,6 @@ import (
 
 	"github.com/peapod/peapod/internal/controller/controllertest"
 )
-
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1. (No test in this package needs root.)
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
-
-var _ = requireRoot
 
 // start runs a controller of kind over a fake clientset holding objs.
 func start(t testing.TB, kind Kind, objs ...runtime.Object) *fake.Clientset {

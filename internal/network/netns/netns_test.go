@@ -10,20 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	"golang.org/x/sys/unix"
 )
-
-// requireRoot skips a kernel test when not root, unless
-// PEAPOD_REQUIRE_ROOT=1 demands that it runs.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-			t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-		}
-		t.Skip("needs root")
-	}
-}
 
 // tempDir is a short temp dir removed (after unmounting) on cleanup.
 func tempDir(t *testing.T) string {
@@ -59,7 +49,7 @@ func inode(t *testing.T, path string) uint64 {
 }
 
 func TestNewDoRemove(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	dir := tempDir(t)
 	path, err := New(dir, "a")
 	if err != nil {

@@ -17,18 +17,6 @@ import (
 	"github.com/peapod/peapod/internal/runtime/pause"
 )
 
-// requireRoot skips t without root, or fails it when PEAPOD_REQUIRE_ROOT=1.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root")
-}
-
 func tempDir(t *testing.T) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "pp")

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/peapod/peapod/internal/runtime/oci"
@@ -22,7 +24,7 @@ import (
 var criLine = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) F (.*)$`)
 
 func forEachRuntime(t *testing.T, f func(t *testing.T, handler, binary string)) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	names := []string{}
 	rts := runtimes(t)
 	for h := range rts {
@@ -202,7 +204,7 @@ func TestLaunchFailureCarriesRuntimeMessage(t *testing.T) {
 }
 
 func TestVersionAndCheckUsable(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	r := &oci.Runtime{Handler: "runc", Binary: "/usr/sbin/runc"}
 	v, err := r.Version(context.Background())
 	if err != nil || !strings.HasPrefix(v, "runc version") {

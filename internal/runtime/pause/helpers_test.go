@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-// requireRoot skips t without root, or fails it when PEAPOD_REQUIRE_ROOT=1.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root")
-}
-
 // tempDir is a short temp dir (unix socket paths), removed on cleanup.
 func tempDir(t *testing.T) string {
 	t.Helper()

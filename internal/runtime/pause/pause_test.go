@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // TestMain doubles as a helper process that starts a pause and then waits
@@ -76,7 +78,7 @@ func waitExit(t *testing.T, path string) *ExitStatus {
 var criLine = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$`)
 
 func TestLaunchLogsAndExitCode(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	_, dir := startPause(t, false)
 	c := Dial(dir)
 	// Exits while the launcher still runs (pause learns its PID later), and
@@ -131,7 +133,7 @@ printf tail; exit 3`
 }
 
 func TestSignalExitAndNamespaces(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	p, dir := startPause(t, false)
 	c := Dial(dir)
 	pid, req := shLaunch(t, c, dir, "sleeper", `hostname; exec /bin/busybox sleep 100`)
@@ -168,7 +170,7 @@ func TestSignalExitAndNamespaces(t *testing.T) {
 }
 
 func TestLaunchFailureAndReconnect(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	_, dir := startPause(t, false)
 	rtLog := filepath.Join(dir, "runtime.json")
 	writeFile(t, rtLog, `{"level":"error","msg":"no such bundle","time":"x"}`+"\n")
@@ -208,7 +210,7 @@ func TestLaunchFailureAndReconnect(t *testing.T) {
 }
 
 func TestSharePID(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	p, dir := startPause(t, true)
 	if p.PIDNamespacePID <= 0 {
 		t.Fatalf("PIDNamespacePID = %d", p.PIDNamespacePID)
@@ -240,7 +242,7 @@ func TestSharePID(t *testing.T) {
 }
 
 func TestStopIdempotentAndRSS(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	p, dir := startPause(t, false)
 	if !Alive(*p) {
 		t.Fatal("not alive after Start")
@@ -277,7 +279,7 @@ func TestStopIdempotentAndRSS(t *testing.T) {
 }
 
 func TestLogReopen(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	_, dir := startPause(t, false)
 	ctl := filepath.Join(dir, "go")
 	_, req := shLaunch(t, Dial(dir), dir, "c", `echo before; while [ ! -e `+ctl+` ]; do /bin/busybox sleep 0.02; done; echo after`)
@@ -302,7 +304,7 @@ func TestLogReopen(t *testing.T) {
 }
 
 func TestSurvivesStarterKill(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	bin := filepath.Join(tempDir(t), "pause")
 	if err := Install(bin); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // readLine reads one line from r within a few seconds.
@@ -34,7 +36,7 @@ func readLine(t *testing.T, r *bufio.Reader) string {
 }
 
 func TestStdinPipeAttachAndCloseStdin(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	_, dir := startPause(t, false)
 	c := Dial(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -129,7 +131,7 @@ func TestStdinPipeAttachAndCloseStdin(t *testing.T) {
 }
 
 func TestNoStdinWithoutTheFlag(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	_, dir := startPause(t, false)
 	c := Dial(dir)
 	shLaunch(t, c, dir, "plain", "sleep 30")

@@ -2,26 +2,12 @@ package spec
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// requireRoot skips a test that needs root, or fails it when
-// PEAPOD_REQUIRE_ROOT=1 says root tests must run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (PEAPOD_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root")
-}
 
 func ptr[T any](v T) *T { return &v }
 

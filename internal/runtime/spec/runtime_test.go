@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/testutil"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -181,7 +183,7 @@ func hostCapBnd(t *testing.T) string {
 // from inside the container that user, capabilities, seccomp, read-only
 // rootfs, mounts, hostname, env and cgroup limits took effect.
 func TestRuntimeRunsSpec(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	top, err := os.MkdirTemp("", "pp")
 	if err != nil {
 		t.Fatal(err)
