@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -105,6 +106,17 @@ func (term *terminal) waitFor(t *testing.T, timeout time.Duration, re *regexp.Re
 	}
 }
 
+// kubectlIn runs kubectl with stdin.
+func (c *cluster) kubectlIn(stdin string, args ...string) (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // TestInteractive drives kubectl's interactive and streaming commands
 // through a real `peapod server`: exec and attach on a tty, run -it --rm,
 // logs with --previous, --timestamps, --since and --limit-bytes, and get -w.
@@ -200,6 +212,123 @@ spec:
 			}
 			return nil
 		})
+	})
+
+	t.Run("stdin without a tty: exec -i, run -i --rm, attach -i", func(t *testing.T) {
+		c := c.with(t)
+		data := strings.Repeat("0123456789abcdef", 64*1024) // 1 MiB
+		if out, err := c.kubectlIn(data, "exec", "-i", "sleeper", "--", "sh", "-c", "wc -c; exit 0"); err != nil || out != "1048576" {
+			t.Errorf("kubectl exec -i of 1 MiB: %v %q", err, out)
+		}
+		if out, err := c.kubectlIn("from stdin\n", "run", "-i", "--rm", "--restart=Never", "--image=busybox", "catter", "--", "sh", "-c", "cat; echo done"); err != nil ||
+			!strings.Contains(out, "from stdin\ndone") || !strings.Contains(out, `pod "catter" deleted`) {
+			t.Errorf("kubectl run -i --rm with stdin: %v %q", err, out)
+		}
+		// An interactive shell started by run -it, driven over the terminal.
+		term := c.onTerminal("run", "-it", "--rm", "--restart=Never", "--image=busybox", "repl", "--", "sh")
+		fmt.Fprint(term.stdin, "echo sum=$((20+22)); exit 7\n")
+		code := term.wait(t, 90*time.Second)
+		if code != 7 || !strings.Contains(term.out.String(), "sum=42") || !strings.Contains(term.out.String(), `pod "repl" deleted`) {
+			t.Errorf("kubectl run -it sh: exit %d, want 7; output %q", code, term.out)
+		}
+		// A container with stdin but no tty, attached with -i.
+		c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: busybox, command: [sh, -c, "while read l; do echo got-$l; done"], stdin: true}
+`)
+		c.waitPod("default", "reader", 60*time.Second, "Running", running)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		att := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "attach", "-i", "reader")
+		in, _ := att.StdinPipe()
+		outPipe, _ := att.StdoutPipe()
+		if err := att.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = att.Wait() }()
+		sc := bufio.NewScanner(outPipe)
+		lines := make(chan string, 16)
+		go func() {
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		fmt.Fprintln(in, "ping")
+		for got := ""; got != "got-ping"; {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("kubectl attach -i ended before the reply")
+				}
+				got = l
+			case <-ctx.Done():
+				t.Fatal("kubectl attach -i: no reply to ping")
+			}
+		}
+		if out := c.must("logs", "reader"); out != "got-ping" {
+			t.Errorf("logs of the attached container: %q", out)
+		}
+	})
+
+	t.Run("port-forward carries parallel connections", func(t *testing.T) {
+		c := c.with(t)
+		c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir /www; head -c 3000000 /dev/zero | tr '\\0' x > /www/big; echo small > /www/small; exec httpd -f -p 8080 -h /www"]
+`)
+		c.waitPod("default", "web", 60*time.Second, "Running", running)
+		local := strings.Split(freeAddr(t), ":")[1]
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "port-forward", "pod/web", local+":8080")
+		pfOut, _ := pf.StdoutPipe()
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = pf.Wait() }()
+		if line, _ := bufio.NewReader(pfOut).ReadString('\n'); !strings.Contains(line, "Forwarding from") {
+			t.Fatalf("port-forward says %q", line)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				path, size := "/small", 6
+				if i%2 == 0 {
+					path, size = "/big", 3000000
+				}
+				resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://127.0.0.1:" + local + path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer resp.Body.Close()
+				n, err := io.Copy(io.Discard, resp.Body)
+				if err != nil || n != int64(size) {
+					errs <- fmt.Errorf("GET %s: %d bytes, %v", path, n, err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("through port-forward: %v", err)
+		}
 	})
 
 	t.Run("logs --previous, --timestamps, --since, --limit-bytes", func(t *testing.T) {
