@@ -411,6 +411,38 @@ spec:
 		}
 	})
 
+	t.Run("logs -f ends with the container; errors as Kubernetes words them", func(t *testing.T) {
+		c := c.with(t)
+		c.must("run", "brief", "--restart=Never", "--image=busybox", "--", "sh", "-c", "echo a; sleep 2; echo b")
+		c.waitPod("default", "brief", 60*time.Second, "Running", running)
+		start := time.Now()
+		if out := c.must("logs", "-f", "brief"); out != "a\nb" {
+			t.Errorf("logs -f of a container that ends: %q", out)
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Errorf("logs -f took %s to end", time.Since(start))
+		}
+		c.waitPod("default", "brief", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+		if out := c.must("logs", "brief"); out != "a\nb" {
+			t.Errorf("logs of a finished pod: %q", out)
+		}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"logs", "sleeper", "--previous"}, `previous terminated container "main" in pod "sleeper" not found`},
+			{[]string{"logs", "sleeper", "-c", "nope"}, `container nope is not valid for pod sleeper`},
+			{[]string{"exec", "sleeper", "-c", "nope", "--", "true"}, `container nope is not valid for pod sleeper`},
+			{[]string{"exec", "brief", "--", "true"}, `cannot exec into a container in a completed pod; current phase is Succeeded`},
+			{[]string{"exec", "sleeper", "--", "nosuchcmd"}, `nosuchcmd`},
+		} {
+			out, err := c.kubectl(tc.args...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Errorf("kubectl %s: %v %q, want an error with %q", strings.Join(tc.args, " "), err, out, tc.want)
+			}
+		}
+	})
+
 	t.Run("get -w sees Pending then Running", func(t *testing.T) {
 		c := c.with(t)
 		ctx, cancel := context.WithCancel(context.Background())
