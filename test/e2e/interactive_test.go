@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -106,6 +107,13 @@ func (term *terminal) waitFor(t *testing.T, timeout time.Duration, re *regexp.Re
 	}
 }
 
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
 // kubectlIn runs kubectl with stdin.
 func (c *cluster) kubectlIn(stdin string, args ...string) (string, error) {
 	c.t.Helper()
@@ -163,6 +171,29 @@ spec:
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 5 || !strings.Contains(out, "not a tty") {
 			t.Errorf("kubectl exec -i: %v %q", err, out)
+		}
+	})
+
+	t.Run("exec over WebSocket and over SPDY", func(t *testing.T) {
+		c := c.with(t)
+		for _, tc := range []struct {
+			websockets string
+			want       string // in kubectl -v=8's trace
+		}{{"true", "v5.channel.k8s.io"}, {"false", "SPDY/3.1"}} {
+			env := []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tc.websockets, "KUBECTL_PORT_FORWARD_WEBSOCKETS=" + tc.websockets}
+			cmd := exec.Command("kubectl", "--kubeconfig", c.kubeconfig, "-v=8", "exec", "-i", "sleeper", "--", "sh", "-c", "cat; echo; echo err >&2; exit 4")
+			cmd.Env = append(os.Environ(), env...)
+			cmd.Stdin = strings.NewReader("in")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 4 || stdout.String() != "in\n" || !strings.Contains(stderr.String(), "err\n") {
+				t.Errorf("exec with websockets=%s: %v stdout %q stderr tail %q", tc.websockets, err, stdout.String(), tail(stderr.String(), 2000))
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exec with websockets=%s did not negotiate %s:\n%s", tc.websockets, tc.want, tail(stderr.String(), 3000))
+			}
 		}
 	})
 
@@ -276,7 +307,7 @@ spec:
 		}
 	})
 
-	t.Run("port-forward carries parallel connections", func(t *testing.T) {
+	t.Run("port-forward carries parallel connections over WebSocket and SPDY", func(t *testing.T) {
 		c := c.with(t)
 		c.apply(`
 apiVersion: v1
@@ -290,44 +321,57 @@ spec:
     command: [sh, -c, "mkdir /www; head -c 3000000 /dev/zero | tr '\\0' x > /www/big; echo small > /www/small; exec httpd -f -p 8080 -h /www"]
 `)
 		c.waitPod("default", "web", 60*time.Second, "Running", running)
-		local := strings.Split(freeAddr(t), ":")[1]
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "port-forward", "pod/web", local+":8080")
-		pfOut, _ := pf.StdoutPipe()
-		if err := pf.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { cancel(); _ = pf.Wait() }()
-		if line, _ := bufio.NewReader(pfOut).ReadString('\n'); !strings.Contains(line, "Forwarding from") {
-			t.Fatalf("port-forward says %q", line)
-		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for i := 0; i < 8; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				path, size := "/small", 6
-				if i%2 == 0 {
-					path, size = "/big", 3000000
-				}
-				resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://127.0.0.1:" + local + path)
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer resp.Body.Close()
-				n, err := io.Copy(io.Discard, resp.Body)
-				if err != nil || n != int64(size) {
-					errs <- fmt.Errorf("GET %s: %d bytes, %v", path, n, err)
-				}
-			}(i)
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("through port-forward: %v", err)
+		for _, tc := range []struct {
+			websockets string
+			want       string // in kubectl -v=8's trace
+		}{{"true", "tunneling connection"}, {"false", "Upgrade: SPDY/3.1"}} {
+			websockets := tc.websockets
+			local := strings.Split(freeAddr(t), ":")[1]
+			ctx, cancel := context.WithCancel(context.Background())
+			pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "-v=8", "port-forward", "pod/web", local+":8080")
+			pf.Env = append(os.Environ(), "KUBECTL_PORT_FORWARD_WEBSOCKETS="+websockets)
+			pfOut, _ := pf.StdoutPipe()
+			trace := &lockedWriter{b: &bytes.Buffer{}}
+			pf.Stderr = trace
+			if err := pf.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stop := func() { cancel(); _ = pf.Wait() }
+			if line, _ := bufio.NewReader(pfOut).ReadString('\n'); !strings.Contains(line, "Forwarding from") {
+				stop()
+				t.Fatalf("port-forward says %q\n%s", line, tail(trace.String(), 3000))
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					path, size := "/small", 6
+					if i%2 == 0 {
+						path, size = "/big", 3000000
+					}
+					resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://127.0.0.1:" + local + path)
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer resp.Body.Close()
+					n, err := io.Copy(io.Discard, resp.Body)
+					if err != nil || n != int64(size) {
+						errs <- fmt.Errorf("GET %s: %d bytes, %v", path, n, err)
+					}
+				}(i)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("through port-forward (websockets=%s): %v", websockets, err)
+			}
+			stop()
+			if !strings.Contains(trace.String(), tc.want) {
+				t.Errorf("port-forward with websockets=%s: no %q in the trace:\n%s", websockets, tc.want, tail(trace.String(), 3000))
+			}
 		}
 	})
 
