@@ -160,6 +160,18 @@ spec:
 		if !regexp.MustCompile(`/dev/pts/\d+`).MatchString(term.out.String()) {
 			t.Errorf("tty inside kubectl exec -it printed no /dev/pts device:\n%s", term.out)
 		}
+		// Ctrl-C interrupts the command in the container, not kubectl.
+		term = c.onTerminal("exec", "-it", "sleeper", "--", "sh")
+		fmt.Fprint(term.stdin, "echo ready-$((1+1))\n") // kubectl owns the terminal once this answers
+		term.waitFor(t, 20*time.Second, regexp.MustCompile(`ready-2`))
+		fmt.Fprint(term.stdin, "sleep 300\n")
+		time.Sleep(500 * time.Millisecond)
+		fmt.Fprint(term.stdin, "\x03")
+		time.Sleep(200 * time.Millisecond)
+		fmt.Fprint(term.stdin, "echo after-$((6*7)); exit 9\n")
+		if code := term.wait(t, 20*time.Second); code != 9 || !strings.Contains(term.out.String(), "after-42") {
+			t.Errorf("exec -it sh after Ctrl-C: exit %d, want 9; output %q", code, term.out)
+		}
 		// The terminal's size reaches the container's tty.
 		term = c.onTerminalSized(123, 45, "exec", "-it", "sleeper", "--", "stty", "size")
 		term.stdin.Close()
@@ -223,6 +235,27 @@ spec:
 		if p := c.pod("default", "shell"); !running(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
 			t.Errorf("shell after detaching: %+v", p.Status)
 		}
+
+		// Ctrl-C reaches the shell's foreground job through the tty, not
+		// kubectl; exit ends the container, and with it the attach.
+		term = c.onTerminal("attach", "-it", "shell", "-c", "sh")
+		time.Sleep(time.Second)
+		fmt.Fprint(term.stdin, "echo ready-$((1+1))\n")
+		term.waitFor(t, 20*time.Second, regexp.MustCompile(`ready-2`))
+		fmt.Fprint(term.stdin, "sleep 300; echo slept\n")
+		time.Sleep(500 * time.Millisecond)
+		fmt.Fprint(term.stdin, "\x03")
+		time.Sleep(200 * time.Millisecond)
+		fmt.Fprint(term.stdin, "echo interrupted-$keep\n")
+		term.waitFor(t, 10*time.Second, regexp.MustCompile(`interrupted-kept`))
+		if strings.Contains(term.out.String(), "\nslept") {
+			t.Errorf("sleep was not interrupted:\n%s", term.out)
+		}
+		fmt.Fprint(term.stdin, "exit 0\n")
+		term.wait(t, 30*time.Second)
+		c.waitPod("default", "shell", 60*time.Second, "restarted", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1
+		})
 	})
 
 	t.Run("run -it --rm prints and deletes the pod", func(t *testing.T) {
