@@ -62,6 +62,10 @@ func main() {
 	b.run(ctx)
 	r.Notes = append(r.Notes, fmt.Sprintf("The whole run took %s; load average at the start %s, at the end %s.",
 		time.Since(start).Round(time.Second), b.loadStart, loadAvg()))
+	if busy(b.loadStart) || busy(loadAvg()) {
+		r.Notes = append(r.Notes, "**The machine was not idle**: other work (builds and tests) ran beside this benchmark, "+
+			"so absolute figures are noisy; the ratios compare runs made under the same load.")
+	}
 	if *isQuick {
 		r.Notes = append(r.Notes, "**This was a -quick run**: few samples, figures not meaningful.")
 	}
@@ -275,3 +279,13 @@ var (
 )
 
 func nan() float64 { return math.NaN() }
+
+// busy reports whether a load average ("1m 5m 15m") shows other work: a
+// 1-minute load above half the CPUs.
+func busy(load string) bool {
+	var one float64
+	if _, err := fmt.Sscan(load, &one); err != nil {
+		return false
+	}
+	return one > float64(runtime.NumCPU())/2
+}
