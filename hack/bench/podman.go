@@ -58,7 +58,7 @@ func newPodman(ctx context.Context, busybox string) (*podman, error) {
 }
 
 func (p *podman) hasImage(ctx context.Context, ref string) bool {
-	out, err := run(ctx, "podman", "images", "-q", ref)
+	out, err := run(ctx, "podman", "images", "-q", "--filter", "reference="+ref)
 	return err == nil && strings.TrimSpace(out) != ""
 }
 
@@ -146,7 +146,11 @@ func (p *podman) cleanup() {
 	_, _ = run(ctx, "podman", "network", "rm", "-f", podmanNet)
 	if p != nil {
 		for _, img := range p.loaded {
-			_, _ = run(ctx, "podman", "rmi", "-i", img)
+			// By ID: podman-pause is tagged with podman's version, not latest.
+			out, _ := run(ctx, "podman", "images", "-q", "--filter", "reference="+img)
+			for _, id := range strings.Fields(out) {
+				_, _ = run(ctx, "podman", "rmi", "-i", id)
+			}
 		}
 	}
 	_ = os.Remove(containersConf)
