@@ -10,7 +10,7 @@ GOFILES  := $(shell find cmd internal hack -name '*.go' 2>/dev/null)
 
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build setup images pause test unit bench run vet clean
+.PHONY: all build setup images pause test unit bench run vet lint clean
 
 all: build
 
@@ -38,11 +38,20 @@ $(BUSYBOX): $(wildcard hack/mkbusybox/*.go) /bin/busybox
 
 vet: $(PAUSE)
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal hack)" || { gofmt -l cmd internal hack; exit 1; }
+	@test -z "$$(gofmt -l cmd internal hack test)" || { gofmt -l cmd internal hack test; exit 1; }
+
+# staticcheck, pinned, installed from the Go module proxy into bin/tools.
+STATICCHECK := bin/tools/staticcheck
+
+$(STATICCHECK):
+	GOBIN=$(abspath bin/tools) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: $(PAUSE) $(STATICCHECK)
+	$(STATICCHECK) ./...
 
 # Packages run one at a time (-p 1): kernel tests' leak checks compare the
 # whole machine before and after, so two packages must not interleave.
-test: setup build images vet
+test: setup build images vet lint
 	PEAPOD_REQUIRE_ROOT=1 PEAPOD_BUSYBOX_TAR=$(abspath $(BUSYBOX)) \
 		$(GO) test -p 1 -count=1 -timeout 25m ./...
 

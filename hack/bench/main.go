@@ -235,7 +235,7 @@ func (b *bench) podman(ctx context.Context) {
 		return
 	}
 	podmanBurst = burstFigures{all, took}
-	kib, procs := monitorsKiB()
+	var kib, procs int
 	logf("podman: %d idle pods: conmon/catatonit CPU over %s", b.sz.Burst, b.sz.CPUWindow)
 	time.Sleep(time.Second) // conmon's short-lived first process exits
 	var pids []int

@@ -79,10 +79,13 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 		}
 		m := metaOf(obj)
 		if pre := opts.Preconditions; pre != nil {
+			// Kubernetes' own wording, capital and all: clients match on it.
 			if pre.UID != nil && *pre.UID != m.GetUID() {
+				//lint:ignore ST1005 Kubernetes' message
 				return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, m.GetUID()))
 			}
 			if pre.ResourceVersion != nil && *pre.ResourceVersion != m.GetResourceVersion() {
+				//lint:ignore ST1005 Kubernetes' message
 				return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, m.GetResourceVersion()))
 			}
 		}
@@ -167,9 +170,10 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 func gcFinalizers(fins []string, opts *metav1.DeleteOptions) ([]string, bool) {
 	orphan := slices.Contains(fins, metav1.FinalizerOrphanDependents)
 	foreground := slices.Contains(fins, metav1.FinalizerDeleteDependents) && !orphan
-	switch {
-	case opts.OrphanDependents != nil:
-		orphan, foreground = *opts.OrphanDependents, false
+	//lint:ignore SA1019 old clients still send orphanDependents; Kubernetes honours it
+	switch orphanDependents := opts.OrphanDependents; {
+	case orphanDependents != nil:
+		orphan, foreground = *orphanDependents, false
 	case opts.PropagationPolicy != nil:
 		p := *opts.PropagationPolicy
 		orphan = p == metav1.DeletePropagationOrphan

@@ -28,7 +28,9 @@ func TestGCFinalizers(t *testing.T) {
 		{"background", []string{"x"}, pol(metav1.DeletePropagationBackground), []string{"x"}, false},
 		{"foreground", []string{"x"}, pol(metav1.DeletePropagationForeground), []string{"x", fg}, true},
 		{"orphan", nil, pol(metav1.DeletePropagationOrphan), []string{orphan}, true},
+		//lint:ignore SA1019 the deprecated field is still honoured
 		{"orphanDependents true", nil, &metav1.DeleteOptions{OrphanDependents: &yes}, []string{orphan}, true},
+		//lint:ignore SA1019 as above
 		{"orphanDependents false drops orphan", []string{orphan}, &metav1.DeleteOptions{OrphanDependents: &no}, []string{}, true},
 		{"background drops foreground", []string{fg, "x"}, pol(metav1.DeletePropagationBackground), []string{"x"}, true},
 		{"foreground replaces orphan", []string{orphan}, pol(metav1.DeletePropagationForeground), []string{fg}, true},

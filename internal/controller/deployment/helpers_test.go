@@ -83,14 +83,6 @@ func (e *env) markReady(ctx context.Context, name string) {
 }
 
 // readyAll marks every existing pod Ready.
-func (e *env) readyAll(t *testing.T) {
-	for _, p := range e.pods(t) {
-		if !isReady(&p) {
-			e.markReady(context.Background(), p.Name)
-		}
-	}
-}
-
 func isReady(p *v1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == v1.PodReady {
