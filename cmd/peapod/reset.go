@@ -29,17 +29,19 @@ first. The data dir's images and credentials stay.`,
 			if err != nil {
 				return err
 			}
-			sandboxes, err := rt.ListSandboxes(cmd.Context())
+			// Every sandbox directory, even one whose record is gone: what
+			// its ID names (netns, cgroups, mounts) is swept all the same.
+			ids, err := rt.SandboxIDs()
 			if err != nil {
 				return err
 			}
 			var errs []error
-			for _, sb := range sandboxes {
-				if err := rt.RemovePodSandbox(cmd.Context(), sb.ID, 0); err != nil {
+			for _, id := range ids {
+				if err := rt.RemovePodSandbox(cmd.Context(), id, 0); err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "removed sandbox %s (%s/%s)\n", shortID(sb.ID), sb.PodNamespace, sb.PodName)
+				fmt.Fprintf(cmd.OutOrStdout(), "removed sandbox %s\n", shortID(id))
 			}
 			if len(errs) == 0 {
 				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))

@@ -57,12 +57,17 @@ func (a *Agent) dispatch(ctx context.Context, pod *corev1.Pod) {
 	prev := w.pod
 	w.pod = pod
 	w.mu.Unlock()
-	if prev != nil && onlyStatusChanged(prev, pod) {
+	if prev != nil && onlyStatusChanged(prev, pod) && !becameTerminal(prev, pod) {
 		// Mostly our own status write coming back: the worker keeps the
-		// newest pod for its next sync but has nothing new to do now.
+		// newest pod for its next sync but has nothing new to do now. A
+		// pod that just finished still has its sandbox to give back.
 		return
 	}
 	w.poke()
+}
+
+func becameTerminal(old, cur *corev1.Pod) bool {
+	return isTerminal(cur.Status.Phase) && !isTerminal(old.Status.Phase)
 }
 
 // onlyStatusChanged reports whether two versions of a pod differ in

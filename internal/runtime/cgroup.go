@@ -2,7 +2,13 @@ package runtime
 
 import (
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	cgmanager "github.com/opencontainers/cgroups/manager"
@@ -40,16 +46,57 @@ func joinCgroup(p string, pid int) error {
 }
 
 // removeCgroup removes the cgroup p and what is below it; a missing cgroup
-// is success. The cgroup must hold no process.
+// is success. Processes still in it (a pause or container whose record was
+// lost mid-teardown) are killed first: the cgroup is the last word on what
+// belongs to the pod.
 func removeCgroup(p string) error {
 	m, err := cgroupManager(p)
 	if err != nil {
 		return err
 	}
+	for try := 0; try < 50; try++ {
+		pids := cgroupPids(p)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := m.Destroy(); err != nil {
 		return fmt.Errorf("remove cgroup %s: %w", p, err)
 	}
 	return nil
+}
+
+// cgroupPids lists the processes in cgroup p or below it, in any mounted
+// hierarchy.
+func cgroupPids(p string) []int {
+	seen := map[int]bool{}
+	roots, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*") + p)
+	if fi, err := os.Stat(filepath.Join("/sys/fs/cgroup", p)); err == nil && fi.IsDir() {
+		roots = append(roots, filepath.Join("/sys/fs/cgroup", p)) // pure cgroup v2
+	}
+	for _, root := range roots {
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			data, _ := os.ReadFile(path)
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					seen[pid] = true
+				}
+			}
+			return nil
+		})
+	}
+	pids := make([]int, 0, len(seen))
+	for pid := range seen {
+		pids = append(pids, pid)
+	}
+	return pids
 }
 
 // cgroupOOMKills reports how many processes of cgroup p the kernel's OOM

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +17,7 @@ import (
 	"github.com/peapod/peapod/internal/network/netns"
 	"github.com/peapod/peapod/internal/runtime/pause"
 	"github.com/peapod/peapod/internal/runtime/podfiles"
+	"github.com/peapod/peapod/internal/volume"
 )
 
 // shmSize is the size of a pod's shared /dev/shm, as Docker and containerd default it.
@@ -105,46 +107,77 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 		NetNSPath: rec.NetNSPath,
 		Hostname:  hostname,
 		SharePID:  rec.SharePID,
-		Cgroup:    func(pid int) error { return joinCgroup(rec.Cgroup, pid) },
 	})
 	if err != nil {
 		return id, fmt.Errorf("start pause: %w", err)
 	}
 	rec.Pause = *proc
-	if err := r.saveSandbox(rec); err != nil {
-		return id, err
-	}
-
 	// A network teardown is already owed: CNI may allocate an IP even when
 	// ADD fails, so the record says "network" before ADD runs.
 	rec.Network = &network.Result{}
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
+
+	// Three independent steps at once: moving pause into the pod cgroup
+	// (slow on cgroup v1, where each hierarchy's migration waits for RCU),
+	// CNI ADD, and the volumes (a token request for projected ones).
+	// Containers start only once all three are done.
 	t2 := time.Now()
-	res, err := r.network.Setup(ctx, id, rec.NetNSPath, podInfo(pod))
-	if err != nil {
-		return id, fmt.Errorf("set up pod network: %w", err)
+	var (
+		wg                         sync.WaitGroup
+		res                        *network.Result
+		vols                       *volume.Prepared
+		cgroupErr, netErr, volErr  error
+		cgroupTook, netTook, vTook time.Duration
+	)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		s := time.Now()
+		cgroupErr = joinCgroup(rec.Cgroup, proc.PID)
+		cgroupTook = time.Since(s)
+	}()
+	go func() {
+		defer wg.Done()
+		s := time.Now()
+		res, netErr = r.network.Setup(ctx, id, rec.NetNSPath, podInfo(pod))
+		netTook = time.Since(s)
+	}()
+	go func() {
+		defer wg.Done()
+		s := time.Now()
+		vols, volErr = r.volumes.Setup(ctx, dir, pod)
+		vTook = time.Since(s)
+	}()
+	wg.Wait()
+	if netErr == nil {
+		rec.Network = res
 	}
-	rec.Network = res
+	if volErr == nil {
+		rec.Volumes = vols.Paths
+	}
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
+	}
+	switch {
+	case cgroupErr != nil:
+		return id, fmt.Errorf("place pause in the pod cgroup: %w", cgroupErr)
+	case netErr != nil:
+		return id, fmt.Errorf("set up pod network: %w", netErr)
+	case volErr != nil:
+		return id, fmt.Errorf("set up volumes: %w", volErr)
 	}
 	if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(pod, podIPs(res), hostname, fqdn)}); err != nil {
 		return id, fmt.Errorf("write hosts file: %w", err)
 	}
-	t3 := time.Now()
-	vols, err := r.volumes.Setup(ctx, dir, pod)
-	if err != nil {
-		return id, fmt.Errorf("set up volumes: %w", err)
-	}
-	rec.Volumes = vols.Paths
 	rec.Ready = true
 	if err := r.saveSandbox(rec); err != nil {
 		return id, err
 	}
 	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath,
-		"netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1), "networkTook", t3.Sub(t2), "volumesTook", time.Since(t3))
+		"took", time.Since(t0), "netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1),
+		"cgroupTook", cgroupTook, "networkTook", netTook, "volumesTook", vTook)
 	return id, nil
 }
 

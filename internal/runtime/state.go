@@ -124,6 +124,10 @@ func (r *View) saveSandbox(rec *sandboxRecord) error {
 	return writeJSON(filepath.Join(r.sandboxDir(rec.ID), sandboxFile), rec)
 }
 
+// SandboxIDs lists every sandbox directory on disk, whether or not its
+// record is readable: what a full teardown (`peapod reset`) must sweep.
+func (r *View) SandboxIDs() ([]string, error) { return r.sandboxIDs() }
+
 // sandboxIDs lists the sandboxes on disk, ready or not.
 func (r *View) sandboxIDs() ([]string, error) {
 	entries, err := os.ReadDir(r.paths.Pods())
