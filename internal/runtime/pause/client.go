@@ -2,7 +2,6 @@ package pause
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peapod/peapod/internal/runtime/oci"
 
 	"golang.org/x/sys/unix"
 )
@@ -152,7 +153,7 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (int, error) {
 		le.Message = rest
 	}
 	if req.RuntimeLogPath != "" {
-		if msg := runtimeLogError(req.RuntimeLogPath); msg != "" {
+		if msg := oci.LogError(req.RuntimeLogPath); msg != "" {
 			le.Message += ": " + msg
 		}
 	}
@@ -257,36 +258,4 @@ func ctxErr(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return err
-}
-
-// runtimeLogError returns the last error message in an OCI runtime's --log
-// file (JSON lines with "level" and "msg", or plain text), or "".
-func runtimeLogError(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 64<<10 {
-		b = b[len(b)-64<<10:]
-	}
-	var last, lastErr string
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		var e struct{ Level, Msg string }
-		if json.Unmarshal([]byte(l), &e) == nil && e.Msg != "" {
-			last = e.Msg
-			if e.Level == "error" || e.Level == "fatal" {
-				lastErr = e.Msg
-			}
-			continue
-		}
-		last = l
-	}
-	if lastErr != "" {
-		return lastErr
-	}
-	return last
 }

@@ -3,6 +3,8 @@ package pause
 import (
 	"testing"
 	"time"
+
+	"github.com/peapod/peapod/internal/runtime/oci"
 )
 
 func TestParseStat(t *testing.T) {
@@ -84,14 +86,14 @@ func TestRuntimeLogError(t *testing.T) {
 {"level":"error","msg":"container_linux.go: starting container process caused: exec: \"nope\": executable file not found","time":"x"}
 {"level":"info","msg":"later info","time":"x"}
 `)
-	if got := runtimeLogError(path); got != `container_linux.go: starting container process caused: exec: "nope": executable file not found` {
+	if got := oci.LogError(path); got != `container_linux.go: starting container process caused: exec: "nope": executable file not found` {
 		t.Fatalf("got %q", got)
 	}
 	writeFile(t, path, "plain text line\nlast line\n")
-	if got := runtimeLogError(path); got != "last line" {
+	if got := oci.LogError(path); got != "last line" {
 		t.Fatalf("got %q", got)
 	}
-	if got := runtimeLogError(dir + "/missing"); got != "" {
+	if got := oci.LogError(dir + "/missing"); got != "" {
 		t.Fatalf("got %q", got)
 	}
 }
