@@ -282,7 +282,7 @@ spec:
 	}
 	c.waitEvent("default", "pulled", "Pulling", 5*time.Second)
 	c.waitEvent("default", "pulled", "Pulled", 5*time.Second)
-	c.must("delete", "pod", "pull-never", "pull-fail", "pulled")
+	c.must("delete", "pod", "pull-never", "pull-fail", "pulled", "--grace-period=1")
 }
 
 func testProbes(t *testing.T, c *cluster) {

@@ -109,12 +109,20 @@ type logSource struct {
 // run before it with previous, with the kubelet's error messages.
 func (s *Server) logFile(ctx context.Context, namespace, pod, container string, previous bool) (*logSource, error) {
 	sandboxes, err := s.podSandboxes(ctx, namespace, pod, "")
+	var he *httpError
+	if errors.As(err, &he) && he.code == http.StatusNotFound {
+		// A finished pod gives its sandbox back but keeps its logs until
+		// it is deleted, as on Kubernetes: read them from the log dir.
+		return s.finishedLogFile(namespace, pod, container, previous)
+	}
 	if err != nil {
 		return nil, err
 	}
 	runs := containerRuns(sandboxes, container)
 	if len(runs) == 0 {
-		return nil, errorf(http.StatusBadRequest, "container %q in pod %q is waiting to start: ContainerCreating", container, pod)
+		// Not started yet, or its sandbox is being given back: the log
+		// dir knows which.
+		return s.finishedLogFile(namespace, pod, container, previous)
 	}
 	cur := runs[len(runs)-1]
 	if !previous {
@@ -134,6 +142,45 @@ func (s *Server) logFile(ctx context.Context, namespace, pod, container string, 
 		return &logSource{path: p}, nil
 	}
 	return nil, errorf(http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, pod)
+}
+
+// finishedLogFile resolves a log of a pod that has no sandbox left: the
+// newest <attempt>.log of the container in the pod's newest log dir (or
+// the one before it, with previous).
+func (s *Server) finishedLogFile(namespace, pod, container string, previous bool) (*logSource, error) {
+	dirs, _ := filepath.Glob(filepath.Join(s.rt.DataDir(), "logs", namespace+"_"+pod+"_*"))
+	var newest string
+	var newestTime int64
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.ModTime().UnixNano() >= newestTime {
+			newest, newestTime = d, fi.ModTime().UnixNano()
+		}
+	}
+	if newest == "" {
+		return nil, errorf(http.StatusNotFound, "pod %q does not exist", pod)
+	}
+	entries, err := os.ReadDir(filepath.Join(newest, container))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "container %q in pod %q is not valid", container, pod)
+	}
+	var attempts []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log")); err == nil && strings.HasSuffix(e.Name(), ".log") {
+			attempts = append(attempts, n)
+		}
+	}
+	sort.Ints(attempts)
+	i := len(attempts) - 1
+	if previous {
+		i--
+	}
+	if i < 0 {
+		if previous {
+			return nil, errorf(http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, pod)
+		}
+		return nil, errorf(http.StatusBadRequest, "container %q in pod %q is waiting to start: ContainerCreating", container, pod)
+	}
+	return &logSource{path: filepath.Join(newest, container, strconv.Itoa(attempts[i])+".log")}, nil
 }
 
 // previousLogFile finds the newest "<n>.log" with n < attempt beside

@@ -25,6 +25,8 @@ type PodRuntime interface {
 	Exec(ctx context.Context, cid string, cmd []string, stdio oci.ExecIO) (int, error)
 	Attach(ctx context.Context, cid string, stdio oci.ExecIO) error
 	PortForward(ctx context.Context, sandboxID string, port int32, stream io.ReadWriteCloser) error
+	// DataDir holds the pods' logs, which outlive a finished pod's sandbox.
+	DataDir() string
 }
 
 var _ PodRuntime = (*runtime.Runtime)(nil)
