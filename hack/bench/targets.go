@@ -16,9 +16,11 @@ func (b *bench) targets() {
 		"pod start is only the container's `run -d`, and write the Running status without re-reading the pod."
 
 	p50 := percentile(b.seqRunc, .5)
-	t(2, "pod start p50 ≤ 80 ms with runc", fmt.Sprintf("%s ms", num(p50)), len(b.seqRunc) > 0, p50 <= 80, startRemedy)
+	// Issue 2's own pod-start target is the runtime's (BenchmarkPodStart in
+	// internal/runtime); this is issue 6's, through the API.
+	t(6, "pod start through the API p50 ≤ 80 ms with runc", fmt.Sprintf("%s ms", num(p50)), len(b.seqRunc) > 0, p50 <= 80, startRemedy)
 	c50 := percentile(b.seqCrun, .5)
-	t(2, "pod start p50 ≤ 50 ms with crun", fmt.Sprintf("%s ms", num(c50)), len(b.seqCrun) > 0, c50 <= 50, startRemedy)
+	t(6, "pod start through the API p50 ≤ 50 ms with crun", fmt.Sprintf("%s ms", num(c50)), len(b.seqCrun) > 0, c50 <= 50, startRemedy)
 	pm := percentile(b.podSeqRunc, .5)
 	t(6, "pod start ≥ 5× faster than podman (p50, runc)", fmt.Sprintf("%.1f× (podman %s ms)", pm/p50, num(pm)),
 		len(b.seqRunc) > 0 && len(b.podSeqRunc) > 0, pm/p50 >= 5, startRemedy)

@@ -159,10 +159,7 @@ func (s *Server) finishedLogFile(namespace, pod, container string, previous bool
 	if newest == "" {
 		return nil, errorf(http.StatusNotFound, "pod %q does not exist", pod)
 	}
-	entries, err := os.ReadDir(filepath.Join(newest, container))
-	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "container %q in pod %q is not valid", container, pod)
-	}
+	entries, _ := os.ReadDir(filepath.Join(newest, container)) // none yet: not started
 	var attempts []int
 	for _, e := range entries {
 		if n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log")); err == nil && strings.HasSuffix(e.Name(), ".log") {
