@@ -402,3 +402,40 @@ func ipamEntries(dir string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Suite runs a test binary's tests between two snapshots and reports what
+// the second holds that the first did not: the suite-wide leak check a
+// TestMain makes with `os.Exit(leakcheck.Suite(m, "runtime", opts, nil))`.
+// cleanup, if set, runs after the tests and before the second snapshot.
+// Without root it only runs the tests. The second snapshot is retried for
+// up to five seconds, as teardown may finish asynchronously.
+func Suite(m interface{ Run() int }, name string, opts Options, cleanup func()) int {
+	if os.Geteuid() != 0 {
+		return m.Run()
+	}
+	before, err := Take(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "leak check:", err)
+		return 1
+	}
+	code := m.Run()
+	if cleanup != nil {
+		cleanup()
+	}
+	var leaks []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		after, err := Take(opts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "leak check:", err)
+			return 1
+		}
+		if leaks = filter(before.Leaked(after), opts.Only); len(leaks) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "the %s suite leaked %d resources:\n  %s\n", name, len(leaks), strings.Join(leaks, "\n  "))
+		return 1
+	}
+	return code
+}

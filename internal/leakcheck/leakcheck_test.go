@@ -246,3 +246,31 @@ func TestTakeReal(t *testing.T) {
 		t.Errorf("after removal Check reported %q", rec.errs)
 	}
 }
+
+type fakeM func() int
+
+func (f fakeM) Run() int { return f() }
+
+// Suite fails a suite that leaves something behind, and passes one that
+// cleans up, even when its tests passed.
+func TestSuite(t *testing.T) {
+	testutil.RequiresRoot(t)
+	name := fmt.Sprintf("pp-suite-%d", os.Getpid())
+	path := filepath.Join(NetNSDir, name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	opts := Options{Only: []string{name}}
+	leaky := fakeM(func() int {
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add: %v %s", err, out)
+		}
+		return 0
+	})
+	if code := Suite(leaky, "leaky", opts, nil); code != 1 {
+		t.Errorf("a suite leaving netns %s: exit %d, want 1", path, code)
+	}
+	clean := fakeM(func() int { return 0 })
+	removeFirst := func() { exec.Command("ip", "netns", "del", name).Run() }
+	if code := Suite(clean, "clean", opts, removeFirst); code != 0 {
+		t.Errorf("a suite that cleans up: exit %d, want 0", code)
+	}
+}

@@ -3,7 +3,6 @@ package runtime
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -36,31 +35,7 @@ var leakOptions = leakcheck.Options{
 }
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	before, err := leakcheck.Take(leakOptions)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "leak check:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	var leaks []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		after, err := leakcheck.Take(leakOptions)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "leak check:", err)
-			os.Exit(1)
-		}
-		if leaks = before.Leaked(after); len(leaks) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "the runtime suite leaked %d resources:\n  %s\n", len(leaks), strings.Join(leaks, "\n  "))
-		code = 1
-	}
-	os.Exit(code)
+	os.Exit(leakcheck.Suite(m, "runtime", leakOptions, nil))
 }
 
 type harness struct {

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,34 +44,11 @@ var leakOptions = leakcheck.Options{
 }
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		os.Exit(m.Run())
-	}
-	before, err := leakcheck.Take(leakOptions)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "leak check:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if fx != nil {
-		fx.teardown()
-	}
-	var leaks []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		after, err := leakcheck.Take(leakOptions)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "leak check:", err)
-			os.Exit(1)
+	os.Exit(leakcheck.Suite(m, "nodeserver", leakOptions, func() {
+		if fx != nil {
+			fx.teardown()
 		}
-		if leaks = before.Leaked(after); len(leaks) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "the nodeserver suite leaked %d resources:\n  %s\n", len(leaks), strings.Join(leaks, "\n  "))
-		code = 1
-	}
-	os.Exit(code)
+	}))
 }
 
 // requireRoot skips t without root, or fails it when PEAPOD_REQUIRE_ROOT=1.
