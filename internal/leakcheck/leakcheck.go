@@ -17,7 +17,6 @@
 package leakcheck
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,6 +27,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/vishvananda/netlink"
 )
@@ -218,45 +219,15 @@ type mountInfo struct {
 }
 
 func readMountInfo() ([]mountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	defer f.Close()
-	var out []mountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		for i, fl := range fields {
-			if fl == "-" && i >= 5 && i+1 < len(fields) {
-				out = append(out, mountInfo{mountPoint: unescapeOctal(fields[4]), fsType: fields[i+1]})
-				break
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
+	out := make([]mountInfo, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, mountInfo{mountPoint: m.Mountpoint, fsType: m.FSType})
 	}
 	return out, nil
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func under(path, dir string) bool {

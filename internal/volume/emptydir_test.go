@@ -316,16 +316,3 @@ func TestRollbackKeepsExisting(t *testing.T) {
 		t.Errorf("new dir not rolled back: %v", err)
 	}
 }
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a\040b`:   "/a b",
-		`/a\134b`:   `/a\b`,
-		`/plain`:    "/plain",
-		`/trail\04`: `/trail\04`,
-	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -1,12 +1,11 @@
 package volume
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,60 +17,18 @@ type mountInfo struct {
 	options    string // super options
 }
 
-// readMountInfo parses /proc/self/mountinfo in order (parents before
-// children).
+// readMountInfo lists the mounts in /proc/self/mountinfo order (parents
+// before children), read by moby's parser as runc and containerd read it.
 func readMountInfo() ([]mountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	defer f.Close()
-	var out []mountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		// id parent major:minor root mountpoint opts [optional...] - fstype source superopts
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || len(fields) < sep+3 {
-			continue
-		}
-		mi := mountInfo{mountPoint: unescapeOctal(fields[4]), fsType: fields[sep+1]}
-		if len(fields) > sep+3 {
-			mi.options = fields[sep+3]
-		}
-		out = append(out, mi)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
+	out := make([]mountInfo, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, mountInfo{mountPoint: m.Mountpoint, fsType: m.FSType, options: m.VFSOptions})
 	}
 	return out, nil
-}
-
-// unescapeOctal undoes the kernel's \NNN escaping of spaces, tabs,
-// newlines and backslashes in mountinfo paths.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountsUnder returns the mount points at or below dir, deepest (latest
