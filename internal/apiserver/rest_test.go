@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -389,5 +390,25 @@ func TestDiscoveryAndTables(t *testing.T) {
 	}
 	if r := do(t, srv, "GET", "/metrics", "", ""); !strings.Contains(r.body, "apiserver_request_total") || !strings.Contains(r.body, "etcd_request_duration_seconds") {
 		t.Fatalf("metrics: %s", r.body)
+	}
+}
+
+// A watch event written while more were queued reaches the client even when
+// every event after it is filtered out (kubectl delete's wait hung a minute,
+// until the next bookmark, on this).
+func TestWatchFlushesBeforeFilteredEvents(t *testing.T) {
+	srv, _ := newTestAPI(t)
+	const pods = "/api/v1/namespaces/default/pods"
+	r := do(t, srv, "POST", pods, "application/json", podJSON)
+	rv := jfield(r.obj, "metadata", "resourceVersion").(string)
+	do(t, srv, "POST", pods, "application/json", strings.Replace(podJSON, `"p1"`, `"other"`, 1))
+	do(t, srv, "DELETE", pods+"/p1", "", "")
+	for i := 0; i < 50; i++ {
+		do(t, srv, "PATCH", pods+"/other", "application/merge-patch+json", fmt.Sprintf(`{"metadata":{"labels":{"n":"%d"}}}`, i))
+	}
+	// Replaying from rv queues the deletion ahead of 50 filtered events.
+	w := watchLines(t, srv, pods+"?watch=true&fieldSelector=metadata.name%3Dp1&resourceVersion="+rv)
+	if ev := next(t, w, true); ev["type"] != "DELETED" {
+		t.Fatalf("want p1's deletion, got %v", ev)
 	}
 }

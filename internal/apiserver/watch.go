@@ -88,6 +88,7 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 	flusher, _ := w.(http.Flusher)
 	fw := mc.info.StreamSerializer.Framer.NewFrameWriter(w)
 	enc := mc.info.StreamSerializer.Serializer
+	unflushed := false
 
 	send := func(t watch.EventType, obj runtime.Object) error {
 		if mc.as == "Table" && t != watch.Error {
@@ -109,10 +110,18 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := enc.Encode(ev, fw); err != nil {
 			return err
 		}
-		if len(events) == 0 && flusher != nil {
-			flusher.Flush()
-		}
+		unflushed = true
 		return nil
+	}
+	// flush sends what was written once no more events are queued, so a
+	// burst goes out in one write. It must also run after a filtered-out
+	// event: otherwise an event written while others were queued waits for
+	// the next visible one, which may never come.
+	flush := func() {
+		if unflushed && len(events) == 0 && flusher != nil {
+			flusher.Flush()
+			unflushed = false
+		}
 	}
 	bookmark := func(rev int64, initialEnd bool) error {
 		obj := info.res.New()
@@ -171,14 +180,12 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 			t, obj, err := a.translateEvent(info.res, sel, ev)
 			if err != nil {
 				a.log.Warn("watch: skip undecodable event", "key", ev.KV.Key, "err", err)
-				continue
+			} else if obj != nil {
+				if err := send(t, obj); err != nil {
+					return nil
+				}
 			}
-			if obj == nil {
-				continue
-			}
-			if err := send(t, obj); err != nil {
-				return nil
-			}
+			flush()
 		}
 	}
 }
