@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/peapod/peapod/hack/mkbusybox/busyboximage"
 )
@@ -58,21 +58,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // mountsUnder lists mount points at or under dir.
 func mountsUnder(t *testing.T, dir string) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) <= 4 {
-			continue
-		}
-		if m := unescapeMountinfo(fs[4]); m == dir || strings.HasPrefix(m, dir+"/") {
-			out = append(out, fs[4])
-		}
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }

@@ -1,16 +1,16 @@
 package image
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +53,10 @@ func (s *Store) PrepareRootfs(ctx context.Context, img *Image, dir string) (root
 		}
 	}()
 
-	mounted, err := isMountpoint(rootfs)
+	mounted, err := mountinfo.Mounted(rootfs)
+	if errors.Is(err, fs.ErrNotExist) {
+		mounted, err = false, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("prepare rootfs %s: %w", dir, err)
 	}
@@ -140,41 +143,4 @@ func unmountAll(ctx context.Context, target string) error {
 			return fmt.Errorf("unmount %s: %w", target, err)
 		}
 	}
-}
-
-// isMountpoint reports whether path is a mount point, per /proc/self/mountinfo.
-func isMountpoint(path string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

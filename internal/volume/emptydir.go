@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -87,11 +88,14 @@ func mountTmpfs(dir string, size int64, undo *undoStack) error {
 	if err != nil {
 		return err
 	}
-	mi, ok, err := findMount(real)
+	// Mounted and statfs answer without reading /proc/self/mountinfo,
+	// whose length grows with every pod on the node.
+	mounted, err := mountinfo.Mounted(real)
 	if err != nil {
-		return err
+		return fmt.Errorf("check mount at %s: %w", real, err)
 	}
-	if ok && mi.fsType == "tmpfs" {
+	var st unix.Statfs_t
+	if mounted && unix.Statfs(real, &st) == nil && st.Type == unix.TMPFS_MAGIC {
 		return nil
 	}
 	opts := ""

@@ -3,7 +3,6 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/moby/sys/mountinfo"
 
@@ -34,32 +33,15 @@ func readMountInfo() ([]mountInfo, error) {
 // mountsUnder returns the mount points at or below dir, deepest (latest
 // mounted) first, so unmounting in order never hits a busy parent.
 func mountsUnder(dir string) ([]string, error) {
-	infos, err := readMountInfo()
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	var out []string
-	for i := len(infos) - 1; i >= 0; i-- {
-		mp := infos[i].mountPoint
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+	out := make([]string, 0, len(mounts))
+	for i := len(mounts) - 1; i >= 0; i-- {
+		out = append(out, mounts[i].Mountpoint)
 	}
 	return out, nil
-}
-
-// findMount returns the topmost mount at exactly path, if any.
-func findMount(path string) (mountInfo, bool, error) {
-	infos, err := readMountInfo()
-	if err != nil {
-		return mountInfo{}, false, err
-	}
-	for i := len(infos) - 1; i >= 0; i-- {
-		if infos[i].mountPoint == path {
-			return infos[i], true, nil
-		}
-	}
-	return mountInfo{}, false, nil
 }
 
 // unmount unmounts path without following a symlink there. Not mounted or
