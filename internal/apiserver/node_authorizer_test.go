@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peapod/peapod/internal/storage"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // fakeGraph answers from fixed tables.
@@ -166,4 +168,50 @@ func TestJoinTokenFormat(t *testing.T) {
 			t.Errorf("ParseJoinToken(%q) accepted", bad)
 		}
 	}
+}
+
+// The graph remembers which pod made a node's answer yes, and answers from
+// storage again once that pod no longer does.
+func TestAPIGraphRemembersReferrer(t *testing.T) {
+	mem := storage.NewMemory()
+	t.Cleanup(func() { mem.Close() })
+	a := newAPI(apiOptions{Store: mem})
+	ctx := context.Background()
+	if err := a.bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := newAPIGraph(a)
+	pods := a.resourceFor("", "v1", "pods")
+	put := func(name, node string) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.PodSpec{
+			NodeName:   node,
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			Volumes:    []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}}}},
+		}}
+		if _, err := a.create(ctx, pods, "default", pod, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func(want bool) {
+		t.Helper()
+		got, err := g.NodeReferences(ctx, "n1", "configmaps", "default", "cm")
+		if err != nil || got != want {
+			t.Fatalf("NodeReferences = %v, %v; want %v", got, err, want)
+		}
+	}
+	put("a", "n1")
+	put("b", "n1")
+	ask(true)
+	first := g.referrer[nodeRef{"n1", "configmaps", "default", "cm"}]
+	if first == "" {
+		t.Fatal("no referrer remembered")
+	}
+	if _, err := mem.Delete(ctx, pods.key("default", first), 0); err != nil {
+		t.Fatal(err)
+	}
+	ask(true) // the other pod still references it
+	if _, err := mem.Delete(ctx, pods.key("default", g.referrer[nodeRef{"n1", "configmaps", "default", "cm"}]), 0); err != nil {
+		t.Fatal(err)
+	}
+	ask(false)
 }

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,45 +13,88 @@ import (
 
 // apiGraph answers NodeGraph questions from storage, through the API's
 // own decoding. Lookups read etcd directly, so decisions never lag a write.
-type apiGraph struct{ a *api }
+type apiGraph struct {
+	a *api
 
-var _ NodeGraph = apiGraph{}
+	// referrer remembers, per question NodeReferences answered yes, the pod
+	// that made it so. Asking again reads that one pod instead of scanning
+	// the namespace's pods: every pod's kube-root-ca.crt read would
+	// otherwise decode every pod of its namespace.
+	mu       sync.Mutex
+	referrer map[nodeRef]string
+}
+
+type nodeRef struct{ node, resource, namespace, name string }
+
+func newAPIGraph(a *api) *apiGraph { return &apiGraph{a: a, referrer: map[nodeRef]string{}} }
+
+var _ NodeGraph = (*apiGraph)(nil)
 
 // PodNodeName implements NodeGraph.
-func (g apiGraph) PodNodeName(ctx context.Context, namespace, name string) (string, bool, error) {
-	res := g.a.resourceFor("", "v1", "pods")
-	obj, _, err := g.a.getObject(ctx, res, namespace, name)
+func (g *apiGraph) PodNodeName(ctx context.Context, namespace, name string) (string, bool, error) {
+	pod, err := g.pod(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, err
 	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return "", false, fmt.Errorf("stored pod %s/%s is a %T", namespace, name, obj)
-	}
 	return pod.Spec.NodeName, true, nil
 }
 
-// NodeReferences implements NodeGraph by scanning the namespace's pods
-// bound to node.
-func (g apiGraph) NodeReferences(ctx context.Context, node, resource, namespace, name string) (bool, error) {
+func (g *apiGraph) pod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
 	res := g.a.resourceFor("", "v1", "pods")
-	sel := selector{labels: labels.Everything(), fields: fields.OneTermEqualSelector("spec.nodeName", node)}
+	obj, _, err := g.a.getObject(ctx, res, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return nil, fmt.Errorf("stored pod %s/%s is a %T", namespace, name, obj)
+	}
+	return pod, nil
+}
+
+// NodeReferences implements NodeGraph: the pod that answered last time if
+// it still does, else a scan of the namespace's pods bound to node.
+func (g *apiGraph) NodeReferences(ctx context.Context, node, resource, namespace, name string) (bool, error) {
+	key := nodeRef{node, resource, namespace, name}
+	g.mu.Lock()
+	last, ok := g.referrer[key]
+	g.mu.Unlock()
+	if ok {
+		if pod, err := g.pod(ctx, namespace, last); err == nil && pod.Spec.NodeName == node && podReferences(pod, resource, name) {
+			return true, nil
+		}
+	}
+	found, err := g.scan(ctx, key)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if found != "" {
+		g.referrer[key] = found
+	} else {
+		delete(g.referrer, key)
+	}
+	return found != "", err
+}
+
+// scan returns a pod bound to the node that references the object, or "".
+func (g *apiGraph) scan(ctx context.Context, key nodeRef) (string, error) {
+	res := g.a.resourceFor("", "v1", "pods")
+	sel := selector{labels: labels.Everything(), fields: fields.OneTermEqualSelector("spec.nodeName", key.node)}
 	cont := ""
 	for {
-		lr, err := g.a.listObjects(ctx, res, namespace, sel, 500, cont, "", "")
+		lr, err := g.a.listObjects(ctx, res, key.namespace, sel, 500, cont, "", "")
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		for _, obj := range lr.items {
-			if pod, ok := obj.(*corev1.Pod); ok && podReferences(pod, resource, name) {
-				return true, nil
+			if pod, ok := obj.(*corev1.Pod); ok && podReferences(pod, key.resource, key.name) {
+				return pod.Name, nil
 			}
 		}
 		if lr.cont == "" {
-			return false, nil
+			return "", nil
 		}
 		cont = lr.cont
 	}

@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
-		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{s.api}},
+		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: newAPIGraph(s.api)},
 			NodeTokenRequestAuthorizer{}, ServiceAccountAuthorizer{}}
 	}
 	saAuthn.Objects = apiObjects{s.api}

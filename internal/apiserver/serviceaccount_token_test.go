@@ -288,7 +288,7 @@ func newTokenTestAPI(t *testing.T, admission bool) (*httptest.Server, *api) {
 		"node-b":   {Name: "system:node:node-b", Groups: []string{NodesGroup}},
 	})
 	a := newAPI(apiOptions{Store: mem, BookmarkInterval: 200 * time.Millisecond, Authn: Authenticators{saAuthn, static}})
-	a.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: apiGraph{a}}, NodeTokenRequestAuthorizer{}, ServiceAccountAuthorizer{}}
+	a.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: newAPIGraph(a)}, NodeTokenRequestAuthorizer{}, ServiceAccountAuthorizer{}}
 	saAuthn.Objects = apiObjects{a}
 	enableServiceAccountTokens(a, tokens)
 	if admission {
