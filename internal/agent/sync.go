@@ -134,6 +134,11 @@ func (a *Agent) ensureSandbox(ctx context.Context, w *podWorker, pod *corev1.Pod
 	if err == nil {
 		var id string
 		if id, err = a.rt.RunPodSandbox(ctx, pod, handler); err == nil {
+			// The sandbox's volumes were just filled: the first refresh is
+			// a period away, not on the way to the pod's first status.
+			w.mu.Lock()
+			w.refreshed = time.Now()
+			w.mu.Unlock()
 			w.clearWaitingAll()
 			return a.rt.SandboxStatus(ctx, id)
 		}
