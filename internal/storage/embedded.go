@@ -98,7 +98,8 @@ func startEmbeddedOnce(ctx context.Context, dir string, retention time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded etcd: %w", err)
 	}
-	return &Embedded{etcd: e, store: &Etcd{client: cli, owned: true}}, nil
+	// One member, ours: serializable reads are linearizable here.
+	return &Embedded{etcd: e, store: &Etcd{client: cli, owned: true, serializable: true}}, nil
 }
 
 // Store returns the Store backed by this etcd; it stays valid until Close.

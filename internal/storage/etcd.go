@@ -27,9 +27,14 @@ type EtcdConfig struct {
 
 // Etcd is a Store on an etcd v3 cluster.
 type Etcd struct {
-	client    *etcd.Client
-	owned     bool // Close closes client
-	closeOnce sync.Once
+	client *etcd.Client
+	owned  bool // Close closes client
+	// serializable reads the member's own state instead of confirming
+	// leadership through raft first (a ReadIndex round). Only for a
+	// single-member cluster, where the two are the same: the member
+	// answers a write after applying it, so every read that follows sees it.
+	serializable bool
+	closeOnce    sync.Once
 }
 
 var _ Store = (*Etcd)(nil)
@@ -85,7 +90,7 @@ func mapErr(op, key string, err error) error {
 
 // Get implements Store.
 func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
-	resp, err := s.client.Get(ctx, key)
+	resp, err := s.client.Get(ctx, key, s.readOptions()...)
 	if err != nil {
 		return KV{}, mapErr("get", key, err)
 	}
@@ -95,13 +100,20 @@ func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
 	return fromKV(resp.Kvs[0]), nil
 }
 
+func (s *Etcd) readOptions() []etcd.OpOption {
+	if s.serializable {
+		return []etcd.OpOption{etcd.WithSerializable()}
+	}
+	return nil
+}
+
 // List implements Store.
 func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error) {
 	start := prefix
 	if opts.StartKey > prefix {
 		start = opts.StartKey
 	}
-	ops := []etcd.OpOption{etcd.WithRange(etcd.GetPrefixRangeEnd(prefix))}
+	ops := append(s.readOptions(), etcd.WithRange(etcd.GetPrefixRangeEnd(prefix)))
 	if opts.Revision > 0 {
 		ops = append(ops, etcd.WithRev(opts.Revision))
 	}
