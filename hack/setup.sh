@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh prepares this machine for peapod: it installs the Debian packages
 # peapod runs on and, on hosts with hybrid cgroups, gives crun the cgroup v1
-# hugetlb hierarchy it needs. It is idempotent and says what it does.
+# hugetlb hierarchy it needs; it turns on the kernel's favordynmods cgroup
+# option for fast cgroup moves. It is idempotent and says what it does.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -73,4 +74,17 @@ if grep -q " $unified .* - cgroup2 " /proc/self/mountinfo && [ -s "$unified/cgro
 		fi
 	fi
 fi
+# Moving a process between cgroups makes the kernel wait for an RCU grace
+# period (15 ms on this kind of VM) unless a cgroup2 mount has the
+# favordynmods option, which keeps the cgroup lock in the mode that suits
+# hosts that move processes often. Every pod start moves its container.
+for cg2 in $(grep ' - cgroup2 ' /proc/self/mountinfo | awk '{print $5}'); do
+	if ! grep " $cg2 " /proc/self/mountinfo | grep -q favordynmods; then
+		if mount -o remount,favordynmods "$cg2" 2>/dev/null; then
+			say "remounted $cg2 with favordynmods: faster cgroup moves, so faster container starts"
+		else
+			say "this kernel has no favordynmods for $cg2; container starts wait for RCU"
+		fi
+	fi
+done
 say "ready"

@@ -59,6 +59,9 @@ type Runtime struct {
 	// byPod maps a pod UID to its sandboxes' IDs, so a pod's sync reads
 	// only its own sandboxes, not the whole node's.
 	byPod map[string][]string
+
+	// warm is the pool of sandboxes made ahead of pods; nil when off.
+	warm *warmPool
 }
 
 // New prepares the node: data directories, the pause binary, the CNI
@@ -111,6 +114,10 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 	if err != nil {
 		logger.Warn("no host resolv.conf; pods get an empty one", "err", err)
 	}
+	if mnt := slowCgroupMoves(); mnt != "" {
+		logger.Info("container starts wait for an RCU grace period on each cgroup move; "+
+			"to avoid it: mount -o remount,favordynmods "+mnt, "cgroup2", mnt)
+	}
 	hostCaps, err := spec.CurrentCapabilities()
 	if err != nil {
 		return nil, fmt.Errorf("read peapod's capabilities: %w", err)
@@ -128,6 +135,9 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 		locks:      map[string]*sync.Mutex{},
 		owner:      map[string]string{},
 		byPod:      map[string][]string{},
+	}
+	if cfg.WarmSandboxes > 0 {
+		r.warm = newWarmPool(cfg.WarmSandboxes)
 	}
 	for _, opt := range opts {
 		opt(r)
