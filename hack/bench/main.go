@@ -36,6 +36,8 @@ func main() {
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
+	only := flag.String("only", "", `"podstart": only the pod-start figures, printed, docs untouched (for profiling work)`)
+	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (namespaces, cgroups, bridges)")
@@ -55,6 +57,13 @@ func main() {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	if *only != "" {
+		if err := runOnly(ctx, *only, *peapodBin, *busybox, strings.Fields(*serverArgs), sz); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	r := &report{}
 	b := &bench{r: r, sz: sz, peapod: *peapodBin, busybox: *busybox}
