@@ -30,6 +30,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.runtimes, "runtime", nil, "extra runtime handler as NAME=BINARY (runc and crun are built in)")
 	fs.StringArrayVar(&f.mirrors, "registry-mirror", nil, "registry mirror as REGISTRY=ENDPOINT, e.g. docker.io=http://127.0.0.1:5000")
 	fs.StringSliceVar(&f.cfg.InsecureRegistries, "insecure-registry", nil, "registry host:port that may be reached over plain HTTP")
+	fs.IntVar(&f.cfg.WarmSandboxes, "warm-sandboxes", f.cfg.WarmSandboxes, "sandboxes (netns, pause, cgroup, CNI attachment) kept made ahead of any pod, so pods start faster; 0 turns this off")
 }
 
 // node returns the configuration the flags describe.

@@ -22,17 +22,25 @@ func newPSCommand() *cobra.Command {
 		Long: `ps shows what docker ps shows in the tutorials, for peapod: every pod
 sandbox on this node with its pause process, network namespace, pod IP and
 host-side veth, and under it each container with its state, PID, OCI
-runtime and restart count. It reads the data dir and changes nothing.`,
+runtime and restart count. Sandboxes of the warm pool, made ahead of any
+pod (see --warm-sandboxes), are listed last with the pod "(warm)". It reads the data dir and
+changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.node()
 			if err != nil {
 				return err
 			}
-			sandboxes, err := runtime.NewView(cfg).ListSandboxes(cmd.Context())
+			view := runtime.NewView(cfg)
+			sandboxes, err := view.ListSandboxes(cmd.Context())
 			if err != nil {
 				return err
 			}
+			warm, err := view.WarmSandboxes()
+			if err != nil {
+				return err
+			}
+			sandboxes = append(sandboxes, warm...)
 			switch output {
 			case "json":
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -61,8 +69,12 @@ func printSandboxes(out io.Writer, sandboxes []*runtime.SandboxStatus, now time.
 		case !sb.Alive:
 			state = "Lost"
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			shortID(sb.ID), sb.PodNamespace, sb.PodName, state, sb.PausePID, sb.NetNSPath,
+		pod := sb.PodNamespace + "/" + sb.PodName
+		if sb.Warm {
+			pod = "(warm)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			shortID(sb.ID), pod, state, sb.PausePID, sb.NetNSPath,
 			orNone(strings.Join(sb.IPs, ",")), orNone(sb.HostVeth), sb.Handler, age(now, sb.CreatedAt))
 		for _, c := range sb.Containers {
 			pid := "-"

@@ -35,7 +35,7 @@ first. The data dir's images and credentials stay.`,
 			if err != nil {
 				return err
 			}
-			var errs []error
+			errs := []error{rt.RemoveWarmSandboxes(cmd.Context())}
 			for _, id := range ids {
 				if err := rt.RemovePodSandbox(cmd.Context(), id, 0); err != nil {
 					errs = append(errs, err)
@@ -43,7 +43,7 @@ first. The data dir's images and credentials stay.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed sandbox %s\n", shortID(id))
 			}
-			if len(errs) == 0 {
+			if errors.Join(errs...) == nil {
 				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))
 			}
 			return errors.Join(errs...)

@@ -41,6 +41,10 @@ type Node struct {
 	RegistryMirrors map[string][]string
 	// InsecureRegistries may be reached over plain HTTP.
 	InsecureRegistries []string
+	// WarmSandboxes is how many sandboxes the node keeps made ahead of any
+	// pod (netns, pause, cgroup, CNI attachment), so that a pod start skips
+	// that work. 0 turns the pool off.
+	WarmSandboxes int
 }
 
 // Defaults returns the configuration of a node nobody configured.
@@ -54,6 +58,7 @@ func Defaults() Node {
 		Runtimes:       map[string]string{"runc": "runc", "crun": "crun"},
 		DefaultRuntime: "runc",
 		AgentListen:    ":10250",
+		WarmSandboxes:  2,
 	}
 }
 
@@ -72,6 +77,9 @@ func (n Node) Validate() error {
 	}
 	if n.BridgeName == "" || len(n.BridgeName) > 15 {
 		return fmt.Errorf("--bridge %q: must be 1 to 15 characters (a Linux interface name)", n.BridgeName)
+	}
+	if n.WarmSandboxes < 0 {
+		return fmt.Errorf("--warm-sandboxes %d: must be 0 or more", n.WarmSandboxes)
 	}
 	if _, ok := n.Runtimes[n.DefaultRuntime]; !ok {
 		return fmt.Errorf("default runtime %q: no such runtime handler", n.DefaultRuntime)
@@ -118,6 +126,13 @@ func (p Paths) Pods() string { return p.join("pods") }
 
 // Sandbox is the directory of one sandbox.
 func (p Paths) Sandbox(id string) string { return p.join("pods", id) }
+
+// WarmSandboxes holds the sandboxes made ahead of any pod; taking one for
+// a pod moves its directory to Sandbox(id).
+func (p Paths) WarmSandboxes() string { return p.join("warm") }
+
+// WarmSandbox is the directory of one warm sandbox.
+func (p Paths) WarmSandbox(id string) string { return p.join("warm", id) }
 
 // Container is the directory (and OCI bundle) of one container.
 func (p Paths) Container(sandboxID, containerID string) string {

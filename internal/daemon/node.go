@@ -52,6 +52,7 @@ func runNode(ctx context.Context, d nodeDeps) error {
 		Logger:     log,
 	})
 	g.Go("agent", a.Run)
+	g.Go("warm sandboxes", rt.RunWarmPool)
 	return g.Wait()
 }
 

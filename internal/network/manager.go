@@ -90,6 +90,12 @@ func New(cfg Config) (*Manager, error) {
 // NetworkName is the name of the CNI network pods are attached to.
 func (m *Manager) NetworkName() string { return m.list.Name }
 
+// PodAgnostic reports whether a pod without host ports gets the same
+// attachment whatever the pod: true with peapod's default conflist, whose
+// plugins use nothing of the pod but its sandbox ID. A user's conflist may
+// read the pod's K8S_POD_* arguments, so it is never assumed to be.
+func (m *Manager) PodAgnostic() bool { return m.isDefault }
+
 // ConfigFile is the path of the CNI config in use: the user's, if one is
 // present in ConfDir, else peapod's default.
 func (m *Manager) ConfigFile() string { return m.confFile }

@@ -61,6 +61,7 @@ func (r *Runtime) StartContainer(ctx context.Context, cid string) error {
 	}
 	rec.PID = pid
 	rec.StartedAt = time.Now()
+	r.warm.containerStarted()
 	return r.saveContainer(rec)
 }
 

@@ -81,6 +81,9 @@ func newHarness(t testing.TB) *harness {
 		defer os.RemoveAll(dir)
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 		defer ccancel()
+		if err := rt.RemoveWarmSandboxes(cctx); err != nil {
+			t.Errorf("cleanup: remove warm sandboxes: %v", err)
+		}
 		ids, _ := rt.sandboxIDs()
 		for _, id := range ids {
 			if err := rt.RemovePodSandbox(cctx, id, 0); err != nil {

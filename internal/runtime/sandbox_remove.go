@@ -48,22 +48,28 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string, grace time.Du
 	rec, err := r.loadSandbox(id)
 	if errors.Is(err, ErrNotFound) {
 		// The record may never have been written; sweep what its ID names.
-		rec = &sandboxRecord{ID: id, NetNSPath: filepath.Join(r.cfg.NetNSDir, "peapod-"+id), Cgroup: r.podCgroup(id)}
+		rec = r.bareRecord(id)
 	} else if err != nil {
 		return err
 	}
-	if err := r.teardownSandbox(ctx, rec, grace); err != nil {
+	if err := r.teardownSandbox(ctx, rec, r.sandboxDir(id), grace); err != nil {
 		return err
 	}
 	r.forgetSandbox(id)
 	return nil
 }
 
-// teardownSandbox undoes RunPodSandbox from whatever state rec records.
-// Every step treats "already gone" as done, so it can be repeated after an
-// interruption. Errors of independent steps are joined, not short-circuited.
-func (r *Runtime) teardownSandbox(ctx context.Context, rec *sandboxRecord, grace time.Duration) error {
-	dir := r.sandboxDir(rec.ID)
+// bareRecord is what a sandbox's ID alone names, for sweeping one whose
+// record was never written or is unreadable.
+func (r *Runtime) bareRecord(id string) *sandboxRecord {
+	return &sandboxRecord{ID: id, NetNSPath: filepath.Join(r.cfg.NetNSDir, "peapod-"+id), Cgroup: r.podCgroup(id)}
+}
+
+// teardownSandbox undoes makeSandbox from whatever state rec records; dir
+// is the sandbox's directory. Every step treats "already gone" as done, so
+// it can be repeated after an interruption. Errors of independent steps
+// are joined, not short-circuited.
+func (r *Runtime) teardownSandbox(ctx context.Context, rec *sandboxRecord, dir string, grace time.Duration) error {
 	var errs []error
 	if err := r.stopContainers(ctx, rec, grace); err != nil {
 		errs = append(errs, err)

@@ -30,8 +30,10 @@ const cleanupTimeout = 30 * time.Second
 // RunPodSandbox creates a pod's sandbox: a pinned network namespace, the
 // pod cgroup, the shared /dev/shm, the per-pod /etc files, the pause process
 // holding the namespaces, the CNI network and the pod's volumes. handler
-// names the OCI runtime its containers will use ("" = the default). On error
-// everything already made is torn down again. It returns the sandbox ID.
+// names the OCI runtime its containers will use ("" = the default). A pod
+// the warm pool can serve takes a sandbox made ahead (see warm.go). On
+// error everything already made is torn down again. It returns the
+// sandbox ID.
 func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler string) (id string, retErr error) {
 	if err := validatePod(pod); err != nil {
 		return "", err
@@ -50,23 +52,52 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-
+	p := podPlan{pod: pod, handler: handler, hostname: hostname, fqdn: fqdn, resolv: resolv}
+	if id, ok, err := r.takeWarm(ctx, p); ok {
+		return id, err
+	}
 	id = newID()
 	unlock := r.lockSandbox(id)
 	defer unlock()
-	log := r.log.With("pod", pod.Namespace+"/"+pod.Name, "sandbox", id)
-	dir := r.sandboxDir(id)
-	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {
-		return "", fmt.Errorf("create sandbox dir: %w", err)
+	if _, err := r.makeSandbox(ctx, id, r.sandboxDir(id), &p); err != nil {
+		r.forgetSandbox(id)
+		return id, err
 	}
-	rec := &sandboxRecord{
+	return id, nil
+}
+
+// podPlan is what a sandbox needs to know of its pod.
+type podPlan struct {
+	pod            *corev1.Pod
+	handler        string
+	hostname, fqdn string
+	resolv         []byte
+}
+
+// makeSandbox creates sandbox id in dir for p's pod, or, with p nil, a warm
+// sandbox that has everything but what is the pod's own (hostname, /etc
+// files, volumes). The caller holds the sandbox's lock. On error
+// everything already made is torn down again.
+func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (rec *sandboxRecord, retErr error) {
+	log := r.log.With("sandbox", id)
+	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {
+		return nil, fmt.Errorf("create sandbox dir: %w", err)
+	}
+	rec = &sandboxRecord{
 		ID:        id,
-		Pod:       pod.DeepCopy(),
-		Handler:   handler,
 		CreatedAt: time.Now(),
-		Hostname:  hostname,
-		SharePID:  pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
 		Cgroup:    r.podCgroup(id),
+		NetNSPath: filepath.Join(r.cfg.NetNSDir, "peapod-"+id),
+		Warm:      p == nil,
+	}
+	info := network.PodInfo{}
+	if p != nil {
+		log = log.With("pod", p.pod.Namespace+"/"+p.pod.Name)
+		rec.Pod = p.pod.DeepCopy()
+		rec.Handler = p.handler
+		rec.Hostname = p.hostname
+		rec.SharePID = p.pod.Spec.ShareProcessNamespace != nil && *p.pod.Spec.ShareProcessNamespace
+		info = podInfo(p.pod)
 	}
 	// The record is saved before each resource is acquired, so a crash or
 	// an error at any step leaves enough on disk to tear the rest down.
@@ -76,28 +107,30 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := r.teardownSandbox(cctx, rec, 0); err != nil {
+		if err := r.teardownSandbox(cctx, rec, dir, 0); err != nil {
 			log.Error("roll back failed sandbox", "err", err)
 		}
-		r.forgetSandbox(id)
 	}()
-	rec.NetNSPath = filepath.Join(r.cfg.NetNSDir, "peapod-"+id)
-	if err := r.saveSandbox(rec); err != nil {
-		return id, err
+	if err := saveSandboxAt(dir, rec); err != nil {
+		return rec, err
 	}
-	r.mu.Lock()
-	r.byPod[string(pod.UID)] = append(r.byPod[string(pod.UID)], id)
-	r.mu.Unlock()
+	if p != nil {
+		r.mu.Lock()
+		r.byPod[string(p.pod.UID)] = append(r.byPod[string(p.pod.UID)], id)
+		r.mu.Unlock()
+	}
 	t0 := time.Now()
 	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
-		return id, fmt.Errorf("create network namespace: %w", err)
+		return rec, fmt.Errorf("create network namespace: %w", err)
 	}
 	if err := mountShm(filepath.Join(dir, "shm")); err != nil {
-		return id, err
+		return rec, err
 	}
-	files := map[string][]byte{"hostname": []byte(hostname + "\n"), "resolv.conf": resolv}
-	if err := podfiles.Write(dir, files); err != nil {
-		return id, fmt.Errorf("write pod files: %w", err)
+	if p != nil {
+		files := map[string][]byte{"hostname": []byte(p.hostname + "\n"), "resolv.conf": p.resolv}
+		if err := podfiles.Write(dir, files); err != nil {
+			return rec, fmt.Errorf("write pod files: %w", err)
+		}
 	}
 
 	t1 := time.Now()
@@ -105,18 +138,18 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 		Binary:    r.paths.PauseBinary(),
 		Dir:       dir,
 		NetNSPath: rec.NetNSPath,
-		Hostname:  hostname,
+		Hostname:  rec.Hostname,
 		SharePID:  rec.SharePID,
 	})
 	if err != nil {
-		return id, fmt.Errorf("start pause: %w", err)
+		return rec, fmt.Errorf("start pause: %w", err)
 	}
 	rec.Pause = *proc
 	// A network teardown is already owed: CNI may allocate an IP even when
 	// ADD fails, so the record says "network" before ADD runs.
 	rec.Network = &network.Result{}
-	if err := r.saveSandbox(rec); err != nil {
-		return id, err
+	if err := saveSandboxAt(dir, rec); err != nil {
+		return rec, err
 	}
 
 	// Three independent steps at once: moving pause into the pod cgroup
@@ -131,7 +164,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 		cgroupErr, netErr, volErr  error
 		cgroupTook, netTook, vTook time.Duration
 	)
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s := time.Now()
@@ -141,48 +174,61 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	go func() {
 		defer wg.Done()
 		s := time.Now()
-		res, netErr = r.network.Setup(ctx, id, rec.NetNSPath, podInfo(pod))
+		res, netErr = r.network.Setup(ctx, id, rec.NetNSPath, info)
 		netTook = time.Since(s)
 	}()
-	go func() {
-		defer wg.Done()
-		s := time.Now()
-		vols, volErr = r.volumes.Setup(ctx, dir, pod)
-		vTook = time.Since(s)
-	}()
+	if p != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := time.Now()
+			vols, volErr = r.volumes.Setup(ctx, dir, p.pod)
+			vTook = time.Since(s)
+		}()
+	}
 	wg.Wait()
 	if netErr == nil {
 		rec.Network = res
 	}
-	if volErr == nil {
+	if volErr == nil && vols != nil {
 		rec.Volumes = vols.Paths
 	}
-	if err := r.saveSandbox(rec); err != nil {
-		return id, err
+	if err := saveSandboxAt(dir, rec); err != nil {
+		return rec, err
 	}
 	switch {
 	case cgroupErr != nil:
-		return id, fmt.Errorf("place pause in the pod cgroup: %w", cgroupErr)
+		return rec, fmt.Errorf("place pause in the pod cgroup: %w", cgroupErr)
 	case netErr != nil:
-		return id, fmt.Errorf("set up pod network: %w", netErr)
+		return rec, fmt.Errorf("set up pod network: %w", netErr)
 	case volErr != nil:
-		return id, fmt.Errorf("set up volumes: %w", volErr)
+		return rec, fmt.Errorf("set up volumes: %w", volErr)
 	}
-	if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(pod, podIPs(res), hostname, fqdn)}); err != nil {
-		return id, fmt.Errorf("write hosts file: %w", err)
+	if p != nil {
+		if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(p.pod, podIPs(res), p.hostname, p.fqdn)}); err != nil {
+			return rec, fmt.Errorf("write hosts file: %w", err)
+		}
 	}
 	rec.Ready = true
-	if err := r.saveSandbox(rec); err != nil {
-		return id, err
+	if err := saveSandboxAt(dir, rec); err != nil {
+		return rec, err
+	}
+	if p == nil {
+		log.Debug("warm sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "took", time.Since(t0))
+		return rec, nil
 	}
 	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath,
 		"took", time.Since(t0), "netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1),
 		"cgroupTook", cgroupTook, "networkTook", netTook, "volumesTook", vTook)
-	return id, nil
+	return rec, nil
 }
 
 // podInfo is what CNI is told about a pod: its identity and hostPorts.
+// A warm sandbox (no pod) is anonymous.
 func podInfo(pod *corev1.Pod) network.PodInfo {
+	if pod == nil {
+		return network.PodInfo{}
+	}
 	info := network.PodInfo{Namespace: pod.Namespace, Name: pod.Name, UID: string(pod.UID)}
 	for _, c := range allContainers(pod) {
 		for _, p := range c.Ports {

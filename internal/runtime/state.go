@@ -30,6 +30,8 @@ type sandboxRecord struct {
 	Network   *network.Result `json:"network,omitempty"`
 	// Volumes maps each pod volume to the host path containers bind.
 	Volumes map[string]string `json:"volumes,omitempty"`
+	// Warm marks a sandbox made ahead of any pod, in the warm pool.
+	Warm bool `json:"warm,omitempty"`
 	// Ready is set once every step of RunPodSandbox succeeded; a record
 	// without it is a half-made sandbox that only teardown may touch.
 	Ready bool `json:"ready"`
@@ -121,7 +123,21 @@ func (r *View) loadSandbox(id string) (*sandboxRecord, error) {
 }
 
 func (r *View) saveSandbox(rec *sandboxRecord) error {
-	return writeJSON(filepath.Join(r.sandboxDir(rec.ID), sandboxFile), rec)
+	return saveSandboxAt(r.sandboxDir(rec.ID), rec)
+}
+
+// saveSandboxAt writes rec into the sandbox directory dir, which is not
+// sandboxDir(rec.ID) while the sandbox is warm.
+func saveSandboxAt(dir string, rec *sandboxRecord) error {
+	return writeJSON(filepath.Join(dir, sandboxFile), rec)
+}
+
+func loadSandboxAt(dir string) (*sandboxRecord, error) {
+	var rec sandboxRecord
+	if err := readJSON(filepath.Join(dir, sandboxFile), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
 }
 
 // SandboxIDs lists every sandbox directory on disk, whether or not its

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,15 +58,17 @@ type SandboxStatus struct {
 	CreatedAt    time.Time
 	Ready        bool
 	// Alive reports whether the pause process still holds the namespaces.
-	Alive      bool
-	PausePID   int
-	PIDNSPID   int
-	NetNSPath  string
-	IPs        []string
-	Interface  string
-	HostVeth   string
-	Gateway    string
-	Hostname   string
+	Alive     bool
+	PausePID  int
+	PIDNSPID  int
+	NetNSPath string
+	IPs       []string
+	Interface string
+	HostVeth  string
+	Gateway   string
+	Hostname  string
+	// Warm marks a sandbox of the warm pool, made ahead of any pod.
+	Warm       bool `json:",omitempty"`
 	Containers []*ContainerStatus
 }
 
@@ -152,17 +155,7 @@ func (r *View) SandboxStatus(ctx context.Context, id string) (*SandboxStatus, er
 	if err != nil {
 		return nil, err
 	}
-	st := &SandboxStatus{
-		ID: sb.ID, Handler: sb.Handler, CreatedAt: sb.CreatedAt, Ready: sb.Ready,
-		Alive: pauseAlive(sb), PausePID: sb.Pause.PID, PIDNSPID: sb.Pause.PIDNamespacePID,
-		NetNSPath: sb.NetNSPath, Hostname: sb.Hostname, IPs: podIPs(sb.Network),
-	}
-	if sb.Pod != nil {
-		st.PodName, st.PodNamespace, st.PodUID = sb.Pod.Name, sb.Pod.Namespace, string(sb.Pod.UID)
-	}
-	if sb.Network != nil {
-		st.Interface, st.HostVeth, st.Gateway = sb.Network.Interface, sb.Network.HostVeth, sb.Network.Gateway
-	}
+	st := sandboxHeader(sb)
 	cids, err := r.containerIDs(id)
 	if err != nil {
 		return nil, err
@@ -179,6 +172,41 @@ func (r *View) SandboxStatus(ctx context.Context, id string) (*SandboxStatus, er
 	}
 	sort.Slice(st.Containers, func(i, j int) bool { return st.Containers[i].CreatedAt.Before(st.Containers[j].CreatedAt) })
 	return st, nil
+}
+
+// sandboxHeader is a sandbox's status without its containers.
+func sandboxHeader(sb *sandboxRecord) *SandboxStatus {
+	st := &SandboxStatus{
+		ID: sb.ID, Handler: sb.Handler, CreatedAt: sb.CreatedAt, Ready: sb.Ready,
+		Alive: pauseAlive(sb), PausePID: sb.Pause.PID, PIDNSPID: sb.Pause.PIDNamespacePID,
+		NetNSPath: sb.NetNSPath, Hostname: sb.Hostname, IPs: podIPs(sb.Network), Warm: sb.Warm,
+	}
+	if sb.Pod != nil {
+		st.PodName, st.PodNamespace, st.PodUID = sb.Pod.Name, sb.Pod.Namespace, string(sb.Pod.UID)
+	}
+	if sb.Network != nil {
+		st.Interface, st.HostVeth, st.Gateway = sb.Network.Interface, sb.Network.HostVeth, sb.Network.Gateway
+	}
+	return st
+}
+
+// WarmSandboxes reports the warm pool's sandboxes, made ahead of any pod.
+func (r *View) WarmSandboxes() ([]*SandboxStatus, error) {
+	entries, err := os.ReadDir(r.paths.WarmSandboxes())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list warm sandboxes: %w", err)
+	}
+	var out []*SandboxStatus
+	for _, e := range entries {
+		if rec, err := loadSandboxAt(r.warmDir(e.Name())); err == nil {
+			out = append(out, sandboxHeader(rec))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
 }
 
 // ListSandboxes reports every sandbox on this node, oldest first.

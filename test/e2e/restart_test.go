@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peapod/peapod/internal/runtime"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -99,18 +101,7 @@ func TestKillNineKeepsPodsAndAdoptsThem(t *testing.T) {
 // containerPID finds the PID of a pod's first container with `peapod ps -o json`.
 func containerPID(t *testing.T, c *cluster, pod string) int {
 	t.Helper()
-	out, err := exec.Command(peapodBinary(t), "ps", "--data-dir", c.dir, "-o", "json").Output()
-	if err != nil {
-		t.Fatalf("peapod ps: %v", err)
-	}
-	var sandboxes []struct {
-		PodName    string
-		Containers []struct{ PID int }
-	}
-	if err := json.Unmarshal(out, &sandboxes); err != nil {
-		t.Fatalf("peapod ps -o json: %v", err)
-	}
-	for _, sb := range sandboxes {
+	for _, sb := range psSandboxes(t, c) {
 		if sb.PodName == pod && len(sb.Containers) > 0 && sb.Containers[0].PID > 0 {
 			return sb.Containers[0].PID
 		}
@@ -119,7 +110,22 @@ func containerPID(t *testing.T, c *cluster, pod string) int {
 	return 0
 }
 
-// pausePIDs maps sandbox ID prefixes to pause PIDs, as `peapod ps -o json` shows them.
+// psSandboxes is `peapod ps -o json`: pod sandboxes, then warm ones.
+func psSandboxes(t *testing.T, c *cluster) []runtime.SandboxStatus {
+	t.Helper()
+	out, err := exec.Command(peapodBinary(t), "ps", "--data-dir", c.dir, "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("peapod ps: %v", err)
+	}
+	var sandboxes []runtime.SandboxStatus
+	if err := json.Unmarshal(out, &sandboxes); err != nil {
+		t.Fatalf("peapod ps -o json: %v", err)
+	}
+	return sandboxes
+}
+
+// pausePIDs maps the sandbox ID prefixes of pods to pause PIDs, as `peapod
+// ps` shows them; warm sandboxes, made ahead of any pod, are left out.
 func pausePIDs(t *testing.T, c *cluster) map[string]int {
 	t.Helper()
 	out, err := exec.Command(peapodBinary(t), "ps", "--data-dir", c.dir).CombinedOutput()
@@ -129,7 +135,7 @@ func pausePIDs(t *testing.T, c *cluster) map[string]int {
 	pids := map[string]int{}
 	for _, line := range strings.Split(string(out), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 4 || strings.HasPrefix(line, " ") {
+		if len(f) < 4 || strings.HasPrefix(line, " ") || f[1] == "(warm)" {
 			continue
 		}
 		pid, err := strconv.Atoi(f[3])

@@ -86,6 +86,42 @@ func TestTutorialScenarios(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a pod starts in a warm sandbox that peapod ps showed", func(t *testing.T) {
+		c := c.with(t)
+		warm := map[string]bool{}
+		c.eventually(30*time.Second, func() error {
+			for _, sb := range psSandboxes(t, c) {
+				if sb.Warm && sb.Ready && sb.Alive {
+					warm[sb.ID] = true
+				}
+			}
+			if len(warm) == 0 {
+				return fmt.Errorf("peapod ps shows no warm sandbox")
+			}
+			return nil
+		})
+		c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: warmed}
+spec:
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+`)
+		p := c.waitPod("default", "warmed", 60*time.Second, "Running", running)
+		for _, sb := range psSandboxes(t, c) {
+			if sb.PodName == "warmed" && !warm[sb.ID] {
+				t.Errorf("pod runs in sandbox %s, none of the warm %v", sb.ID, warm)
+			}
+		}
+		if got := c.must("exec", "warmed", "--", "hostname"); got != "warmed" {
+			t.Errorf("hostname = %q, want the pod's name", got)
+		}
+		if got := c.must("exec", "warmed", "--", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(got, p.Status.PodIP+"/") {
+			t.Errorf("eth0 = %q, want the pod IP %s", got, p.Status.PodIP)
+		}
+		c.must("delete", "pod", "warmed", "--grace-period=1")
+	})
 	t.Run("shared IPC", func(t *testing.T) {
 		c := c.with(t)
 		c.apply(fmt.Sprintf(`
