@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -62,27 +64,32 @@ func ServiceAccountOf(u User) (ns, name string, ok bool) {
 	return ns, name, true
 }
 
-// LoadOrCreateServiceAccountKey returns the RSA key in
-// <pkiDir>/sa.key, generating a 2048-bit key (PKCS#1 PEM, mode 0600) on
-// first use. The file is written through a rename, so a crash never leaves
-// half a key.
-func LoadOrCreateServiceAccountKey(pkiDir string) (*rsa.PrivateKey, error) {
+// LoadOrCreateServiceAccountKey returns the signing key in
+// <pkiDir>/sa.key, generating a P-256 key (SEC 1 PEM, mode 0600; tokens are
+// ES256, cheaper to sign than RS256) on first use. An RSA key written by an
+// earlier peapod keeps being used (RS256). The file is written through a
+// rename, so a crash never leaves half a key.
+func LoadOrCreateServiceAccountKey(pkiDir string) (crypto.Signer, error) {
 	path := filepath.Join(pkiDir, ServiceAccountKeyFile)
 	data, err := os.ReadFile(path)
 	if err == nil {
-		return parseRSAKey(path, data)
+		return parseSigningKey(path, data)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read service-account key: %w", err)
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate service-account key: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode service-account key: %w", err)
 	}
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", pkiDir, err)
 	}
-	pemData := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, pemData, 0o600); err != nil {
 		return nil, fmt.Errorf("write service-account key: %w", err)
@@ -94,7 +101,9 @@ func LoadOrCreateServiceAccountKey(pkiDir string) (*rsa.PrivateKey, error) {
 	return key, nil
 }
 
-func parseRSAKey(path string, data []byte) (*rsa.PrivateKey, error) {
+// parseSigningKey reads an RSA (PKCS #1 or #8) or P-256 (SEC 1 or PKCS #8)
+// private key.
+func parseSigningKey(path string, data []byte) (crypto.Signer, error) {
 	b, _ := pem.Decode(data)
 	if b == nil {
 		return nil, fmt.Errorf("service-account key %s: no PEM block", path)
@@ -102,15 +111,22 @@ func parseRSAKey(path string, data []byte) (*rsa.PrivateKey, error) {
 	if k, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
 		return k, nil
 	}
+	if k, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+		return checkedSigner(path, k)
+	}
 	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("service-account key %s: %w", path, err)
 	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("service-account key %s: a %T, want RSA", path, k)
+	return checkedSigner(path, k)
+}
+
+func checkedSigner(path string, k any) (crypto.Signer, error) {
+	s, ok := k.(crypto.Signer)
+	if !ok || jwsAlgorithm(s.Public()) == "" {
+		return nil, fmt.Errorf("service-account key %s: a %T, want RSA or ECDSA P-256", path, k)
 	}
-	return rk, nil
+	return s, nil
 }
 
 // saClaims are the claims of a service-account token, as Kubernetes'
@@ -149,20 +165,23 @@ type tokenSpec struct {
 	Node *objectRef
 }
 
-// ServiceAccountTokens issues and verifies service-account tokens (RS256
-// JWTs) with one key. Safe for concurrent use; not modified after
+// ServiceAccountTokens issues and verifies service-account tokens (ES256
+// or RS256 JWTs) with one key. Safe for concurrent use; not modified after
 // construction.
 type ServiceAccountTokens struct {
 	issuer string
-	key    *rsa.PrivateKey
+	key    crypto.Signer
 	kid    string
 	now    func() time.Time
 }
 
 // NewServiceAccountTokens returns an issuer signing with key; issuer ""
 // means DefaultServiceAccountIssuer and now nil means time.Now.
-func NewServiceAccountTokens(key *rsa.PrivateKey, issuer string, now func() time.Time) (*ServiceAccountTokens, error) {
-	kid, err := keyID(&key.PublicKey)
+func NewServiceAccountTokens(key crypto.Signer, issuer string, now func() time.Time) (*ServiceAccountTokens, error) {
+	if jwsAlgorithm(key.Public()) == "" {
+		return nil, fmt.Errorf("service-account key: a %T, want RSA or ECDSA P-256", key)
+	}
+	kid, err := keyID(key.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +225,7 @@ func (t *ServiceAccountTokens) issue(spec tokenSpec) (string, time.Time, error) 
 // look at stored objects.
 func (t *ServiceAccountTokens) verify(tok string, audiences []string) (*saClaims, error) {
 	var c saClaims
-	if err := verifyJWT(tok, &t.key.PublicKey, &c); err != nil {
+	if err := verifyJWT(tok, t.key.Public(), &c); err != nil {
 		return nil, err
 	}
 	if c.Issuer != t.issuer {

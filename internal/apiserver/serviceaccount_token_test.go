@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -214,8 +215,11 @@ func TestServiceAccountKeyPersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !k1.Equal(k2) {
+	if !k1.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k2.Public()) {
 		t.Fatal("key not reused")
+	}
+	if alg := jwsAlgorithm(k1.Public()); alg != "ES256" {
+		t.Errorf("a new key signs %q, want ES256", alg)
 	}
 	st, err := os.Stat(filepath.Join(dir, ServiceAccountKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -470,3 +474,45 @@ func TestTokenRequestAPI(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// Tokens of a P-256 key (what peapod generates) and of an RSA key (what an
+// older data dir holds) verify with their own key only, and a token cannot
+// pick another algorithm than its key's.
+func TestServiceAccountTokensES256AndRS256(t *testing.T) {
+	ec, err := LoadOrCreateServiceAccountKey(filepath.Join(tempDir(t), "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns1", Name: "robot", UID: "u1"}}
+	spec := tokenSpec{ServiceAccount: sa, Audiences: []string{"a"}, TTL: time.Hour}
+	tokens := map[string]string{}
+	issuers := map[string]*ServiceAccountTokens{}
+	for alg, key := range map[string]crypto.Signer{"ES256": ec, "RS256": testKey(t, 0)} {
+		iss, err := NewServiceAccountTokens(key, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := iss.issue(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims saClaims
+		hdr, err := parseJWTUnverified(tok, &claims)
+		if err != nil || hdr.Alg != alg {
+			t.Fatalf("%s key: header %+v, %v", alg, hdr, err)
+		}
+		if _, err := iss.verify(tok, []string{"a"}); err != nil {
+			t.Errorf("%s token does not verify: %v", alg, err)
+		}
+		if _, err := iss.verify(tamper(t, tok), []string{"a"}); err == nil {
+			t.Errorf("tampered %s token verifies", alg)
+		}
+		tokens[alg], issuers[alg] = tok, iss
+	}
+	if _, err := issuers["ES256"].verify(tokens["RS256"], []string{"a"}); err == nil {
+		t.Error("an RS256 token verifies against the ES256 key")
+	}
+	if _, err := issuers["RS256"].verify(tokens["ES256"], []string{"a"}); err == nil {
+		t.Error("an ES256 token verifies against the RSA key")
+	}
+}
