@@ -158,3 +158,31 @@ func (w *podWorker) watch(id string) bool {
 func allContainers(pod *corev1.Pod) []corev1.Container {
 	return append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
 }
+
+// Retries of a sandbox that could not be made start at sandboxRetryFirst
+// and double up to sandboxRetryMax (the kubelet's volume operations back
+// off from 500 ms to about 2 minutes).
+const (
+	sandboxRetryFirst = 500 * time.Millisecond
+	sandboxRetryMax   = 2 * time.Minute
+)
+
+// sandboxRetryIn returns how long to wait before trying to make the
+// sandbox again, and backs off for the time after.
+func (w *podWorker) sandboxRetryIn() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sandboxRetry == 0 {
+		w.sandboxRetry = sandboxRetryFirst
+	} else {
+		w.sandboxRetry = min(2*w.sandboxRetry, sandboxRetryMax)
+	}
+	return w.sandboxRetry
+}
+
+// sandboxMade resets the sandbox retry back-off.
+func (w *podWorker) sandboxMade() {
+	w.mu.Lock()
+	w.sandboxRetry = 0
+	w.mu.Unlock()
+}

@@ -32,6 +32,9 @@ type podWorker struct {
 	obs     *observed
 	// refreshed is when the pod's API-backed volumes were last refreshed.
 	refreshed time.Time
+	// sandboxRetry is the wait before the next attempt at a sandbox that
+	// could not be made; 0 after a success.
+	sandboxRetry time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}

@@ -35,7 +35,13 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 		return 0, err
 	}
 	var requeue time.Duration
-	if sb != nil {
+	if sb == nil {
+		// The sandbox could not be made (a ConfigMap its volumes need may
+		// not exist yet, say): try again soon, then backing off, as the
+		// kubelet's volume reconciler retries a mount.
+		requeue = w.sandboxRetryIn()
+	} else {
+		w.sandboxMade()
 		a.watchExits(ctx, w, sb)
 		if failed := a.checkDeadline(ctx, pod, sb); failed != nil {
 			st.failed = failed

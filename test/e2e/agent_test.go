@@ -29,6 +29,7 @@ func TestAgentKubeletFeatures(t *testing.T) {
 	t.Run("ActiveDeadline", func(t *testing.T) { testActiveDeadline(t, c.with(t)) })
 	t.Run("PostStart", func(t *testing.T) { testPostStart(t, c.with(t)) })
 	t.Run("ImagePull", func(t *testing.T) { testImagePull(t, c.with(t), reg) })
+	t.Run("LateConfigMap", func(t *testing.T) { testLateConfigMap(t, c.with(t)) })
 	t.Run("Probes", func(t *testing.T) { testProbes(t, c.with(t)) })
 	t.Run("GracefulDeletion", func(t *testing.T) { testGracefulDeletion(t, c.with(t)) })
 	t.Run("NodeStatus", func(t *testing.T) { testNodeStatus(t, c.with(t)) })
@@ -283,6 +284,35 @@ spec:
 	c.waitEvent("default", "pulled", "Pulling", 5*time.Second)
 	c.waitEvent("default", "pulled", "Pulled", 5*time.Second)
 	c.must("delete", "pod", "pull-never", "pull-fail", "pulled", "--grace-period=1")
+}
+
+// A pod whose ConfigMap does not exist yet waits in ContainerCreating with
+// FailedMount events, and starts soon after the ConfigMap appears, as with
+// the kubelet (its volume reconciler retries within a second at first).
+func testLateConfigMap(t *testing.T, c *cluster) {
+	c.apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: late-cm}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: cfg, configMap: {name: late}}]
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"], volumeMounts: [{name: cfg, mountPath: /cfg}]}
+`)
+	c.waitEvent("default", "late-cm", "FailedMount", 20*time.Second)
+	if p := c.waitPod("default", "late-cm", 10*time.Second, "ContainerCreating", func(p *corev1.Pod) bool {
+		return waitingReason(p, "c") == "ContainerCreating"
+	}); p.Status.Phase != corev1.PodPending {
+		t.Errorf("phase = %s, want Pending", p.Status.Phase)
+	}
+	c.must("create", "configmap", "late", "--from-literal=greeting=hello")
+	c.waitPod("default", "late-cm", 15*time.Second, "Running", running)
+	if got := c.must("exec", "late-cm", "--", "cat", "/cfg/greeting"); got != "hello" {
+		t.Errorf("/cfg/greeting = %q, want hello", got)
+	}
+	c.must("delete", "pod", "late-cm", "--grace-period=1")
+	c.must("delete", "configmap", "late")
 }
 
 func testProbes(t *testing.T, c *cluster) {
