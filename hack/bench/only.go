@@ -37,6 +37,9 @@ func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string
 			printFigures(rt+": kubectl apply → Running", took)
 			return c.deleteAll(ctx)
 		}()
+		if err != nil {
+			logf("peapod server log (tail):\n%s", c.tail())
+		}
 		c.stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", rt, err)

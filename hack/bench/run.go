@@ -35,6 +35,7 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		logf("peapod (%s): %s", rt, name)
 		if err := f(); err != nil {
 			b.r.errorf("peapod %s (%s): %v", name, rt, err)
+			logf("peapod server log (tail):\n%s", c.tail())
 		}
 		if err := c.deleteAll(ctx); err != nil {
 			b.r.errorf("peapod %s (%s): cleanup: %v", name, rt, err)
