@@ -162,8 +162,10 @@ func TestSignalExitAndNamespaces(t *testing.T) {
 	if l := readLog(t, req.LogPath); len(l) != 1 || !strings.HasSuffix(l[0], " stdout F podhost") {
 		t.Fatalf("log = %q", l)
 	}
-	// The same ID may be launched again once exited.
-	_, req2 := shLaunch(t, c, dir, "sleeper", `exit 0`)
+	// The same ID may be launched again once exited. The process outlives
+	// the test's launcher shell, which would otherwise reap it itself (a
+	// real runtime's `run -d` leaves that to pause).
+	_, req2 := shLaunch(t, c, dir, "sleeper", `/bin/busybox sleep 0.3; exit 0`)
 	if es := waitExit(t, req2.ExitPath); es.ExitCode != 0 {
 		t.Fatalf("relaunch exit = %+v", es)
 	}
