@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/peapod/peapod/internal/network"
 	"github.com/peapod/peapod/internal/network/netns"
@@ -59,7 +60,7 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	id = newID()
 	unlock := r.lockSandbox(id)
 	defer unlock()
-	if _, err := r.makeSandbox(ctx, id, r.sandboxDir(id), &p); err != nil {
+	if err := r.makeSandbox(ctx, id, r.sandboxDir(id), &p); err != nil {
 		r.forgetSandbox(id)
 		return id, err
 	}
@@ -74,22 +75,49 @@ type podPlan struct {
 	resolv         []byte
 }
 
+// writeFiles writes the pod's /etc/hostname, /etc/hosts (which needs its
+// IPs) and /etc/resolv.conf into the sandbox directory dir.
+func (p *podPlan) writeFiles(dir string, ips []string) error {
+	err := podfiles.Write(dir, map[string][]byte{
+		"hostname":    []byte(p.hostname + "\n"),
+		"resolv.conf": p.resolv,
+		"hosts":       podfiles.Hosts(p.pod, ips, p.hostname, p.fqdn),
+	})
+	if err != nil {
+		return fmt.Errorf("write pod files: %w", err)
+	}
+	return nil
+}
+
+// indexPod records that sandbox id belongs to the pod with that UID.
+func (r *Runtime) indexPod(uid types.UID, id string) {
+	r.mu.Lock()
+	r.byPod[string(uid)] = append(r.byPod[string(uid)], id)
+	r.mu.Unlock()
+}
+
+// rollBack tears down a sandbox whose creation failed, on a fresh context
+// since the caller's may be what failed.
+func (r *Runtime) rollBack(ctx context.Context, rec *sandboxRecord, dir string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := r.teardownSandbox(cctx, rec, dir, 0); err != nil {
+		r.log.Error("roll back failed sandbox", "sandbox", rec.ID, "err", err)
+	}
+}
+
 // makeSandbox creates sandbox id in dir for p's pod, or, with p nil, a warm
 // sandbox that has everything but what is the pod's own (hostname, /etc
 // files, volumes). The caller holds the sandbox's lock. On error
 // everything already made is torn down again.
-func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (rec *sandboxRecord, retErr error) {
+func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (retErr error) {
 	log := r.log.With("sandbox", id)
 	if err := os.MkdirAll(filepath.Join(dir, "containers"), 0o700); err != nil {
-		return nil, fmt.Errorf("create sandbox dir: %w", err)
+		return fmt.Errorf("create sandbox dir: %w", err)
 	}
-	rec = &sandboxRecord{
-		ID:        id,
-		CreatedAt: time.Now(),
-		Cgroup:    r.podCgroup(id),
-		NetNSPath: filepath.Join(r.cfg.NetNSDir, "peapod-"+id),
-		Warm:      p == nil,
-	}
+	rec := r.bareRecord(id)
+	rec.CreatedAt = time.Now()
+	rec.Warm = p == nil
 	info := network.PodInfo{}
 	if p != nil {
 		log = log.With("pod", p.pod.Namespace+"/"+p.pod.Name)
@@ -102,35 +130,22 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 	// The record is saved before each resource is acquired, so a crash or
 	// an error at any step leaves enough on disk to tear the rest down.
 	defer func() {
-		if retErr == nil {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		if err := r.teardownSandbox(cctx, rec, dir, 0); err != nil {
-			log.Error("roll back failed sandbox", "err", err)
+		if retErr != nil {
+			r.rollBack(ctx, rec, dir)
 		}
 	}()
 	if err := saveSandboxAt(dir, rec); err != nil {
-		return rec, err
+		return err
 	}
 	if p != nil {
-		r.mu.Lock()
-		r.byPod[string(p.pod.UID)] = append(r.byPod[string(p.pod.UID)], id)
-		r.mu.Unlock()
+		r.indexPod(p.pod.UID, id)
 	}
 	t0 := time.Now()
 	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
-		return rec, fmt.Errorf("create network namespace: %w", err)
+		return fmt.Errorf("create network namespace: %w", err)
 	}
 	if err := mountShm(filepath.Join(dir, "shm")); err != nil {
-		return rec, err
-	}
-	if p != nil {
-		files := map[string][]byte{"hostname": []byte(p.hostname + "\n"), "resolv.conf": p.resolv}
-		if err := podfiles.Write(dir, files); err != nil {
-			return rec, fmt.Errorf("write pod files: %w", err)
-		}
+		return err
 	}
 
 	t1 := time.Now()
@@ -142,14 +157,14 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		SharePID:  rec.SharePID,
 	})
 	if err != nil {
-		return rec, fmt.Errorf("start pause: %w", err)
+		return fmt.Errorf("start pause: %w", err)
 	}
 	rec.Pause = *proc
 	// A network teardown is already owed: CNI may allocate an IP even when
 	// ADD fails, so the record says "network" before ADD runs.
 	rec.Network = &network.Result{}
 	if err := saveSandboxAt(dir, rec); err != nil {
-		return rec, err
+		return err
 	}
 
 	// Three independent steps at once: moving pause into the pod cgroup
@@ -194,33 +209,33 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		rec.Volumes = vols.Paths
 	}
 	if err := saveSandboxAt(dir, rec); err != nil {
-		return rec, err
+		return err
 	}
 	switch {
 	case cgroupErr != nil:
-		return rec, fmt.Errorf("place pause in the pod cgroup: %w", cgroupErr)
+		return fmt.Errorf("place pause in the pod cgroup: %w", cgroupErr)
 	case netErr != nil:
-		return rec, fmt.Errorf("set up pod network: %w", netErr)
+		return fmt.Errorf("set up pod network: %w", netErr)
 	case volErr != nil:
-		return rec, fmt.Errorf("set up volumes: %w", volErr)
+		return fmt.Errorf("set up volumes: %w", volErr)
 	}
 	if p != nil {
-		if err := podfiles.Write(dir, map[string][]byte{"hosts": podfiles.Hosts(p.pod, podIPs(res), p.hostname, p.fqdn)}); err != nil {
-			return rec, fmt.Errorf("write hosts file: %w", err)
+		if err := p.writeFiles(dir, podIPs(res)); err != nil {
+			return err
 		}
 	}
 	rec.Ready = true
 	if err := saveSandboxAt(dir, rec); err != nil {
-		return rec, err
+		return err
 	}
 	if p == nil {
 		log.Debug("warm sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "took", time.Since(t0))
-		return rec, nil
+		return nil
 	}
 	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath,
 		"took", time.Since(t0), "netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1),
 		"cgroupTook", cgroupTook, "networkTook", netTook, "volumesTook", vTook)
-	return rec, nil
+	return nil
 }
 
 // podInfo is what CNI is told about a pod: its identity and hostPorts.

@@ -112,14 +112,14 @@ func (r *View) containerDir(sandboxID, id string) string {
 }
 
 func (r *View) loadSandbox(id string) (*sandboxRecord, error) {
-	var rec sandboxRecord
-	if err := readJSON(filepath.Join(r.sandboxDir(id), sandboxFile), &rec); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
-		}
+	rec, err := loadSandboxAt(r.sandboxDir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("load sandbox %s: %w", id, err)
 	}
-	return &rec, nil
+	return rec, nil
 }
 
 func (r *View) saveSandbox(rec *sandboxRecord) error {

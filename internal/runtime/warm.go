@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/peapod/peapod/internal/runtime/podfiles"
 )
 
 // The warm pool keeps sandboxes made ahead of any pod: network namespace,
@@ -67,6 +65,10 @@ func (p *warmPool) take() (string, bool) {
 	}
 	id := p.ready[0]
 	p.ready = p.ready[1:]
+	select { // forget a start from before this take
+	case <-p.started:
+	default:
+	}
 	select {
 	case p.refill <- struct{}{}:
 	default:
@@ -140,10 +142,6 @@ func (r *Runtime) RunWarmPool(ctx context.Context) error {
 		case <-r.warm.refill:
 		}
 		select {
-		case <-r.warm.started: // a start from before the take
-		default:
-		}
-		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.warm.started:
@@ -157,7 +155,7 @@ func (r *Runtime) makeWarm(ctx context.Context, id string) error {
 		return fmt.Errorf("create warm sandbox dir: %w", err)
 	}
 	unlock := r.lockSandbox(id)
-	_, err := r.makeSandbox(ctx, id, r.warmDir(id), nil)
+	err := r.makeSandbox(ctx, id, r.warmDir(id), nil)
 	unlock()
 	if err != nil {
 		r.forgetSandbox(id)
@@ -236,22 +234,15 @@ func (r *Runtime) takeWarm(ctx context.Context, p podPlan) (id string, ok bool, 
 		if rec == nil {
 			rec = r.bareRecord(id)
 		}
-		if err := r.teardownSandbox(ctx, rec, from, 0); err != nil {
-			r.log.Warn("remove warm sandbox", "sandbox", id, "err", err)
-		}
+		r.rollBack(ctx, rec, from)
 		r.forgetSandbox(id)
 		return "", false, nil
 	}
 	defer func() {
-		if err == nil {
-			return
+		if err != nil {
+			r.rollBack(ctx, rec, dir)
+			r.forgetSandbox(id)
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		if terr := r.teardownSandbox(cctx, rec, dir, 0); terr != nil {
-			r.log.Error("roll back failed sandbox", "sandbox", id, "err", terr)
-		}
-		r.forgetSandbox(id)
 	}()
 	rec.Warm, rec.Ready = false, false
 	rec.Pod = p.pod.DeepCopy()
@@ -261,9 +252,7 @@ func (r *Runtime) takeWarm(ctx context.Context, p podPlan) (id string, ok bool, 
 	if err := r.saveSandbox(rec); err != nil {
 		return id, true, err
 	}
-	r.mu.Lock()
-	r.byPod[string(p.pod.UID)] = append(r.byPod[string(p.pod.UID)], id)
-	r.mu.Unlock()
+	r.indexPod(p.pod.UID, id)
 
 	// The volumes (a token request for projected ones) are the slow part;
 	// the hostname and /etc files go alongside.
@@ -274,14 +263,9 @@ func (r *Runtime) takeWarm(ctx context.Context, p podPlan) (id string, ok bool, 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if nameErr = setHostname(rec.Pause.PID, p.hostname); nameErr != nil {
-			return
+		if nameErr = setHostname(rec.Pause.PID, p.hostname); nameErr == nil {
+			nameErr = p.writeFiles(dir, podIPs(rec.Network))
 		}
-		nameErr = podfiles.Write(dir, map[string][]byte{
-			"hostname":    []byte(p.hostname + "\n"),
-			"resolv.conf": p.resolv,
-			"hosts":       podfiles.Hosts(p.pod, podIPs(rec.Network), p.hostname, p.fqdn),
-		})
 	}()
 	vols, volErr := r.volumes.Setup(ctx, dir, p.pod)
 	wg.Wait()
