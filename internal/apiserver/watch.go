@@ -117,10 +117,15 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// burst goes out in one write. It must also run after a filtered-out
 	// event: otherwise an event written while others were queued waits for
 	// the next visible one, which may never come.
-	flush := func() {
-		if unflushed && len(events) == 0 && flusher != nil {
+	flushNow := func() {
+		if flusher != nil {
 			flusher.Flush()
-			unflushed = false
+		}
+		unflushed = false
+	}
+	flush := func() {
+		if unflushed && len(events) == 0 {
+			flushNow()
 		}
 	}
 	bookmark := func(rev int64, initialEnd bool) error {
@@ -142,9 +147,7 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 			return nil
 		}
 	}
-	if flusher != nil {
-		flusher.Flush()
-	}
+	flushNow()
 	lastRev := startRev
 	tick := time.NewTicker(a.bookmarkInterval)
 	defer tick.Stop()
@@ -157,9 +160,7 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 				if err := bookmark(lastRev, false); err != nil {
 					return nil
 				}
-				if flusher != nil {
-					flusher.Flush()
-				}
+				flushNow()
 			}
 		case ev, ok := <-events:
 			if !ok {
@@ -171,9 +172,7 @@ func (a *api) handleWatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 					st = statusFor(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d", startRev)))
 				}
 				send(watch.Error, st)
-				if flusher != nil {
-					flusher.Flush()
-				}
+				flushNow()
 				return nil
 			}
 			lastRev = ev.KV.Revision
