@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/peapod/peapod/internal/testutil"
 
 	"golang.org/x/sys/unix"
@@ -24,23 +25,19 @@ func emptyDir(name string, medium corev1.StorageMedium, limit string) corev1.Vol
 }
 
 // tmpfsAt returns the tmpfs mounts at exactly path (stacked ones counted).
-func tmpfsAt(t *testing.T, path string) []mountInfo {
+func tmpfsAt(t *testing.T, path string) []*mountinfo.Info {
 	t.Helper()
 	real, err := realPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	infos, err := readMountInfo()
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != real || m.FSType != "tmpfs", false
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []mountInfo
-	for _, mi := range infos {
-		if mi.mountPoint == real && mi.fsType == "tmpfs" {
-			out = append(out, mi)
-		}
-	}
-	return out
+	return mounts
 }
 
 func fsSize(t *testing.T, path string) int64 {

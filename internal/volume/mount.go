@@ -9,27 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountInfo is one line of /proc/self/mountinfo.
-type mountInfo struct {
-	mountPoint string
-	fsType     string
-	options    string // super options
-}
-
-// readMountInfo lists the mounts in /proc/self/mountinfo order (parents
-// before children), read by moby's parser as runc and containerd read it.
-func readMountInfo() ([]mountInfo, error) {
-	mounts, err := mountinfo.GetMounts(nil)
-	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	out := make([]mountInfo, 0, len(mounts))
-	for _, m := range mounts {
-		out = append(out, mountInfo{mountPoint: m.Mountpoint, fsType: m.FSType, options: m.VFSOptions})
-	}
-	return out, nil
-}
-
 // mountsUnder returns the mount points at or below dir, deepest (latest
 // mounted) first, so unmounting in order never hits a busy parent.
 func mountsUnder(dir string) ([]string, error) {
