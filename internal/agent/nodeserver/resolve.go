@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/runtime"
 )
 
@@ -148,7 +149,8 @@ func (s *Server) logFile(ctx context.Context, namespace, pod, container string, 
 // newest <attempt>.log of the container in the pod's newest log dir (or
 // the one before it, with previous).
 func (s *Server) finishedLogFile(namespace, pod, container string, previous bool) (*logSource, error) {
-	dirs, _ := filepath.Glob(filepath.Join(s.rt.DataDir(), "logs", namespace+"_"+pod+"_*"))
+	// Every UID the pod's name has had; names are DNS labels, no glob characters.
+	dirs, _ := filepath.Glob(config.PathsFor(s.rt.DataDir()).PodLogs(namespace, pod, "*"))
 	var newest string
 	var newestTime int64
 	for _, d := range dirs {
