@@ -58,7 +58,7 @@ func writeDefault(path string) error {
 	}
 	header := []byte("# Encryption at rest for peapod's API (kube-apiserver's EncryptionConfiguration).\n" +
 		"# Generated once; to rotate, put a new key first, restart, rewrite every Secret, drop the old key\n" +
-		"# (docs/architecture.md, \"Encryption at rest\"). Losing this file loses every Secret.\n")
+		"# (docs/architecture.md, \"The state store and its keys\"). Losing this file loses every Secret.\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write encryption config: %w", err)
 	}
