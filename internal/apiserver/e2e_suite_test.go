@@ -37,7 +37,7 @@ var kubectlSuite = []struct {
 // leader and showing that kubectl reads, writes and watches still work.
 func TestEndToEndKubectlSuite(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed")
+		t.Fatalf("kubectl is not on PATH: this suite drives the installed kubectl: %v", err)
 	}
 	t.Run("embedded", func(t *testing.T) {
 		start := func(t *testing.T) (*Server, func()) { return startServer(t, tempDir(t)) }
@@ -46,9 +46,7 @@ func TestEndToEndKubectlSuite(t *testing.T) {
 		}
 	})
 	t.Run("external-etcd-3", func(t *testing.T) {
-		if _, err := os.Stat(etcdBinary); err != nil {
-			t.Skip("etcd not installed")
-		}
+		requireEtcd(t)
 		dir := tempDir(t)
 		tlsFiles := writeEtcdTLS(t, dir)
 		members := startEtcdCluster(t, dir, &tlsFiles)

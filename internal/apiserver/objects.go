@@ -84,15 +84,24 @@ func storageError(err error, res *Resource, name string) error {
 
 // getObject reads one object.
 func (a *api) getObject(ctx context.Context, res *Resource, ns, name string) (runtime.Object, int64, error) {
+	obj, rev, _, err := a.getStored(ctx, res, ns, name)
+	return obj, rev, err
+}
+
+// getStored reads one object and says whether its stored value is stale:
+// sealed by an encryption key other than the one that writes now (or
+// stored before encryption), so that an update rewrites it even when the
+// object did not change, as kube-apiserver does.
+func (a *api) getStored(ctx context.Context, res *Resource, ns, name string) (runtime.Object, int64, bool, error) {
 	kv, err := a.store.Get(ctx, res.key(ns, name))
 	if err != nil {
-		return nil, 0, storageError(err, res, name)
+		return nil, 0, false, storageError(err, res, name)
 	}
 	obj, err := a.fromStorageAs(res, kv.Value, kv.Revision)
 	if err != nil {
-		return nil, 0, apierrors.NewInternalError(err)
+		return nil, 0, false, apierrors.NewInternalError(err)
 	}
-	return obj, kv.Revision, nil
+	return obj, kv.Revision, kv.Stale, nil
 }
 
 // selector is a parsed label and field selector.

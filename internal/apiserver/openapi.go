@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
+	"google.golang.org/protobuf/proto"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -16,10 +19,25 @@ import (
 // query parameters the server supports. It is enough for kubectl to learn
 // that the server validates fields itself (fieldValidation), so it skips
 // client-side schema validation; it carries no schemas.
+//
+// /openapi/v2 is one empty document (no paths, no definitions): kubectl
+// still reads v2 to validate the items of a List client-side (`kubectl
+// replace -f` of `kubectl get ... -o json`, as the key rotation in
+// docs/architecture.md does); finding no schema for a kind, it skips that
+// and the server validates each object. Without it, kubectl refuses Lists.
 type openAPI struct {
-	index []byte
-	docs  map[string][]byte // "api/v1" -> document
+	index  []byte
+	docs   map[string][]byte // "api/v1" -> document
+	v2pb   []byte            // the v2 document as kubectl asks for it
+	v2json []byte
 }
+
+// The v2 protobuf media type as clients ask for it, and as kube-openapi
+// answers it ("@" is not valid in a Content-Type).
+const (
+	openAPIV2ProtobufAsked    = "com.github.proto-openapi.spec.v2@v1.0+protobuf"
+	openAPIV2ProtobufAnswered = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+)
 
 func newOpenAPI(a *api) *openAPI {
 	o := &openAPI{docs: map[string][]byte{}}
@@ -39,6 +57,9 @@ func newOpenAPI(a *api) *openAPI {
 		index["paths"][key] = ref{URL: "/openapi/v3/" + key + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
 	}
 	o.index, _ = json.Marshal(index)
+	info := &openapi_v2.Info{Title: "Kubernetes", Version: gitVersion}
+	o.v2pb, _ = proto.Marshal(&openapi_v2.Document{Swagger: "2.0", Info: info, Paths: &openapi_v2.Paths{}})
+	o.v2json, _ = json.Marshal(map[string]interface{}{"swagger": "2.0", "info": map[string]string{"title": info.Title, "version": info.Version}, "paths": map[string]interface{}{}})
 	return o
 }
 
@@ -78,6 +99,16 @@ func (o *openAPI) document(a *api, gv schema.GroupVersion, key string) map[strin
 }
 
 func (o *openAPI) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.TrimSuffix(r.URL.Path, "/") == "/openapi/v2" {
+		if prefersOpenAPIProtobuf(r.Header.Get("Accept")) {
+			w.Header().Set("Content-Type", openAPIV2ProtobufAnswered)
+			w.Write(o.v2pb)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(o.v2json)
+		return
+	}
 	p := strings.TrimPrefix(r.URL.Path, "/openapi/v3")
 	p = strings.Trim(p, "/")
 	var data []byte
@@ -95,4 +126,25 @@ func (o *openAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(data)
+}
+
+// prefersOpenAPIProtobuf reports whether the Accept header ranks the v2
+// protobuf type above JSON (highest q wins, then the first listed).
+func prefersOpenAPIProtobuf(accept string) bool {
+	best, bestQ := "", -1.0
+	for _, item := range strings.Split(accept, ",") {
+		parts := strings.Split(strings.TrimSpace(item), ";")
+		mt, q := strings.TrimSpace(parts[0]), 1.0
+		for _, p := range parts[1:] {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "q="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		if q > bestQ && q > 0 {
+			best, bestQ = mt, q
+		}
+	}
+	return best == "application/"+openAPIV2ProtobufAsked || best == openAPIV2ProtobufAnswered
 }

@@ -149,10 +149,11 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 // carries over what clients may not change, validates and writes it with
 // the read revision as precondition. A conflict is retried when the
 // caller did not pin a resourceVersion. An unchanged object is not
-// written (its resourceVersion stays).
+// written (its resourceVersion stays), unless its stored value is stale
+// (encrypted with a key being rotated out): then it is rewritten.
 func (a *api) update(ctx context.Context, res *Resource, ns, name string, statusOnly, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
 	for attempt := 0; ; attempt++ {
-		old, rev, err := a.getObject(ctx, res, ns, name)
+		old, rev, stale, err := a.getStored(ctx, res, ns, name)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +197,7 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 			return nil, apierrors.NewInternalError(err)
 		}
 		oldData, _ := a.toStorageAs(res, old)
-		if bytes.Equal(newData, oldData) || dryRun {
+		if (bytes.Equal(newData, oldData) && !stale) || dryRun {
 			runIf(undo)
 			return obj, nil
 		}

@@ -8,8 +8,9 @@
 // Usage:
 //
 //  1. Fill a Config (DataDir at least) and call New: it creates or reuses
-//     the PKI in <data-dir>/pki, opens storage (embedded etcd in
-//     <data-dir>/etcd unless EtcdServers is set) and builds the handler.
+//     the PKI in <data-dir>/pki (the etcd CA and the encryption key
+//     included), opens storage (embedded etcd in <data-dir>/etcd unless
+//     EtcdServers is set) and builds the handler.
 //  2. Call Serve(ctx) (or Run(ctx, cfg) for both steps): it listens, seeds
 //     the system namespaces, writes <data-dir>/admin.kubeconfig, closes
 //     Ready() and serves until ctx is cancelled, then shuts down.
@@ -29,6 +30,12 @@
 // ServiceAccountAuthorizer allows. Nodes join
 // with a bootstrap token through JoinNode (node_credentials.go); pods/log,
 // exec, attach and portforward are proxied to the pod's node (proxy.go).
+//
+// The state: the embedded etcd is reached only over TLS with a client
+// certificate from its own CA (pki_etcd.go), on a unix socket; an external
+// one with the --etcd-* files. Secrets (or whatever an
+// EncryptionConfiguration names) are encrypted before they are stored
+// (encryption.go, internal/storage/encryption).
 package apiserver
 
 import (
@@ -60,8 +67,15 @@ type Config struct {
 	Listen string
 	// EtcdServers selects an external etcd cluster instead of the embedded one.
 	EtcdServers []string
-	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the external etcd connection.
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the external etcd
+	// connection (kube-apiserver's --etcd-cafile, --etcd-certfile,
+	// --etcd-keyfile). The embedded etcd uses the server's own etcd PKI.
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// EncryptionProviderConfig is an apiserver.config.k8s.io/v1
+	// EncryptionConfiguration file (kube-apiserver's
+	// --encryption-provider-config). Empty: <data-dir>/pki/encryption-config.yaml,
+	// written with a fresh key on first start, encrypts Secrets.
+	EncryptionProviderConfig string
 	// TokenFile is an optional static token file (token,user,uid,"groups").
 	TokenFile string
 	// ExtraSANs are added to the serving certificate.
@@ -134,6 +148,13 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if s.pki, err = LoadOrCreatePKI(filepath.Join(cfg.DataDir, "pki"), dedupe(sans)); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
+	if err := checkEtcdFlags(cfg); err != nil {
+		return nil, err
+	}
+	encryptionCfg, err := loadEncryption(cfg.EncryptionProviderConfig, s.pki.Dir)
+	if err != nil {
+		return nil, err
+	}
 	if len(cfg.EtcdServers) > 0 {
 		st, err := storage.NewEtcd(ctx, storage.EtcdConfig{Endpoints: cfg.EtcdServers,
 			CAFile: cfg.EtcdCAFile, CertFile: cfg.EtcdCertFile, KeyFile: cfg.EtcdKeyFile})
@@ -142,7 +163,11 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		}
 		s.store = st
 	} else {
-		e, err := storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), storage.EmbeddedOptions{})
+		etcdTLS, err := LoadOrCreateEtcdPKI(s.pki.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		e, err := storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), storage.EmbeddedOptions{TLS: etcdTLS})
 		if err != nil {
 			return nil, err
 		}
@@ -187,6 +212,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if cfg.DefaultTolerationSeconds > 0 {
 		enableDefaultTolerationSeconds(s.api, cfg.DefaultTolerationSeconds)
 	}
+	if err := s.api.encryptAtRest(encryptionCfg); err != nil {
+		return nil, err
+	}
 	secrets := s.api.resourceFor("", "v1", "secrets")
 	bootstrap.Lookup = func(ctx context.Context, id string) (*corev1.Secret, error) {
 		obj, _, err := s.api.getObject(ctx, secrets, metav1.NamespaceSystem, BootstrapTokenSecretPrefix+id)
@@ -201,6 +229,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	}
 	s.handler = &front{api: s.api, pki: s.pki, proxy: newNodeProxy(s.api, s.pki)}
 	return s, nil
+}
+
+// checkEtcdFlags refuses etcd TLS settings that cannot do what they say.
+func checkEtcdFlags(cfg Config) error {
+	if (cfg.EtcdCertFile == "") != (cfg.EtcdKeyFile == "") {
+		return errors.New("--etcd-certfile and --etcd-keyfile go together: give both or neither")
+	}
+	if len(cfg.EtcdServers) == 0 && (cfg.EtcdCAFile != "" || cfg.EtcdCertFile != "") {
+		return errors.New("--etcd-cafile, --etcd-certfile and --etcd-keyfile need --etcd-servers: the embedded etcd uses the server's own etcd PKI")
+	}
+	return nil
 }
 
 // Run creates a server from cfg and serves until ctx is cancelled.

@@ -132,12 +132,21 @@ func (m *etcdMember) stop() {
 	<-m.done
 }
 
-func TestExternalEtcdCluster(t *testing.T) {
+// requireEtcd fails the test when Debian's etcd, which the external-etcd
+// tests run, is missing: `make setup` installs it (etcd-server).
+func requireEtcd(t *testing.T) {
+	t.Helper()
 	if _, err := os.Stat(etcdBinary); err != nil {
-		t.Skip("etcd not installed")
+		t.Fatalf("%s is missing (Debian package etcd-server; `make setup` installs it): %v", etcdBinary, err)
 	}
-	// TLS is covered by the kubectl suite's cluster (TestEndToEndKubectlSuite).
-	for _, useTLS := range []bool{false} {
+}
+
+// TestExternalEtcdCluster runs the server on a three-member cluster of
+// Debian's etcd, in plain HTTP and over TLS with client certificates
+// (--etcd-cafile, --etcd-certfile, --etcd-keyfile), and loses the leader.
+func TestExternalEtcdCluster(t *testing.T) {
+	requireEtcd(t)
+	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			dir := tempDir(t)
 			var tlsFiles *etcdTLS
@@ -158,6 +167,9 @@ func TestExternalEtcdCluster(t *testing.T) {
 			t.Cleanup(stop)
 			admin, _ := clientFor(t, s.Kubeconfig())
 			bg := context.Background()
+			if useTLS {
+				testExternalEtcdTLS(t, s, members, tlsFiles)
+			}
 			cm := func(name string) *corev1.ConfigMap {
 				return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"k": name}}
 			}
@@ -275,4 +287,31 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// testExternalEtcdTLS: the members refuse a client without a certificate,
+// the server's own connection works, and Secrets reach the external
+// etcd encrypted.
+func testExternalEtcdTLS(t *testing.T, s *Server, members []*etcdMember, tlsFiles *etcdTLS) {
+	t.Helper()
+	ctx := context.Background()
+	noCert, err := storage.NewEtcd(ctx, storage.EtcdConfig{Endpoints: []string{members[0].clientURL}, CAFile: tlsFiles.ca, DialTimeout: 2 * time.Second})
+	if err == nil {
+		noCert.Close()
+		t.Fatal("the TLS cluster accepted a client without a certificate")
+	}
+	admin, _ := clientFor(t, s.Kubeconfig())
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "external"}, StringData: map[string]string{"v": "external-etcd-secret"}}
+	if _, err := admin.CoreV1().Secrets("default").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := s.store.Get(ctx, "/registry/secrets/default/external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSealed(t, kv.Value, defaultPrefix, "external-etcd-secret")
+	got, err := admin.CoreV1().Secrets("default").Get(ctx, "external", metav1.GetOptions{})
+	if err != nil || string(got.Data["v"]) != "external-etcd-secret" {
+		t.Fatalf("read back: %v %v", got, err)
+	}
 }

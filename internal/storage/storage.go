@@ -43,6 +43,11 @@ type KV struct {
 	Value []byte
 	// Revision is the store revision of the last write to this key.
 	Revision int64
+	// Stale is set by the encrypting Store (storage/encryption) when the
+	// value was sealed by a key other than the one that writes now, or
+	// stored before encryption: writing it back, even unchanged, moves it
+	// to the current key.
+	Stale bool
 }
 
 // ListOptions narrows a List.

@@ -30,7 +30,7 @@ func startEtcd(t *testing.T) (*Embedded, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e, err := StartEmbedded(context.Background(), dir, EmbeddedOptions{})
+	e, err := StartEmbedded(context.Background(), dir, EmbeddedOptions{TLS: writeTestTLS(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,8 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx := context.Background()
-	e, err := StartEmbedded(ctx, dir, EmbeddedOptions{})
+	tlsFiles := writeTestTLS(t, dir)
+	e, err := StartEmbedded(ctx, dir, EmbeddedOptions{TLS: tlsFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	}
 	e.Close()
 	e.Close() // idempotent
-	e2, err := StartEmbedded(ctx, dir, EmbeddedOptions{})
+	e2, err := StartEmbedded(ctx, dir, EmbeddedOptions{TLS: tlsFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
