@@ -69,7 +69,7 @@ type Agent struct {
 	// podStore is the informer's view of the pods bound to this node,
 	// set once Run has synced it (under mu).
 	podStore cache.Store
-	wg      sync.WaitGroup
+	wg       sync.WaitGroup
 }
 
 // New makes an agent for the node whose runtime is rt.
