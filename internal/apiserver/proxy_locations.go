@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // errAddressNotAllowed is kube-apiserver's refusal of a backend address.
@@ -61,11 +65,11 @@ func podLocation(pod *corev1.Pod, scheme, port string, allowed func(net.IP) erro
 // serviceLocation is where services/proxy sends a request for a Service,
 // as kube-apiserver's service ResourceLocation decides: a port number is
 // first turned into the name of the Service port that has it; then a
-// random ready address of a random subset serving the port of that name
-// (the only port of a one-port Service has the name ""), at that port's
-// target port. id is the request's [SCHEME:]NAME[:PORT], for messages;
-// pick(n) chooses in [0, n). Pure.
-func serviceLocation(svc *corev1.Service, subsets []corev1.EndpointSubset, id, scheme, port string, pick func(int) int) (*url.URL, error) {
+// random ready endpoint of a random slice serving the port of that name
+// (the only port of a one-port Service may have the name ""), at that
+// port's number, the target port. id is the request's
+// [SCHEME:]NAME[:PORT], for messages; pick(n) chooses in [0, n). Pure.
+func serviceLocation(svc *corev1.Service, eps []discoveryv1.EndpointSlice, id, scheme, port string, pick func(int) int) (*url.URL, error) {
 	if n, err := strconv.ParseInt(port, 10, 64); err == nil {
 		found := false
 		for _, sp := range svc.Spec.Ports {
@@ -78,21 +82,27 @@ func serviceLocation(svc *corev1.Service, subsets []corev1.EndpointSubset, id, s
 			return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("no service port %d found for service %q", n, svc.Name))
 		}
 	}
-	if len(subsets) == 0 {
+	if !slices.ContainsFunc(eps, func(s discoveryv1.EndpointSlice) bool { return len(s.Endpoints) > 0 }) {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("no endpoints available for service %q", svc.Name))
 	}
-	first := pick(len(subsets))
-	for i := range subsets {
-		ss := &subsets[(first+i)%len(subsets)]
-		if len(ss.Addresses) == 0 {
-			continue
-		}
-		for _, p := range ss.Ports {
-			if p.Name != port {
+	first := pick(len(eps))
+	for i := range eps {
+		s := &eps[(first+i)%len(eps)]
+		for _, p := range s.Ports {
+			if ptr.Deref(p.Name, "") != port || p.Port == nil {
 				continue
 			}
-			addr := ss.Addresses[pick(len(ss.Addresses))]
-			return &url.URL{Scheme: scheme, Host: net.JoinHostPort(addr.IP, strconv.Itoa(int(p.Port)))}, nil
+			var ready []string
+			for _, e := range s.Endpoints {
+				if ptr.Deref(e.Conditions.Ready, true) && len(e.Addresses) > 0 {
+					ready = append(ready, e.Addresses[0])
+				}
+			}
+			if len(ready) == 0 {
+				continue
+			}
+			addr := ready[pick(len(ready))]
+			return &url.URL{Scheme: scheme, Host: net.JoinHostPort(addr, strconv.Itoa(int(*p.Port)))}, nil
 		}
 	}
 	return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("no endpoints available for service %q", id))
@@ -155,29 +165,30 @@ func nodeLocation(ctx context.Context, node *corev1.Node, scheme, port string, a
 	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}, false, nil
 }
 
-// EndpointsResolver finds a Service's backends, grouped as an Endpoints
-// object's subsets: ready addresses in Addresses, the others in
-// NotReadyAddresses, each port named as the Service port it serves, at
-// the target port. Implementations must be safe for concurrent use.
+// EndpointsResolver finds a Service's endpoints, as EndpointSlices
+// (those labelled kubernetes.io/service-name=<service>): every port
+// named as the Service port it serves, numbered with the target port;
+// endpoints' Ready condition says which may take traffic.
+// Implementations must be safe for concurrent use.
 //
-// peapod has no Endpoints or EndpointSlice controller yet: selectorEndpoints
-// derives the subsets from the Service's selector and the pods. Once
-// EndpointSlices are maintained, an implementation reading them replaces it
-// here, and services/proxy follows.
+// peapod has no EndpointSlice controller yet: selectorEndpoints derives
+// the slices from the Service's selector and the pods. Once EndpointSlices
+// are maintained, an implementation listing them replaces it here, and
+// services/proxy follows.
 type EndpointsResolver interface {
-	Endpoints(ctx context.Context, svc *corev1.Service) ([]corev1.EndpointSubset, error)
+	Endpoints(ctx context.Context, svc *corev1.Service) ([]discoveryv1.EndpointSlice, error)
 }
 
 // selectorEndpoints resolves a Service's endpoints from its selector and
-// the stored pods, as the endpoints controller would.
+// the stored pods, as the EndpointSlice controller would.
 type selectorEndpoints struct{ a *api }
 
 var _ EndpointsResolver = selectorEndpoints{}
 
 // Endpoints implements EndpointsResolver.
-func (s selectorEndpoints) Endpoints(ctx context.Context, svc *corev1.Service) ([]corev1.EndpointSubset, error) {
+func (s selectorEndpoints) Endpoints(ctx context.Context, svc *corev1.Service) ([]discoveryv1.EndpointSlice, error) {
 	if len(svc.Spec.Selector) == 0 {
-		return nil, nil // endpoints of a selector-less Service are the user's to write
+		return nil, nil // a selector-less Service's endpoints are the user's to write
 	}
 	sel := selector{labels: labels.SelectorFromSet(svc.Spec.Selector), fields: fields.Everything()}
 	res, err := s.a.listObjects(ctx, s.a.resourceFor("", "v1", "pods"), svc.Namespace, sel, 0, "", "", "")
@@ -188,45 +199,64 @@ func (s selectorEndpoints) Endpoints(ctx context.Context, svc *corev1.Service) (
 	for _, obj := range res.items {
 		pods = append(pods, obj.(*corev1.Pod))
 	}
-	return endpointSubsets(svc, pods), nil
+	return endpointSlices(svc, pods), nil
 }
 
-// endpointSubsets is what the endpoints controller makes of a Service's
-// selected pods: one subset per pod that has an IP and is neither
-// terminating nor finished, its address ready when the pod is Ready (or
-// the Service publishes not-ready addresses), with every Service port
-// whose target port the pod has. Pure.
-func endpointSubsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
-	var subsets []corev1.EndpointSubset
+// endpointSlices is what the EndpointSlice controller makes of a Service's
+// selected pods: an endpoint per pod that has an IP and has not finished,
+// in one slice per distinct set of ports (every Service port whose target
+// port the pod has). An endpoint is ready when its pod is Ready and not
+// terminating, or always when the Service publishes not-ready addresses.
+// Pure.
+func endpointSlices(svc *corev1.Service, pods []*corev1.Pod) []discoveryv1.EndpointSlice {
+	var out []discoveryv1.EndpointSlice
+	byPorts := map[string]int{} // the ports' key → index in out
 	for _, pod := range pods {
-		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil ||
-			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		ip := net.ParseIP(pod.Status.PodIP)
+		if ip == nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		var ports []corev1.EndpointPort
+		var ports []discoveryv1.EndpointPort
+		key := ""
 		for i := range svc.Spec.Ports {
 			sp := &svc.Spec.Ports[i]
 			n, err := findPort(pod, sp)
 			if err != nil {
 				continue
 			}
-			ports = append(ports, corev1.EndpointPort{Name: sp.Name, Port: int32(n), Protocol: protocolOrTCP(sp.Protocol), AppProtocol: sp.AppProtocol})
+			ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(sp.Name), Port: ptr.To(int32(n)),
+				Protocol: ptr.To(protocolOrTCP(sp.Protocol)), AppProtocol: sp.AppProtocol})
+			key += fmt.Sprintf("%s/%d/%s,", sp.Name, n, protocolOrTCP(sp.Protocol))
 		}
 		if len(ports) == 0 {
 			continue
 		}
-		nodeName := pod.Spec.NodeName
-		addr := corev1.EndpointAddress{IP: pod.Status.PodIP, NodeName: &nodeName,
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}}
-		ss := corev1.EndpointSubset{Ports: ports}
-		if podIsReady(pod) || svc.Spec.PublishNotReadyAddresses {
-			ss.Addresses = []corev1.EndpointAddress{addr}
-		} else {
-			ss.NotReadyAddresses = []corev1.EndpointAddress{addr}
+		family := discoveryv1.AddressTypeIPv4
+		if ip.To4() == nil {
+			family = discoveryv1.AddressTypeIPv6
 		}
-		subsets = append(subsets, ss)
+		key = string(family) + ":" + key
+		terminating := pod.DeletionTimestamp != nil
+		ready := svc.Spec.PublishNotReadyAddresses || (podIsReady(pod) && !terminating)
+		ep := discoveryv1.Endpoint{
+			Addresses: []string{pod.Status.PodIP},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(podIsReady(pod)),
+				Terminating: ptr.To(terminating)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+			NodeName:  ptr.To(pod.Spec.NodeName),
+		}
+		i, ok := byPorts[key]
+		if !ok {
+			i = len(out)
+			byPorts[key] = i
+			out = append(out, discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: svc.Namespace, Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name}},
+				AddressType: family, Ports: ports,
+			})
+		}
+		out[i].Endpoints = append(out[i].Endpoints, ep)
 	}
-	return subsets
+	return out
 }
 
 // findPort resolves a Service port's target port on a pod, as Kubernetes'

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -119,8 +120,8 @@ func readyPod(name, ip string, ready bool, ports ...corev1.ContainerPort) *corev
 	}
 }
 
-func TestEndpointSubsets(t *testing.T) {
-	svc := &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+func TestEndpointSlices(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
 		{Name: "http", Port: 80, TargetPort: intstr.FromString("web")},
 		{Name: "metrics", Port: 9100, TargetPort: intstr.FromInt32(9100)},
 		{Name: "udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromString("web")},
@@ -133,34 +134,43 @@ func TestEndpointSubsets(t *testing.T) {
 	sidecar := readyPod("sidecar", "10.0.0.6", true)
 	sidecar.Spec.InitContainers = []corev1.Container{{Name: "proxy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: 8443}}}}
-	got := endpointSubsets(svc, []*corev1.Pod{
+	got := endpointSlices(svc, []*corev1.Pod{
 		readyPod("a", "10.0.0.1", true, web),
 		readyPod("b", "10.0.0.2", false, web),
 		readyPod("no-ip", "", true, web),
 		terminating, done, sidecar,
 	})
-	if len(got) != 3 {
-		t.Fatalf("%d subsets, want 3 (a, b, sidecar): %+v", len(got), got)
+	// Pods with the same ports share a slice; the sidecar's port differs.
+	if len(got) != 2 || len(got[0].Endpoints) != 3 || len(got[1].Endpoints) != 1 {
+		t.Fatalf("slices %+v, want [a b terminating] [sidecar]", got)
 	}
-	a := got[0]
-	if len(a.Addresses) != 1 || a.Addresses[0].IP != "10.0.0.1" || a.Addresses[0].TargetRef.Name != "a" || len(a.NotReadyAddresses) != 0 {
-		t.Errorf("a: %+v", a)
+	s := got[0]
+	if s.AddressType != discoveryv1.AddressTypeIPv4 || s.Labels[discoveryv1.LabelServiceName] != "web" {
+		t.Errorf("slice meta: %v %v", s.AddressType, s.Labels)
 	}
 	// The named target port resolves to the container's TCP port; the
 	// UDP Service port finds no UDP port of that name.
-	wantPorts := []corev1.EndpointPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}, {Name: "metrics", Port: 9100, Protocol: corev1.ProtocolTCP}}
-	if len(a.Ports) != 2 || a.Ports[0] != wantPorts[0] || a.Ports[1] != wantPorts[1] {
-		t.Errorf("a's ports %+v, want %+v", a.Ports, wantPorts)
+	if len(s.Ports) != 2 || *s.Ports[0].Name != "http" || *s.Ports[0].Port != 8080 || *s.Ports[0].Protocol != corev1.ProtocolTCP ||
+		*s.Ports[1].Name != "metrics" || *s.Ports[1].Port != 9100 {
+		t.Errorf("ports %+v", s.Ports)
 	}
-	if b := got[1]; len(b.Addresses) != 0 || len(b.NotReadyAddresses) != 1 {
-		t.Errorf("b (not ready): %+v", b)
+	type cond struct{ ready, serving, terminating bool }
+	for i, want := range []struct {
+		ip string
+		c  cond
+	}{{"10.0.0.1", cond{true, true, false}}, {"10.0.0.2", cond{false, false, false}}, {"10.0.0.4", cond{false, true, true}}} {
+		e := s.Endpoints[i]
+		c := cond{*e.Conditions.Ready, *e.Conditions.Serving, *e.Conditions.Terminating}
+		if e.Addresses[0] != want.ip || c != want.c || e.TargetRef.Kind != "Pod" || *e.NodeName != "n1" {
+			t.Errorf("endpoint %d: %v %+v, want %s %+v", i, e.Addresses, c, want.ip, want.c)
+		}
 	}
-	if sc := got[2]; sc.Ports[0].Port != 8443 {
-		t.Errorf("a sidecar's named port: %+v", sc.Ports)
+	if p := got[1].Ports[0]; *p.Port != 8443 {
+		t.Errorf("a sidecar's named port: %+v", p)
 	}
 	// A Service that publishes not-ready addresses counts every one ready.
 	svc.Spec.PublishNotReadyAddresses = true
-	if got := endpointSubsets(svc, []*corev1.Pod{readyPod("b", "10.0.0.2", false, web)}); len(got) != 1 || len(got[0].Addresses) != 1 {
+	if got := endpointSlices(svc, []*corev1.Pod{readyPod("b", "10.0.0.2", false, web)}); len(got) != 1 || !*got[0].Endpoints[0].Conditions.Ready {
 		t.Errorf("publishNotReadyAddresses: %+v", got)
 	}
 }
@@ -169,9 +179,16 @@ func TestServiceLocation(t *testing.T) {
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
 		{Name: "http", Port: 80}, {Name: "admin", Port: 8081},
 	}}}
-	subsets := []corev1.EndpointSubset{
-		{NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.0.0.9"}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}}},
-		{Addresses: []corev1.EndpointAddress{{IP: "10.0.0.1"}, {IP: "10.0.0.2"}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}, {Name: "admin", Port: 9000}}},
+	endpoint := func(ip string, ready *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	}
+	port := func(name string, n int32) discoveryv1.EndpointPort {
+		return discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(n)}
+	}
+	eps := []discoveryv1.EndpointSlice{
+		{Endpoints: []discoveryv1.Endpoint{endpoint("10.0.0.9", ptr.To(false))}, Ports: []discoveryv1.EndpointPort{port("http", 8080)}},
+		{Endpoints: []discoveryv1.Endpoint{endpoint("10.0.0.1", ptr.To(true)), endpoint("10.0.0.8", ptr.To(false)), endpoint("10.0.0.2", nil)},
+			Ports: []discoveryv1.EndpointPort{port("http", 8080), port("admin", 9000)}},
 	}
 	first := func(int) int { return 0 }
 	last := func(n int) int { return n - 1 }
@@ -181,27 +198,27 @@ func TestServiceLocation(t *testing.T) {
 		want             string
 	}{
 		{"web:80", "", "80", first, "//10.0.0.1:8080"},
-		{"web:80", "", "80", last, "//10.0.0.2:8080"},
+		{"web:80", "", "80", last, "//10.0.0.2:8080"}, // an unknown readiness counts as ready
 		{"web:http", "", "http", first, "//10.0.0.1:8080"},
 		{"https:web:8081", "https", "8081", first, "https://10.0.0.1:9000"},
 	} {
-		loc, err := serviceLocation(svc, subsets, tc.id, tc.scheme, tc.port, tc.pick)
+		loc, err := serviceLocation(svc, eps, tc.id, tc.scheme, tc.port, tc.pick)
 		if err != nil || loc.String() != tc.want {
 			t.Errorf("%s: %v %v, want %s", tc.id, loc, err, tc.want)
 		}
 	}
 	for _, tc := range []struct {
 		id, port string
-		subsets  []corev1.EndpointSubset
+		eps      []discoveryv1.EndpointSlice
 		want     string
 	}{
-		{"web:81", "81", subsets, `no service port 81 found for service "web"`},
+		{"web:81", "81", eps, `no service port 81 found for service "web"`},
 		{"web:80", "80", nil, `no endpoints available for service "web"`},
-		{"web:80", "80", subsets[:1], `no endpoints available for service "web:80"`},
-		{"web:nope", "nope", subsets, `no endpoints available for service "web:nope"`},
-		{"web", "", subsets, `no endpoints available for service "web"`},
+		{"web:80", "80", eps[:1], `no endpoints available for service "web:80"`},
+		{"web:nope", "nope", eps, `no endpoints available for service "web:nope"`},
+		{"web", "", eps, `no endpoints available for service "web"`},
 	} {
-		_, err := serviceLocation(svc, tc.subsets, tc.id, "", tc.port, first)
+		_, err := serviceLocation(svc, tc.eps, tc.id, "", tc.port, first)
 		if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.id, err, tc.want)
 		}

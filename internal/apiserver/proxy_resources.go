@@ -195,11 +195,11 @@ func (p *resourceProxy) location(r *http.Request, pr proxyRequest) (*url.URL, ht
 			return nil, nil, err
 		}
 		svc := obj.(*corev1.Service)
-		subsets, err := p.endpoints.Endpoints(ctx, svc)
+		endpoints, err := p.endpoints.Endpoints(ctx, svc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("endpoints of service %s/%s: %w", svc.Namespace, svc.Name, err)
 		}
-		loc, err := serviceLocation(svc, subsets, pr.id, scheme, port, rand.IntN)
+		loc, err := serviceLocation(svc, endpoints, pr.id, scheme, port, rand.IntN)
 		return loc, p.direct, err
 	default:
 		obj, _, err := p.api.getObject(ctx, p.api.resourceFor("", "v1", "nodes"), "", name)
