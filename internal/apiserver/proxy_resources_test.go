@@ -305,7 +305,11 @@ func TestResourceProxy(t *testing.T) {
 	})
 	t.Run("authorization: the proxy verbs on pods, services and nodes", func(t *testing.T) {
 		plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		for _, path := range []string{"/api/v1/namespaces/default/pods/web/proxy/", "/api/v1/namespaces/default/services/web:80/proxy/", "/api/v1/nodes/node-1/proxy/containerLogs/default/web/web"} {
+		for path, resource := range map[string]string{
+			"/api/v1/namespaces/default/pods/web/proxy/":               `resource \"pods/proxy\" in API group \"\" in the namespace \"default\"`,
+			"/api/v1/namespaces/default/services/web:80/proxy/":        `resource \"services/proxy\" in API group \"\" in the namespace \"default\"`,
+			"/api/v1/nodes/node-1/proxy/containerLogs/default/web/web": `resource \"nodes/proxy\" in API group \"\" at the cluster scope`,
+		} {
 			req, _ := http.NewRequest("GET", base+path, nil)
 			req.Header.Set("Authorization", "Bearer user-token")
 			resp, err := plain.Do(req)
@@ -314,7 +318,7 @@ func TestResourceProxy(t *testing.T) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `User \"plain-user\" cannot get resource`) {
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `User \"plain-user\" cannot get `+resource) {
 				t.Errorf("%s: %d %s", path, resp.StatusCode, b)
 			}
 			req.Header.Set("Authorization", "Bearer admin-token")
