@@ -25,8 +25,9 @@ import (
 //	/api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy[/PATH]  → a ready endpoint's IP and target port
 //	/api/v1/nodes/[SCHEME:]NAME[:PORT]/proxy[/PATH]                   → the node agent, or another port of the node
 //
-// Every HTTP method is passed on with the path under /proxy, the query,
-// the body and the headers but the caller's credentials; the response
+// Every HTTP method is passed on with the path under /proxy, the query
+// (upgrades included, unlike kube-apiserver), the body and the headers but
+// the caller's credentials; the response
 // comes back with its status and headers, Location headers and HTML links
 // rewritten to stay under the proxy path (apimachinery's proxy.Transport),
 // and upgrades (WebSocket, SPDY) are passed through. A request for
@@ -169,6 +170,10 @@ func (p *resourceProxy) serve(w http.ResponseWriter, r *http.Request, pr proxyRe
 		return
 	}
 	loc.Path = utilnet.JoinPreservingTrailingSlash(loc.Path, pr.path)
+	// The handler adds the query to plain requests only; an upgrade
+	// (a WebSocket to a pod, an exec through nodes/proxy) needs it as
+	// much. kube-apiserver drops it there (kubernetes#77142).
+	loc.RawQuery = r.URL.RawQuery
 	h := proxy.NewUpgradeAwareHandler(loc, transport, true, false, proxyResponder{a})
 	h.ServeHTTP(hijackable{rw}, r)
 }

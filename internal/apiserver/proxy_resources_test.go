@@ -280,6 +280,32 @@ func TestResourceProxy(t *testing.T) {
 		if reqs := node.requests()[before:]; len(reqs) != 1 || !strings.HasPrefix(reqs[0], "GET /containerLogs/default/web/web?tailLines=2") {
 			t.Errorf("agent saw %q", reqs)
 		}
+		// An upgrade reaches the agent with the API server's certificate:
+		// an exec over WebSocket, on the kubelet's path.
+		tlsCfg, err := rest.TLSConfigFor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, wsResp, err := (&websocket.Dialer{TLSClientConfig: tlsCfg, Subprotocols: []string{"v4.channel.k8s.io"}}).Dial(
+			"wss://"+s.Addr()+"/api/v1/nodes/node-1/proxy/exec/default/web/web?command=cat&input=1&output=1", nil)
+		if err != nil {
+			t.Fatalf("exec through nodes/proxy: %v %v", err, wsResp)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteMessage(websocket.BinaryMessage, append([]byte{0}, "through the node proxy"...)); err != nil {
+			t.Fatal(err)
+		}
+		var stdout string
+		for !strings.Contains(stdout, "through the node proxy") {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v (stdout %q)", err, stdout)
+			}
+			if len(msg) > 1 && msg[0] == 1 {
+				stdout += string(msg[1:])
+			}
+		}
+		conn.Close()
 		resp, body = do("GET", "/api/v1/nodes/node-1:"+backendPortStr+"/proxy/elsewhere", nil, nil)
 		if resp.StatusCode != http.StatusOK || seen(body).Path != "/elsewhere" {
 			t.Errorf("other port: %d %s", resp.StatusCode, body)
