@@ -66,7 +66,10 @@ type Agent struct {
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
-	wg      sync.WaitGroup
+	// podStore is the informer's view of the pods bound to this node,
+	// set once Run has synced it (under mu).
+	podStore cache.Store
+	wg       sync.WaitGroup
 }
 
 // New makes an agent for the node whose runtime is rt.
@@ -142,6 +145,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.HasSynced, classInformer.HasSynced) {
 		return ctx.Err()
 	}
+	a.mu.Lock()
+	a.podStore = podInformer.GetStore()
+	a.mu.Unlock()
 	// Everything on disk whose pod the API no longer has is an orphan:
 	// deleted while the agent was down.
 	if err := a.removeOrphans(ctx, podInformer.GetStore()); err != nil {
@@ -153,6 +159,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.stopWorkers()
 	a.wg.Wait()
 	return nil
+}
+
+// Pods returns the pods bound to this node as the agent last saw them in
+// the API, as the kubelet's /pods lists them; none until Run has synced.
+// The pods are the informer's: callers must not modify them. Safe for
+// concurrent use.
+func (a *Agent) Pods() []*corev1.Pod {
+	a.mu.Lock()
+	store := a.podStore
+	a.mu.Unlock()
+	if store == nil {
+		return nil
+	}
+	var pods []*corev1.Pod
+	for _, obj := range store.List() {
+		if p, ok := obj.(*corev1.Pod); ok {
+			pods = append(pods, p)
+		}
+	}
+	return pods
 }
 
 // removeOrphans tears down sandboxes whose pods are gone from the API.

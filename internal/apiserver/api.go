@@ -279,10 +279,18 @@ func (a *api) allowed(w http.ResponseWriter, r *http.Request, attrs Attributes) 
 		var gr schema.GroupResource
 		msg := fmt.Sprintf("User %q cannot %s path %q", attrs.User.Name, attrs.Verb, attrs.Path)
 		if attrs.Resource != "" {
+			// Kubernetes' wording: the subresource with its resource
+			// (pods/proxy), and where.
 			gr = schema.GroupResource{Group: attrs.Group, Resource: attrs.Resource}
-			msg = fmt.Sprintf("User %q cannot %s resource %q in API group %q", attrs.User.Name, attrs.Verb, attrs.Resource, attrs.Group)
+			resource := attrs.Resource
+			if attrs.Subresource != "" {
+				resource += "/" + attrs.Subresource
+			}
+			msg = fmt.Sprintf("User %q cannot %s resource %q in API group %q", attrs.User.Name, attrs.Verb, resource, attrs.Group)
 			if attrs.Namespace != "" {
 				msg += fmt.Sprintf(" in the namespace %q", attrs.Namespace)
+			} else {
+				msg += " at the cluster scope"
 			}
 		}
 		if reason != "" {

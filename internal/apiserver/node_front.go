@@ -17,6 +17,8 @@ import (
 //   - POST /peapod/v1/join: the node join endpoint (node_join.go);
 //   - pods/log, pods/exec, pods/attach and pods/portforward, proxied to
 //     the pod's node agent (proxy.go);
+//   - the proxy subresources of pods, services and nodes
+//     (proxy_resources.go);
 //
 // and for requests carrying a node's client certificate it records in the
 // request context what the node authorizer needs beyond Attributes (the
@@ -26,6 +28,8 @@ type front struct {
 	api   *api
 	pki   *PKI
 	proxy *nodeProxy
+	// resources serves pods/proxy, services/proxy and nodes/proxy.
+	resources *resourceProxy
 }
 
 // Paths served by front itself.
@@ -51,6 +55,12 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.proxy != nil {
 		if cr, ok := parseConnectPath(r.URL.Path); ok {
 			f.proxy.serve(w, r, cr)
+			return
+		}
+	}
+	if f.resources != nil {
+		if pr, ok := parseProxyPath(r.URL.Path); ok {
+			f.resources.serve(w, r, pr)
 			return
 		}
 	}

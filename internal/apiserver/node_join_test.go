@@ -225,7 +225,7 @@ func TestJoinNodeAndNodeAuthorization(t *testing.T) {
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("node-a updating node-b's pod status: %v", err)
 	}
-	if !strings.Contains(err.Error(), `User "system:node:node-a" cannot update resource "pods"`) || !strings.Contains(err.Error(), "spec.nodeName set to itself") {
+	if !strings.Contains(err.Error(), `User "system:node:node-a" cannot update resource "pods/status"`) || !strings.Contains(err.Error(), "spec.nodeName set to itself") {
 		t.Errorf("forbidden message: %v", err)
 	}
 	if err := a.CoreV1().Pods("default").Delete(ctx, "pb", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {

@@ -118,7 +118,7 @@ func (p *nodeProxy) serve(w http.ResponseWriter, r *http.Request, cr connectRequ
 		return
 	}
 	if cr.subresource == "log" {
-		p.streamLogs(rw, r, loc, cr)
+		p.streamLogs(hijackable{rw}, r, loc, cr)
 		return
 	}
 	h := proxy.NewUpgradeAwareHandler(loc, p.transport, false, false, responder{a})
@@ -178,11 +178,8 @@ func (p *nodeProxy) location(r *http.Request, cr connectRequest) (*url.URL, erro
 		}
 		path = fmt.Sprintf("/%s/%s/%s/%s", cr.subresource, cr.namespace, cr.pod, container)
 	case "portforward":
-		params = url.Values{}
-		for _, k := range []string{"port", "ports"} {
-			for _, v := range q[k] {
-				params.Add(k, v)
-			}
+		if params, err = portForwardParams(q); err != nil {
+			return nil, err
 		}
 		path = fmt.Sprintf("/portForward/%s/%s", cr.namespace, cr.pod)
 	}
@@ -202,21 +199,9 @@ func (p *nodeProxy) nodeHost(r *http.Request, nodeName string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	node := obj.(*corev1.Node)
-	addr := ""
-	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP, corev1.NodeHostName} {
-		for _, a := range node.Status.Addresses {
-			if a.Type == t && a.Address != "" && addr == "" {
-				addr = a.Address
-			}
-		}
-	}
-	if addr == "" {
-		return "", apierrors.NewServiceUnavailable(fmt.Sprintf("node %q has no address", nodeName))
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port <= 0 {
-		port = DefaultNodeAgentPort
+	addr, port, err := nodeEndpoint(obj.(*corev1.Node))
+	if err != nil {
+		return "", err
 	}
 	return net.JoinHostPort(addr, strconv.Itoa(port)), nil
 }

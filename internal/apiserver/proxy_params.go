@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
+
+	"github.com/peapod/peapod/internal/wsbinary"
 )
 
 // queryBool reads a boolean query parameter ("true", "1", ...); absent is
@@ -131,11 +135,41 @@ func streamParams(q url.Values, exec bool) (url.Values, error) {
 	return out, nil
 }
 
+// portForwardParams turns a pods/portforward query into the agent's: the
+// API's ports (PodPortForwardOptions; repeated, or comma-separated) as
+// the kubelet's one comma-separated port parameter, which WebSocket
+// clients need (SPDY clients name ports per stream instead). An earlier
+// peapod's port parameter is read too.
+func portForwardParams(q url.Values) (url.Values, error) {
+	var ports []string
+	for _, k := range []string{"ports", "port"} {
+		for _, v := range q[k] {
+			for _, p := range strings.Split(v, ",") {
+				n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
+				if err != nil || n == 0 {
+					return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid port %q in %s: must be a number from 1 to 65535", p, k))
+				}
+				ports = append(ports, strconv.FormatUint(n, 10))
+			}
+		}
+	}
+	params := url.Values{}
+	if len(ports) > 0 {
+		params.Set(corev1.PortHeader, strings.Join(ports, ","))
+	}
+	return params, nil
+}
+
 // streamLogs GETs the agent's containerLogs and copies the body to w,
-// flushing after every read so `logs -f` sees lines as they come. An
-// agent error becomes a metav1.Status with the agent's code and message.
+// flushing after every read so `logs -f` sees lines as they come, or, to
+// a WebSocket client, as binary.k8s.io or base64.binary.k8s.io messages
+// (as kube-apiserver streams pods/log; the agent's side stays a plain
+// stream). An agent error becomes a metav1.Status with the agent's code
+// and message, before any upgrade.
 func (p *nodeProxy) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.URL, cr connectRequest) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, loc.String(), nil)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
 		p.api.writeError(w, r, apierrors.NewInternalError(err))
 		return
@@ -149,6 +183,13 @@ func (p *nodeProxy) streamLogs(w http.ResponseWriter, r *http.Request, loc *url.
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		p.api.writeError(w, r, agentError(resp.StatusCode, strings.TrimSpace(string(msg)), cr.pod))
+		return
+	}
+	if wsstream.IsWebSocketRequest(r) {
+		// Cancelling the agent request ends a follow the client left.
+		if err := wsbinary.Copy(w, r, resp.Body, cancel); err != nil {
+			p.api.log.Debug("log stream over websocket", "pod", cr.namespace+"/"+cr.pod, "err", err)
+		}
 		return
 	}
 	ct := resp.Header.Get("Content-Type")

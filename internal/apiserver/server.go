@@ -227,7 +227,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		}
 		return sec, nil
 	}
-	s.handler = &front{api: s.api, pki: s.pki, proxy: newNodeProxy(s.api, s.pki)}
+	np := newNodeProxy(s.api, s.pki)
+	s.handler = &front{api: s.api, pki: s.pki, proxy: np, resources: newResourceProxy(s.api, np)}
 	return s, nil
 }
 

@@ -42,15 +42,16 @@ func runNode(ctx context.Context, d nodeDeps) error {
 		return err
 	}
 	port, _ := strconv.Atoi(portOf(ln.Addr()))
-	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log})
-	g := newGroup(ctx, log)
-	g.Go("node server", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	a := agent.New(d.client, rt, agent.Config{
 		NodeName:   d.node.NodeName,
 		PodCIDR:    d.node.PodCIDR,
 		DaemonPort: int32(port),
 		Logger:     log,
 	})
+	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log, Pods: a,
+		Configz: &nodeserver.Configz{Port: int32(port), PodCIDR: d.node.PodCIDR, CgroupRoot: "/" + d.node.CgroupParent, CgroupDriver: "cgroupfs"}})
+	g := newGroup(ctx, log)
+	g.Go("node server", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	g.Go("agent", a.Run)
 	g.Go("warm sandboxes", rt.RunWarmPool)
 	return g.Wait()

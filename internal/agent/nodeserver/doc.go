@@ -7,14 +7,19 @@
 //	/exec/{namespace}/{pod}[/{uid}]/{container}?command=..&command=..&stdin=1&stdout=1&stderr=1&tty=1
 //	/attach/{namespace}/{pod}[/{uid}]/{container}?stdin=1&stdout=1&stderr=1&tty=1
 //	/portForward/{namespace}/{pod}[/{uid}]
+//	GET /healthz, /pods (a v1 PodList of this node's pods), /configz
 //
 // (exec and attach also take the kubelet's input/output/error names.)
-// Exec and attach speak remotecommand over WebSocket (v5.channel.k8s.io,
-// v4) and SPDY (v4.channel.k8s.io down to v1), reporting a non-zero exit
-// code on the status channel as the kubelet does; port-forward speaks SPDY
+// Exec and attach speak remotecommand over WebSocket, in every subprotocol
+// the kubelet and kube-apiserver serve (channel.k8s.io,
+// base64.channel.k8s.io, v4.channel.k8s.io, v4.base64.channel.k8s.io,
+// v5.channel.k8s.io; websocket.go says how they differ), and over SPDY
+// (v4.channel.k8s.io down to v1), reporting a non-zero exit code on the
+// status channel as the kubelet does; port-forward speaks SPDY
 // portforward.k8s.io, WebSocket v4 (?port=) and SPDY tunneled in a
 // WebSocket (kubectl 1.31+). Connections to the pod's ports are made
-// inside its network namespace.
+// inside its network namespace. Logs are a plain chunked stream, or a
+// WebSocket (binary.k8s.io, base64.binary.k8s.io) when asked for one.
 //
 // Usage:
 //

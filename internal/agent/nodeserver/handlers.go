@@ -15,6 +15,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/peapod/peapod/internal/runtime/oci"
+	"github.com/peapod/peapod/internal/wsbinary"
 )
 
 // serveLogs serves GET /containerLogs/{namespace}/{pod}/{container}.
@@ -43,11 +44,39 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 	} else {
 		close(exited)
 	}
+	if wsstream.IsWebSocketRequest(r) {
+		s.serveLogsOverWebSocket(ctx, w, r, src.path, opts, exited)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain")
 	rc := http.NewResponseController(w)
 	flush := func() { _ = rc.Flush() }
 	if err := copyLog(ctx, src.path, w, flush, opts, exited); err != nil && ctx.Err() == nil {
 		s.log.Warn("serve container log", "pod", ns+"/"+pod, "container", container, "err", err)
+	}
+}
+
+// serveLogsOverWebSocket streams a container log to a WebSocket client
+// (binary.k8s.io or base64.binary.k8s.io), as kube-apiserver serves
+// pods/log; the kubelet itself has only the plain stream, but a client
+// reaching this server through nodes/proxy gets the same choice as
+// through pods/log. The client leaving ends a follow.
+func (s *Server) serveLogsOverWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, path string, opts LogOptions, exited <-chan struct{}) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		pw.CloseWithError(copyLog(ctx, path, pw, func() {}, opts, exited))
+	}()
+	err := wsbinary.Copy(w, r, pr, func() {
+		cancel()
+		pr.CloseWithError(context.Canceled)
+	})
+	<-copied
+	if err != nil {
+		s.log.Debug("container log over websocket", "path", r.URL.Path, "err", err)
 	}
 }
 
@@ -109,7 +138,8 @@ func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
 type runFunc func(ctx context.Context, cid string, stdio oci.ExecIO) error
 
 // serveStream resolves the container, then speaks the remotecommand
-// protocol the client chose: WebSocket (v5.channel.k8s.io, v4) or SPDY
+// protocol the client chose: WebSocket (v5.channel.k8s.io down to
+// channel.k8s.io, binary or base64; websocket.go) or SPDY
 // (v4.channel.k8s.io down to v1).
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, run runFunc) {
 	opts, err := streamOptions(r)
@@ -122,12 +152,17 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, run runFunc
 		s.writeError(w, r, err)
 		return
 	}
+	attach := strings.HasPrefix(r.URL.Path, "/attach/")
 	if wsstream.IsWebSocketRequest(r) {
-		s.serveWebSocketStream(w, r, opts, c.ID, run)
+		failure := "error executing command in container"
+		if attach {
+			failure = "error attaching to container"
+		}
+		s.serveWebSocketStream(w, r, opts, c.ID, run, failure)
 		return
 	}
 	adapter := streamAdapter{run: run}
-	if strings.HasPrefix(r.URL.Path, "/attach/") {
+	if attach {
 		rcserver.ServeAttach(w, r, adapter, "", "", c.ID, opts, s.opts.StreamIdleTimeout, s.opts.StreamCreationTimeout, rcserver.SupportedStreamingProtocols)
 		return
 	}

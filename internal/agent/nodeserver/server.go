@@ -47,6 +47,10 @@ type Options struct {
 	// StreamCreationTimeout bounds how long a SPDY client may take to open
 	// its streams; 0 is 30 seconds.
 	StreamCreationTimeout time.Duration
+	// Pods lists the pods GET /pods shows; nil shows none.
+	Pods PodLister
+	// Configz is what GET /configz shows; nil answers 404.
+	Configz *Configz
 }
 
 // Server serves the kubelet's streaming and log endpoints for the pods of
@@ -85,6 +89,8 @@ func newServer(rt PodRuntime, opts Options) *Server {
 		mux.HandleFunc(p, s.servePortForward)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("GET /pods", s.servePods)
+	mux.HandleFunc("GET /configz", s.serveConfigz)
 	s.handler = mux
 	return s
 }

@@ -19,19 +19,77 @@ import (
 	utilexec "k8s.io/utils/exec"
 )
 
-// WebSocket remotecommand subprotocols served. cri-streaming's own
-// WebSocket server stops at v4; kubectl 1.30+ speaks v5 (v4 plus a CLOSE
-// signal that ends stdin), which wsstream handles once negotiated.
+// WebSocket remotecommand subprotocols served: every one the kubelet
+// serves (cri-streaming's websocket.go: none, channel.k8s.io,
+// base64.channel.k8s.io and their v4 forms) and v5, which kube-apiserver
+// serves itself in front of a kubelet and kubectl 1.30+ asks for first.
+//
+//   - channel.k8s.io (and no subprotocol): binary messages, the first byte
+//     the channel: 0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize. The
+//     error channel carries only a failure's message, as plain text.
+//   - base64.channel.k8s.io: text messages, the channel as an ASCII digit
+//     ('0'..'4') followed by the data in base64, both ways.
+//   - v4.channel.k8s.io, v4.base64.channel.k8s.io: the same framing; the
+//     error channel carries a JSON metav1.Status, success included, with
+//     a non-zero exit code as an ExitCode cause.
+//   - v5.channel.k8s.io: v4 binary, plus the client's CLOSE signal
+//     (message 255, channel) that ends a stream, stdin's EOF.
+//
+// The resize channel takes JSON {"Width":w,"Height":h} messages.
 const (
-	wsV5     = rcserver.StreamProtocolV5Name
+	wsV1     = wsstream.ChannelWebSocketProtocol
+	wsV1Base = wsstream.Base64ChannelWebSocketProtocol
 	wsV4     = "v4." + wsstream.ChannelWebSocketProtocol
 	wsV4Base = "v4." + wsstream.Base64ChannelWebSocketProtocol
+	wsV5     = rcserver.StreamProtocolV5Name
 )
 
-// serveWebSocketStream runs an exec or attach over a WebSocket: channel 0
-// stdin, 1 stdout, 2 stderr, 3 the status (a JSON metav1.Status, as SPDY
-// v4 writes it), 4 resize events.
-func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, opts *rcserver.Options, cid string, run runFunc) {
+// Remotecommand channels.
+const (
+	stdinChannel = iota
+	stdoutChannel
+	stderrChannel
+	errorChannel
+	resizeChannel
+)
+
+// remotecommandProtocols maps each subprotocol to its framing (all share
+// the channels of one request).
+func remotecommandProtocols(channels []wsstream.ChannelType) map[string]wsstream.ChannelProtocolConfig {
+	return map[string]wsstream.ChannelProtocolConfig{
+		"":       {Binary: true, Channels: channels},
+		wsV1:     {Binary: true, Channels: channels},
+		wsV1Base: {Binary: false, Channels: channels},
+		wsV4:     {Binary: true, Channels: channels},
+		wsV4Base: {Binary: false, Channels: channels},
+		wsV5:     {Binary: true, Channels: channels},
+	}
+}
+
+// writeStatusFunc writes how a command ended to the error channel in the
+// negotiated protocol's form: pre-v4 protocols write a failure's message
+// only, v4 and later a JSON metav1.Status, success included.
+func writeStatusFunc(protocol string, errStream io.Writer) func(*metav1.Status) {
+	switch protocol {
+	case wsV4, wsV4Base, wsV5:
+		return func(st *metav1.Status) {
+			b, _ := json.Marshal(st)
+			_, _ = errStream.Write(b)
+		}
+	}
+	return func(st *metav1.Status) {
+		if st.Status != metav1.StatusSuccess {
+			_, _ = errStream.Write([]byte(st.Message))
+		}
+	}
+}
+
+// serveWebSocketStream runs an exec or attach over a WebSocket in the
+// subprotocol the client asked for first among those served. failure
+// prefixes the message of an error other than an exit code, as the
+// kubelet words it ("error executing command in container", "error
+// attaching to container").
+func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, opts *rcserver.Options, cid string, run runFunc, failure string) {
 	channel := func(on bool, t wsstream.ChannelType) wsstream.ChannelType {
 		if on {
 			return t
@@ -39,33 +97,30 @@ func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, op
 		return wsstream.IgnoreChannel
 	}
 	channels := []wsstream.ChannelType{
-		channel(opts.Stdin, wsstream.ReadChannel),
-		channel(opts.Stdout, wsstream.WriteChannel),
-		channel(opts.Stderr, wsstream.WriteChannel),
-		wsstream.WriteChannel,
-		channel(opts.TTY, wsstream.ReadChannel),
+		stdinChannel:  channel(opts.Stdin, wsstream.ReadChannel),
+		stdoutChannel: channel(opts.Stdout, wsstream.WriteChannel),
+		stderrChannel: channel(opts.Stderr, wsstream.WriteChannel),
+		errorChannel:  wsstream.WriteChannel,
+		resizeChannel: channel(opts.TTY, wsstream.ReadChannel),
 	}
-	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
-		wsV5:     {Binary: true, Channels: channels},
-		wsV4:     {Binary: true, Channels: channels},
-		wsV4Base: {Binary: false, Channels: channels},
-	})
+	conn := wsstream.NewConn(remotecommandProtocols(channels))
 	conn.SetIdleTimeout(s.opts.StreamIdleTimeout)
-	_, streams, err := conn.Open(w, r)
+	protocol, streams, err := conn.Open(w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade", "path", r.URL.Path, "err", err)
 		return
 	}
 	defer conn.Close()
+	writeStatus := writeStatusFunc(protocol, streams[errorChannel])
 	// An empty message on the first writable channel tells the client the
 	// connection is up.
 	switch {
 	case opts.Stdout:
-		_, _ = streams[1].Write(nil)
+		_, _ = streams[stdoutChannel].Write(nil)
 	case opts.Stderr:
-		_, _ = streams[2].Write(nil)
+		_, _ = streams[stderrChannel].Write(nil)
 	default:
-		_, _ = streams[3].Write(nil)
+		_, _ = streams[errorChannel].Write(nil)
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -74,7 +129,7 @@ func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, op
 		resize = make(chan rcserver.TerminalSize)
 		go func() {
 			defer close(resize)
-			dec := json.NewDecoder(streams[4])
+			dec := json.NewDecoder(streams[resizeChannel])
 			for {
 				var sz rcserver.TerminalSize
 				if err := dec.Decode(&sz); err != nil {
@@ -91,22 +146,22 @@ func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, op
 	var in io.Reader
 	var out, errw io.WriteCloser
 	if opts.Stdin {
-		in = streams[0]
+		in = streams[stdinChannel]
 	}
 	if opts.Stdout {
-		out = streams[1]
+		out = streams[stdoutChannel]
 	}
 	if opts.Stderr {
-		errw = streams[2]
+		errw = streams[stderrChannel]
 	}
 	err = run(ctx, cid, execIO(ctx, in, out, errw, opts.TTY, resize))
-	status, _ := json.Marshal(exitStatus(err))
-	_, _ = streams[3].Write(status)
+	writeStatus(exitStatus(err, failure))
 }
 
 // exitStatus is the status the kubelet reports on the error channel: an
-// ExitCode cause for a non-zero exit, else an internal error.
-func exitStatus(err error) *metav1.Status {
+// ExitCode cause for a non-zero exit, else an internal error whose message
+// failure prefixes.
+func exitStatus(err error, failure string) *metav1.Status {
 	if err == nil {
 		return &metav1.Status{Status: metav1.StatusSuccess}
 	}
@@ -126,7 +181,7 @@ func exitStatus(err error) *metav1.Status {
 		Status:  metav1.StatusFailure,
 		Reason:  metav1.StatusReasonInternalError,
 		Code:    http.StatusInternalServerError,
-		Message: fmt.Sprintf("Internal error occurred: %v", err),
+		Message: fmt.Sprintf("Internal error occurred: %s: %v", failure, err),
 	}
 }
 

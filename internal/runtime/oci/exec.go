@@ -68,6 +68,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, stdio Ex
 	var cmd *exec.Cmd
 	var sock *net.UnixListener
 	var stderr bytes.Buffer // the runtime's own stderr in TTY mode
+	var stdinPipe *os.File  // our end of the process's stdin (no tty)
 	if stdio.TTY {
 		if r.Shim == "" {
 			return -1, fmt.Errorf("%s exec in %s: a tty needs Runtime.Shim (the pause binary)", r.Handler, id)
@@ -92,13 +93,37 @@ func (r *Runtime) Exec(ctx context.Context, id string, p specs.Process, stdio Ex
 		defer stop()
 	} else {
 		cmd = exec.CommandContext(ctx, r.Binary, append(rtArgs, id)...)
-		cmd.Stdin = stdio.Stdin
 		cmd.Stdout = stdio.Stdout
 		cmd.Stderr = stdio.Stderr
+		if stdio.Stdin != nil {
+			// A pipe we feed ourselves, not one exec.Cmd feeds: Wait
+			// waits for its own stdin copy, that is for the client to end
+			// its stdin, even after the process exited (a command that
+			// reads one line, a client that cannot half-close). The exec
+			// ends when its process does, as containerd's.
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return -1, fmt.Errorf("%s exec in %s: stdin pipe: %w", r.Handler, id, err)
+			}
+			defer pr.Close()
+			defer pw.Close()
+			cmd.Stdin, stdinPipe = pr, pw
+		}
 	}
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("%s exec in %s: %w", r.Handler, id, err)
+	}
+	if stdinPipe != nil {
+		// The runtime has its copy of the read end; closing ours lets a
+		// write fail once the process is gone. The copy outlives Exec
+		// until the client's stdin ends (its stream is closed after the
+		// exec) or a write fails.
+		_ = cmd.Stdin.(*os.File).Close()
+		go func() {
+			_, _ = io.Copy(stdinPipe, stdio.Stdin)
+			_ = stdinPipe.Close() // EOF for the process
+		}()
 	}
 	waitErr := make(chan error, 1)
 	var ttyDone sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -107,6 +108,20 @@ func TestKillExecAndNamespaces(t *testing.T) {
 			oci.ExecIO{Stdin: strings.NewReader("abc\n"), Stdout: &out, Stderr: &errb})
 		if err != nil || code != 5 || out.String() != "podhost\ngot abc\n" || errb.String() != "e\n" {
 			t.Fatalf("exec: code %d err %v stdout %q stderr %q", code, err, out.String(), errb.String())
+		}
+		// The exec ends with its process though the client's stdin stays
+		// open (a client that cannot half-close it, as WebSocket clients
+		// before v5.channel.k8s.io).
+		stdin, stdinW := io.Pipe()
+		defer stdinW.Close()
+		go func() { _, _ = stdinW.Write([]byte("line\n")) }()
+		out.Reset()
+		bounded, cancel := context.WithTimeout(ctx, time.Minute)
+		code, err = p.rt.Exec(bounded, c.id, specs.Process{Args: []string{"sh", "-c", "read x; echo got $x; exit 4"}, Cwd: "/", Env: []string{"PATH=/bin"}},
+			oci.ExecIO{Stdin: stdin, Stdout: &out})
+		cancel()
+		if err != nil || code != 4 || out.String() != "got line\n" {
+			t.Fatalf("exec with stdin left open: code %d err %v stdout %q", code, err, out.String())
 		}
 		// Exec with a tty: the initial size is applied; stderr is merged.
 		out.Reset()
