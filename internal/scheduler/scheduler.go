@@ -288,6 +288,8 @@ func (s *Scheduler) nodeHandler() toolscache.ResourceEventHandler {
 			}
 			if n, ok := obj.(*v1.Node); ok {
 				s.cache.removeNode(n.Name)
+				// A domain gone can raise a topology spread minimum.
+				s.queue.moveAll(false)
 			}
 		},
 	}
