@@ -119,7 +119,9 @@ func TestValidatePodScheduling(t *testing.T) {
 				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"hash": "h1"}}, MatchLabelKeys: []string{"hash"}})(p)
 			prepareSchedulingOnCreate(p)
 		}, []string{`spec.topologySpreadConstraints[0].matchLabelKeys[0]: Invalid value: "hash": exists in both matchLabelKeys and labelSelector`}},
-		{"gate name", func(p *corev1.Pod) { p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/ok"}, {Name: "not ok"}} },
+		{"gate name", func(p *corev1.Pod) {
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/ok"}, {Name: "not ok"}}
+		},
 			[]string{`spec.schedulingGates[1]: Invalid value: "not ok": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`}},
 		{"duplicate gate", func(p *corev1.Pod) { p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "g"}, {Name: "g"}} },
 			[]string{`spec.schedulingGates[1]: Duplicate value: "g"`}},
@@ -197,7 +199,9 @@ func TestValidateSchedulingUpdate(t *testing.T) {
 	}{
 		{"remove one gate", gated(nil), gated(func(p *corev1.Pod) { p.Spec.SchedulingGates = p.Spec.SchedulingGates[1:] }), ""},
 		{"remove every gate", gated(nil), gated(func(p *corev1.Pod) { p.Spec.SchedulingGates = nil }), ""},
-		{"add a gate", gated(nil), gated(func(p *corev1.Pod) { p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "c"}) }),
+		{"add a gate", gated(nil), gated(func(p *corev1.Pod) {
+			p.Spec.SchedulingGates = append(p.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "c"})
+		}),
 			"spec.schedulingGates[2].name: Forbidden: only deletion is allowed, but found new scheduling gate 'c'"},
 		{"gate added to an ungated pod", schedPod(nil), schedPod(func(p *corev1.Pod) { p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "x"}} }),
 			"spec.schedulingGates[0].name: Forbidden: only deletion is allowed, but found new scheduling gate 'x'"},
