@@ -61,10 +61,12 @@ fi
 # crun refuses to run on hybrid cgroup hosts (v1 controllers plus a cgroup2
 # mount with controllers in it). Binding hugetlb, the only controller left in
 # cgroup2, to its own v1 hierarchy empties cgroup2 and makes crun work.
+# cgroupfs files report size 0, so the controllers file is read, never
+# tested with `test -s` (which is false for every cgroup file).
 unified=/sys/fs/cgroup/unified
-if grep -q " $unified .* - cgroup2 " /proc/self/mountinfo && [ -s "$unified/cgroup.controllers" ]; then
-	if ! grep -q ' - cgroup cgroup .*hugetlb' /proc/self/mountinfo; then
-		controllers=$(cat "$unified/cgroup.controllers")
+if grep -q " $unified .* - cgroup2 " /proc/self/mountinfo; then
+	controllers=$(cat "$unified/cgroup.controllers")
+	if [ -n "$controllers" ] && ! grep -q ' - cgroup cgroup .*hugetlb' /proc/self/mountinfo; then
 		if [ "$controllers" = "hugetlb" ]; then
 			say "hybrid cgroups with hugetlb in cgroup2: mounting hugetlb as a v1 hierarchy so crun can run"
 			mkdir -p /sys/fs/cgroup/hugetlb

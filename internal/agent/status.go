@@ -45,6 +45,8 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 		HostIP:    o.hostIP,
 		StartTime: prev.StartTime,
 		QOSClass:  qosClass(pod),
+		// The spec this status was computed from, as the kubelet reports it.
+		ObservedGeneration: pod.Generation,
 	}
 	if o.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: o.hostIP}}
@@ -85,6 +87,9 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 		condition(corev1.PodInitialized, initialized, "ContainersNotInitialized", "containers with incomplete status: "+fmt.Sprint(notDone(pod, st.InitContainerStatuses))),
 		condition(corev1.ContainersReady, containersReady, "ContainersNotReady", "containers with unready status: "+fmt.Sprint(notReady(st.ContainerStatuses))),
 		condition(corev1.PodReady, containersReady, "ContainersNotReady", "containers with unready status: "+fmt.Sprint(notReady(st.ContainerStatuses))),
+	}
+	for i := range conds {
+		conds[i].ObservedGeneration = pod.Generation
 	}
 	if isTerminal(st.Phase) {
 		for i := range conds[2:] {

@@ -286,6 +286,16 @@ func (a *Agent) syncTerminating(ctx context.Context, w *podWorker, pod *corev1.P
 	if err != nil {
 		return err
 	}
+	// As the kubelet, publish the pod's status before stopping it, so it
+	// observes the generation the deletion bumped. A failed write does not
+	// hold the termination up.
+	var current *runtime.SandboxStatus
+	if len(sandboxes) > 0 {
+		current = sandboxes[len(sandboxes)-1] // the newest
+	}
+	if _, err := a.publishStatus(ctx, w, pod, current); err != nil {
+		a.log.Warn("publish status of a terminating pod", "pod", key(pod), "err", err)
+	}
 	deadline := time.Now().Add(grace)
 	for _, sb := range sandboxes {
 		var mains, sidecars []*runtime.ContainerStatus

@@ -148,6 +148,9 @@ func (a *api) parseResourcePath(r *http.Request) (requestInfo, bool, error) {
 	if parts[0] == "watch" {
 		legacyWatch, parts = true, parts[1:]
 	}
+	if !a.servesGroupVersion(schema.GroupVersion{Group: group, Version: version}) {
+		return requestInfo{}, true, errNoRoute
+	}
 	var info requestInfo
 	if len(parts) >= 3 && parts[0] == "namespaces" {
 		if res := a.resourceFor(group, version, parts[2]); res != nil && res.Namespaced {
@@ -160,7 +163,7 @@ func (a *api) parseResourcePath(r *http.Request) (requestInfo, bool, error) {
 		}
 		info.res = a.resourceFor(group, version, parts[0])
 		if info.res == nil {
-			return requestInfo{}, true, apierrors.NewNotFound(schema.GroupResource{Group: group, Resource: parts[0]}, "")
+			return requestInfo{}, true, errNoSuchPath()
 		}
 		parts = parts[1:]
 	}
@@ -171,7 +174,7 @@ func (a *api) parseResourcePath(r *http.Request) (requestInfo, bool, error) {
 		info.subresource, parts = parts[0], parts[1:]
 	}
 	if len(parts) > 0 {
-		return info, true, apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name)
+		return info, true, errNoSuchPath()
 	}
 	q := r.URL.Query()
 	isWatch := legacyWatch || q.Get("watch") == "true" || q.Get("watch") == "1"
@@ -206,7 +209,7 @@ func (a *api) parseResourcePath(r *http.Request) (requestInfo, bool, error) {
 		info.name = ""
 	}
 	if info.res.Namespaced && info.namespace == "" && info.name != "" {
-		return info, true, apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name)
+		return info, true, errNoSuchPath() // a namespaced object has no cluster-wide path
 	}
 	return info, true, nil
 }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -157,6 +158,10 @@ func asAPIStatus(err error) (apierrors.APIStatus, bool) {
 
 // writeError writes err as a metav1.Status with its HTTP code.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errNoRoute) {
+		writeNoRoute(w)
+		return
+	}
 	st := statusFor(err)
 	a.writeObject(w, r, int(st.Code), st)
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -54,7 +53,7 @@ func (a *api) serveDiscovery(w http.ResponseWriter, r *http.Request) bool {
 				return true
 			}
 		}
-		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
+		writeNoRoute(w)
 	case len(parts) == 3 && parts[0] == "apis":
 		a.writeResourceList(w, r, schema.GroupVersion{Group: parts[1], Version: parts[2]})
 	default:
@@ -114,7 +113,7 @@ func (a *api) writeResourceList(w http.ResponseWriter, r *http.Request, gv schem
 		}
 	}
 	if len(list.APIResources) == 0 {
-		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
+		writeNoRoute(w)
 		return
 	}
 	a.writeObject(w, r, http.StatusOK, list)

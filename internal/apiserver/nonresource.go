@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 )
 
@@ -40,7 +38,7 @@ func (a *api) serveNonResource(w http.ResponseWriter, r *http.Request) {
 		a.openapi.serve(w, r)
 	default:
 		if !a.serveDiscovery(w, r) {
-			a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
+			writeNoRoute(w)
 		}
 	}
 }

@@ -26,9 +26,6 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 	forbid(s.OS != nil && s.OS.Name != corev1.Linux, spec.Child("os", "name"))
 	forbid(s.HostUsers != nil && !*s.HostUsers, spec.Child("hostUsers"))
 	forbid(s.Resources != nil, spec.Child("resources"))
-	forbid(len(s.TopologySpreadConstraints) > 0, spec.Child("topologySpreadConstraints"))
-	forbid(s.Affinity != nil, spec.Child("affinity"))
-	forbid(len(s.SchedulingGates) > 0, spec.Child("schedulingGates"))
 	for i, v := range s.Volumes {
 		p := spec.Child("volumes").Index(i)
 		vs := v.VolumeSource

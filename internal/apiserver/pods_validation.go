@@ -142,6 +142,7 @@ func ValidatePod(pod *corev1.Pod) field.ErrorList {
 	if s.Hostname != "" {
 		errs = append(errs, dns1123Label(spec.Child("hostname"), s.Hostname)...)
 	}
+	errs = append(errs, validatePodScheduling(s, spec)...)
 	return errs
 }
 
@@ -228,11 +229,16 @@ func validatePort(p *field.Path, num int, name string) field.ErrorList {
 }
 
 // ValidatePodUpdate checks that only the mutable parts of a pod's spec
-// change: container and init-container images, activeDeadlineSeconds and
-// added tolerations; nodeName may be set once. Pure.
+// change: container and init-container images, activeDeadlineSeconds,
+// added tolerations and removed scheduling gates (and, while the pod is
+// gated, added nodeSelector entries and node affinity requirements);
+// nodeName may be set once. Pure.
 func ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 	errs := ValidatePod(pod)
+	schedErrs, restoreScheduling := validateSchedulingUpdate(pod, old)
+	errs = append(errs, schedErrs...)
 	a, b := pod.Spec.DeepCopy(), old.Spec.DeepCopy()
+	restoreScheduling(a)
 	for i := range a.Containers {
 		if i < len(b.Containers) {
 			a.Containers[i].Image = b.Containers[i].Image
@@ -251,7 +257,7 @@ func ValidatePodUpdate(pod, old *corev1.Pod) field.ErrorList {
 		a.Tolerations = b.Tolerations
 	}
 	if !equality.Semantic.DeepEqual(a, b) {
-		errs = append(errs, field.Forbidden(field.NewPath("spec"), "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)"))
+		errs = append(errs, field.Forbidden(field.NewPath("spec"), "pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations) or `spec.schedulingGates` (only deletions)"))
 	}
 	return errs
 }

@@ -1,16 +1,11 @@
 package apiserver
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -63,9 +58,14 @@ func builtinResources() []*Resource {
 					pod := obj.(*corev1.Pod)
 					pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: podQOS(pod)}
 					DefaultPod(pod)
+					prepareSchedulingOnCreate(pod)
 				},
-				PrepareForUpdate: func(obj, _ runtime.Object) { DefaultPod(obj.(*corev1.Pod)) },
-				Validate:         func(obj runtime.Object) field.ErrorList { return ValidatePod(obj.(*corev1.Pod)) },
+				PrepareForUpdate: func(obj, old runtime.Object) {
+					pod := obj.(*corev1.Pod)
+					DefaultPod(pod)
+					preserveObservedGeneration(pod, old.(*corev1.Pod))
+				},
+				Validate: func(obj runtime.Object) field.ErrorList { return ValidatePod(obj.(*corev1.Pod)) },
 				ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 					return ValidatePodUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
 				},
@@ -212,34 +212,4 @@ func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
 		return corev1.PodQOSGuaranteed
 	}
 	return corev1.PodQOSBurstable
-}
-
-// bindPod serves POST pods/<name>/binding: it sets spec.nodeName once.
-func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body []byte, _ string) (runtime.Object, int, error) {
-	var b corev1.Binding
-	if _, _, err := a.codecs.UniversalDeserializer().Decode(body, nil, &b); err != nil {
-		if jerr := json.Unmarshal(body, &b); jerr != nil {
-			return nil, 0, apierrors.NewBadRequest(fmt.Sprintf("decode Binding: %v", err))
-		}
-	}
-	if b.Target.Name == "" || (b.Target.Kind != "" && b.Target.Kind != "Node") {
-		return nil, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, name,
-			field.ErrorList{field.Invalid(field.NewPath("target"), b.Target, "must name a Node")})
-	}
-	_, err := a.update(ctx, res, ns, name, false, false, func(old runtime.Object) (runtime.Object, error) {
-		pod := old.(*corev1.Pod)
-		if pod.DeletionTimestamp != nil {
-			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", name))
-		}
-		if pod.Spec.NodeName != "" {
-			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is already assigned to node %q", name, pod.Spec.NodeName))
-		}
-		pod.Spec.NodeName = b.Target.Name
-		pod.ResourceVersion = ""
-		return pod, nil
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, http.StatusCreated, nil
 }

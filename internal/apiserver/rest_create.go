@@ -38,8 +38,11 @@ func (a *api) handleCreate(ctx context.Context, w http.ResponseWriter, r *http.R
 
 func (a *api) handleSubresourcePost(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
 	h := info.res.Subresources[info.subresource]
-	if h == nil || info.name == "" {
+	if info.name == "" || info.subresource == "" {
 		return apierrors.NewMethodNotSupported(info.res.GVR.GroupResource(), "create")
+	}
+	if h == nil {
+		return subresourceError(info, "create")
 	}
 	body, err := readBody(r)
 	if err != nil {

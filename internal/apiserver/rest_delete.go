@@ -123,6 +123,12 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 				return obj, nil // nothing changes
 			}
 			now := a.now()
+			// The first graceful deletion or finalization changes what the
+			// object's controllers must do: as Kubernetes, bump a tracked
+			// generation.
+			if m.GetDeletionTimestamp() == nil && m.GetGeneration() > 0 {
+				m.SetGeneration(m.GetGeneration() + 1)
+			}
 			if m.GetDeletionTimestamp() == nil || grace < valueOr(cur, 0) {
 				ts := metav1.NewTime(now.Add(time.Duration(grace) * time.Second).Truncate(time.Second))
 				m.SetDeletionTimestamp(&ts)

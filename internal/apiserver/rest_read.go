@@ -21,7 +21,7 @@ func (a *api) handleGet(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return a.handleScale(ctx, w, r, info)
 	}
 	if info.subresource != "" && !(info.subresource == "status" && info.res.Status) {
-		return apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name+"/"+info.subresource)
+		return subresourceError(info, "get")
 	}
 	mc, err := a.negotiate(r, "Table")
 	if err != nil {

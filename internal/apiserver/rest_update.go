@@ -41,7 +41,7 @@ func (a *api) checkSubresource(info requestInfo) (statusOnly bool, err error) {
 	case info.subresource == "status" && info.res.Status:
 		return true, nil
 	}
-	return false, apierrors.NewNotFound(info.res.GVR.GroupResource(), info.name+"/"+info.subresource)
+	return false, subresourceError(info, "update")
 }
 
 func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {

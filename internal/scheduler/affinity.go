@@ -1,11 +1,10 @@
 package scheduler
 
 import (
-	"strconv"
-
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
 // affinityTerm is a parsed pod (anti-)affinity term.
@@ -87,87 +86,29 @@ func matchesAll(terms []affinityTerm, p *v1.Pod, nsLabels map[string]map[string]
 // topologyPair is one topology domain: a node label key and value.
 type topologyPair struct{ key, value string }
 
-// matchesNodeSelectorAndAffinity reports whether node satisfies the pod's
-// nodeSelector and its required node affinity: every nodeSelector label
-// must be present with that value, and at least one nodeSelectorTerm must
-// match (an empty term matches nothing).
-func matchesNodeSelectorAndAffinity(pod *v1.Pod, node *v1.Node) bool {
-	for k, v := range pod.Spec.NodeSelector {
-		if lv, ok := node.Labels[k]; !ok || lv != v {
-			return false
-		}
-	}
-	a := pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	for i := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if nodeMatchesTerm(&a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[i], node) {
-			return true
-		}
-	}
-	return false
+// nodeAffinity is the pod's node placement as kube-scheduler's NodeAffinity
+// plugin parses it, with Kubernetes' own matcher (component-helpers): the
+// nodeSelector and required node affinity (a node must satisfy the
+// nodeSelector and at least one term; a term with neither expressions nor
+// fields matches no node), and the preferred terms with their weights.
+type nodeAffinity struct {
+	required  nodeaffinity.RequiredNodeAffinity
+	preferred *nodeaffinity.PreferredSchedulingTerms // nil: none, or a term did not parse
 }
 
-// nodeMatchesTerm reports whether node satisfies every expression and field
-// of term; a term with neither matches no node.
-func nodeMatchesTerm(term *v1.NodeSelectorTerm, node *v1.Node) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false
+func newNodeAffinity(pod *v1.Pod) nodeAffinity {
+	na := nodeAffinity{required: nodeaffinity.GetRequiredNodeAffinity(pod)}
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
+		// As kube-scheduler: preferred terms that do not parse score nothing.
+		na.preferred, _ = nodeaffinity.NewPreferredSchedulingTerms(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution)
 	}
-	for i := range term.MatchExpressions {
-		r := &term.MatchExpressions[i]
-		v, ok := node.Labels[r.Key]
-		if !requirementHolds(r.Operator, r.Values, v, ok) {
-			return false
-		}
-	}
-	for i := range term.MatchFields {
-		r := &term.MatchFields[i]
-		if r.Key != "metadata.name" {
-			return false
-		}
-		if !requirementHolds(r.Operator, r.Values, node.Name, true) {
-			return false
-		}
-	}
-	return true
+	return na
 }
 
-// requirementHolds evaluates one node selector requirement against a value
-// v (present or not).
-func requirementHolds(op v1.NodeSelectorOperator, values []string, v string, present bool) bool {
-	switch op {
-	case v1.NodeSelectorOpIn:
-		return present && contains(values, v)
-	case v1.NodeSelectorOpNotIn:
-		return !present || !contains(values, v)
-	case v1.NodeSelectorOpExists:
-		return present
-	case v1.NodeSelectorOpDoesNotExist:
-		return !present
-	case v1.NodeSelectorOpGt, v1.NodeSelectorOpLt:
-		if !present || len(values) != 1 {
-			return false
-		}
-		have, err1 := strconv.ParseInt(v, 10, 64)
-		want, err2 := strconv.ParseInt(values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if op == v1.NodeSelectorOpGt {
-			return have > want
-		}
-		return have < want
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// matches reports whether node satisfies the nodeSelector and the required
+// node affinity; as in kube-scheduler, a term that does not parse matches
+// nothing.
+func (na nodeAffinity) matches(node *v1.Node) bool {
+	ok, _ := na.required.Match(node)
+	return ok
 }

@@ -21,8 +21,8 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	defer s.queue.done(key)
 	ns, name := splitKey(key)
 	pod, err := s.pending.Pods(ns).Get(name)
-	if err != nil || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || !s.responsible(pod) {
-		s.queue.succeeded(key) // gone, bound or not ours
+	if err != nil || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || !s.responsible(pod) || gated(pod) {
+		s.queue.succeeded(key) // gone, bound, not ours, or gated until its gates are removed
 		return true
 	}
 	if s.cache.isPlaced(pod) {
@@ -35,15 +35,36 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		if !errors.As(err, &fitErr) && !errors.Is(err, ErrNoNodesAvailable) {
 			msg = fmt.Sprintf("scheduling pod %s: %v", key, err)
 		}
-		wantsAffinity := pod.Spec.Affinity != nil && pod.Spec.Affinity.PodAffinity != nil &&
-			len(pod.Spec.Affinity.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0
-		s.queue.park(key, cyc, parked{wantsPodAffinity: wantsAffinity})
+		s.queue.park(key, cyc, parked{wantsPodChanges: selectsPlacedPods(pod)})
 		s.log.Debug("pod unschedulable", "pod", key, "reason", msg)
 		s.async(func() { s.recordUnschedulable(ctx, pod, msg) })
 		return true
 	}
 	s.async(func() { s.bind(ctx, pod, node) })
 	return true
+}
+
+// gated reports whether the pod still has scheduling gates: the scheduler
+// leaves it alone (kube-scheduler's SchedulingGates pre-enqueue check)
+// until they are all removed.
+func gated(pod *v1.Pod) bool { return len(pod.Spec.SchedulingGates) > 0 }
+
+// selectsPlacedPods reports whether the pod's own required pod affinity,
+// anti-affinity or DoNotSchedule topology spread constraints count pods
+// already placed, so that a bound pod appearing or relabelled may let it
+// fit.
+func selectsPlacedPods(pod *v1.Pod) bool {
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == v1.DoNotSchedule {
+			return true
+		}
+	}
+	a := pod.Spec.Affinity
+	if a == nil {
+		return false
+	}
+	return (a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0) ||
+		(a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0)
 }
 
 // async runs f on a bind worker, waiting for a free one.
@@ -102,7 +123,7 @@ func (s *Scheduler) recordUnschedulable(ctx context.Context, pod *v1.Pod, msg st
 			return nil
 		}
 		updated := cur.DeepCopy()
-		if !setUnschedulable(&updated.Status, msg) {
+		if !setUnschedulable(&updated.Status, msg, cur.Generation) {
 			return nil
 		}
 		_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
@@ -114,22 +135,23 @@ func (s *Scheduler) recordUnschedulable(ctx context.Context, pod *v1.Pod, msg st
 	}
 }
 
-// setUnschedulable sets the PodScheduled=False condition in st, reporting
-// whether anything changed.
-func setUnschedulable(st *v1.PodStatus, msg string) bool {
+// setUnschedulable sets the PodScheduled=False condition in st, observed
+// at the pod's generation, reporting whether anything changed.
+func setUnschedulable(st *v1.PodStatus, msg string, generation int64) bool {
 	cond := v1.PodCondition{
 		Type:               v1.PodScheduled,
 		Status:             v1.ConditionFalse,
 		Reason:             v1.PodReasonUnschedulable,
 		Message:            msg,
 		LastTransitionTime: metav1.Now(),
+		ObservedGeneration: generation,
 	}
 	for i := range st.Conditions {
 		c := &st.Conditions[i]
 		if c.Type != v1.PodScheduled {
 			continue
 		}
-		if c.Status == cond.Status && c.Reason == cond.Reason && c.Message == cond.Message {
+		if c.Status == cond.Status && c.Reason == cond.Reason && c.Message == cond.Message && c.ObservedGeneration == generation {
 			return false
 		}
 		if c.Status == cond.Status {

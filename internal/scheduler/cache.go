@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // cache is the scheduler's view of the cluster: nodes and the pods bound
@@ -19,6 +20,8 @@ type cache struct {
 	sorted   []*NodeInfo // nodes with a Node object, by name; nil when stale
 	pods     map[string]*cachedPod
 	nsLabels map[string]map[string]string
+	// spreadSelector is the snapshot's SpreadSelector; nil until set.
+	spreadSelector func(*v1.Pod) labels.Selector
 }
 
 // cachedPod is where the cache has put a pod.
@@ -66,6 +69,14 @@ func (c *cache) removeNode(name string) {
 		return
 	}
 	ni.SetNode(nil)
+}
+
+// setSpreadSelector sets how a pod without topology spread constraints
+// finds the pods Kubernetes' default constraints spread it against.
+func (c *cache) setSpreadSelector(f func(*v1.Pod) labels.Selector) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spreadSelector = f
 }
 
 // setNamespace records a namespace's labels; nil labels remove it.
@@ -152,7 +163,7 @@ func (c *cache) scheduleAndAssume(pod *v1.Pod) (string, error) {
 		}
 		sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].Node.Name < c.sorted[j].Node.Name })
 	}
-	node, err := Schedule(pod, &Snapshot{Nodes: c.sorted, NamespaceLabels: c.nsLabels})
+	node, err := Schedule(pod, &Snapshot{Nodes: c.sorted, NamespaceLabels: c.nsLabels, SpreadSelector: c.spreadSelector})
 	if err != nil {
 		return "", err
 	}

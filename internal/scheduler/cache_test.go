@@ -107,7 +107,7 @@ func TestQueueParkAfterMoveRetries(t *testing.T) {
 	q.done(key)
 	q.moveAll(true)
 	if !q.isParked(key) {
-		t.Fatal("pod-added move freed a pod without pod affinity")
+		t.Fatal("a bound pod appearing freed a pod whose own selectors count no pods")
 	}
 	q.moveAll(false)
 	if q.isParked(key) {

@@ -31,6 +31,12 @@ type cycleState struct {
 	pod      *podInfo
 	nsLabels map[string]map[string]string
 
+	// nodeAffinity is the pod's nodeSelector and node affinity, parsed.
+	nodeAffinity nodeAffinity
+	// spread is the PodTopologySpread filter's state; nil when the pod has
+	// no DoNotSchedule constraint.
+	spread *spreadFilterState
+
 	// Required pod affinity: counts of existing pods matching all of the
 	// pod's affinity terms, per topology domain.
 	affinityCounts map[topologyPair]int
@@ -41,10 +47,12 @@ type cycleState struct {
 	existingAntiCounts map[topologyPair]int
 }
 
-// newCycleState precomputes the pod's inter-pod affinity state over the
-// snapshot. Only pods that need it are walked.
+// newCycleState parses the pod's node affinity and precomputes its
+// topology spread and inter-pod affinity state over the snapshot. Only pods
+// that need it are walked.
 func newCycleState(pod *v1.Pod, snap *Snapshot) *cycleState {
-	st := &cycleState{pod: newPodInfo(pod), nsLabels: snap.NamespaceLabels}
+	st := &cycleState{pod: newPodInfo(pod), nsLabels: snap.NamespaceLabels, nodeAffinity: newNodeAffinity(pod)}
+	st.spread = newSpreadFilterState(pod, st.nodeAffinity.required, snap)
 	pi := st.pod
 	needOwn := len(pi.requiredAffinity)+len(pi.requiredAnti) > 0
 	for _, ni := range snap.Nodes {
@@ -89,14 +97,19 @@ func inc(m *map[topologyPair]int, k topologyPair) {
 	(*m)[k]++
 }
 
-// filter runs Kubernetes' filters in its default order, stopping at the
-// first that fails (as the framework does): NodeUnschedulable,
-// TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit and
-// InterPodAffinity. It returns nil when the pod fits ni.
+// filters are Kubernetes' filter plugins peapod runs, in kube-scheduler's
+// default order.
+var filters = []func(*cycleState, *NodeInfo) *status{
+	filterUnschedulable, filterTaints, filterNodeAffinity, filterNodePorts, filterResources,
+	filterPodTopologySpread, filterInterPodAffinity,
+}
+
+// filter runs the filters in order, stopping at the first that fails (as
+// the framework does): NodeUnschedulable, TaintToleration, NodeAffinity,
+// NodePorts, NodeResourcesFit, PodTopologySpread and InterPodAffinity. It
+// returns nil when the pod fits ni.
 func filter(st *cycleState, ni *NodeInfo) *status {
-	for _, f := range []func(*cycleState, *NodeInfo) *status{
-		filterUnschedulable, filterTaints, filterNodeAffinity, filterNodePorts, filterResources, filterInterPodAffinity,
-	} {
+	for _, f := range filters {
 		if s := f(st, ni); s != nil {
 			return s
 		}
@@ -159,8 +172,10 @@ func tolerated(tols []v1.Toleration, t *v1.Taint) bool {
 	return false
 }
 
+// filterNodeAffinity is NodeAffinity's filter: the nodeSelector and the
+// required node affinity.
 func filterNodeAffinity(st *cycleState, ni *NodeInfo) *status {
-	if matchesNodeSelectorAndAffinity(st.pod.pod, ni.Node) {
+	if st.nodeAffinity.matches(ni.Node) {
 		return nil
 	}
 	return &status{reasons: []string{reasonNodeAffinity}, unresolvable: true}

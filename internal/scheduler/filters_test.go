@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -284,7 +285,7 @@ func TestScheduleFilters(t *testing.T) {
 				t.Fatalf("Schedule: %v", err)
 			}
 			if tc.wantIn != nil {
-				if !contains(tc.wantIn, got) {
+				if !slices.Contains(tc.wantIn, got) {
 					t.Fatalf("Schedule = %q, want one of %v", got, tc.wantIn)
 				}
 				return

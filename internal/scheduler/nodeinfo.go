@@ -4,7 +4,7 @@ import (
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Taint keys Kubernetes puts on nodes that are not ready or unreachable.
@@ -23,6 +23,11 @@ type Snapshot struct {
 	// (anti-)affinity terms with a namespaceSelector. A namespace missing
 	// here has no labels.
 	NamespaceLabels map[string]map[string]string
+	// SpreadSelector returns, for a pod without topologySpreadConstraints,
+	// the selector of the pods Kubernetes' default constraints spread it
+	// against (see DefaultSpreadSelector); nil or an empty selector means
+	// no default spreading. A nil SpreadSelector turns it off.
+	SpreadSelector func(*v1.Pod) labels.Selector
 }
 
 // NewSnapshot builds a snapshot from nodes and pods: each pod with
@@ -220,7 +225,6 @@ type podInfo struct {
 	requests  Resources
 	nonZero   Resources
 	hostPorts []hostPort
-	owner     string // UID of the controller owner, "" if none
 
 	requiredAffinity  []affinityTerm
 	requiredAnti      []affinityTerm
@@ -250,9 +254,6 @@ func newPodInfo(p *v1.Pod) *podInfo {
 			}
 			pi.hostPorts = append(pi.hostPorts, hostPort{ip: ip, portKey: portKey{proto, cp.HostPort}})
 		}
-	}
-	if ref := metav1.GetControllerOf(p); ref != nil {
-		pi.owner = string(ref.UID)
 	}
 	if a := p.Spec.Affinity; a != nil {
 		if pa := a.PodAffinity; pa != nil {

@@ -19,14 +19,17 @@ type schedulingQueue struct {
 	moves         cycle // bumped by moveAll
 }
 
-// cycle counts the moves of parked pods: all of them, and those for a pod
-// that appeared.
-type cycle struct{ all, podAdded uint64 }
+// cycle counts the moves of parked pods: all of them, and those for a
+// bound pod that appeared or changed its labels.
+type cycle struct{ all, podChanged uint64 }
 
-// parked is an unschedulable pod's note: whether only a pod appearing
-// (for its required pod affinity) could help it besides other changes.
+// parked is an unschedulable pod's note: whether, besides node changes and
+// pods going away, a bound pod appearing or changing its labels (or a
+// namespace its labels) could help it. That is so for pods with required
+// pod affinity or anti-affinity or DoNotSchedule topology spread
+// constraints, whose own selectors count the pods already placed.
 type parked struct {
-	wantsPodAffinity bool
+	wantsPodChanges bool
 }
 
 func newSchedulingQueue(initialBackoff, maxBackoff time.Duration) *schedulingQueue {
@@ -82,7 +85,7 @@ func (q *schedulingQueue) retry(key string) { q.active.AddRateLimited(key) }
 func (q *schedulingQueue) park(key string, c cycle, p parked) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.moves.all != c.all || (p.wantsPodAffinity && q.moves.podAdded != c.podAdded) {
+	if q.moves.all != c.all || (p.wantsPodChanges && q.moves.podChanged != c.podChanged) {
 		q.active.AddRateLimited(key)
 		return
 	}
@@ -90,18 +93,19 @@ func (q *schedulingQueue) park(key string, c cycle, p parked) {
 }
 
 // moveAll queues every parked pod again (after its backoff): something
-// changed that may let it fit. With podAddedOnly, only pods waiting for a
-// pod to satisfy their affinity move.
-func (q *schedulingQueue) moveAll(podAddedOnly bool) {
+// changed that may let it fit. With podChangedOnly (a bound pod appeared
+// or changed its labels), only pods whose own pod selectors could now be
+// satisfied move.
+func (q *schedulingQueue) moveAll(podChangedOnly bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if podAddedOnly {
-		q.moves.podAdded++
+	if podChangedOnly {
+		q.moves.podChanged++
 	} else {
 		q.moves.all++
 	}
 	for key, p := range q.unschedulable {
-		if podAddedOnly && !p.wantsPodAffinity {
+		if podChangedOnly && !p.wantsPodChanges {
 			continue
 		}
 		delete(q.unschedulable, key)

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -136,6 +137,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	nodes := clusterFactory.Core().V1().Nodes().Informer()
 	namespaces := clusterFactory.Core().V1().Namespaces().Informer()
+	workloads := Workloads{
+		Services:               clusterFactory.Core().V1().Services().Lister(),
+		ReplicationControllers: clusterFactory.Core().V1().ReplicationControllers().Lister(),
+		ReplicaSets:            clusterFactory.Apps().V1().ReplicaSets().Lister(),
+		StatefulSets:           clusterFactory.Apps().V1().StatefulSets().Lister(),
+	}
 	pending := pendingFactory.Core().V1().Pods()
 	assigned := assignedFactory.Core().V1().Pods().Informer()
 	s.pending = pending.Lister()
@@ -158,6 +165,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if !toolscache.WaitForCacheSync(ctx.Done(), nodes.HasSynced, namespaces.HasSynced, pending.Informer().HasSynced, assigned.HasSynced) {
 		return nil // ctx was cancelled
 	}
+	for typ, synced := range clusterFactory.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("scheduler: informer for %v did not sync", typ)
+		}
+	}
+	s.cache.setSpreadSelector(workloads.DefaultSpreadSelector)
 	close(s.ready)
 	s.log.Info("scheduler started", "schedulerName", s.opts.SchedulerName)
 
@@ -194,7 +210,9 @@ func (s *Scheduler) pendingHandler() toolscache.ResourceEventHandler {
 	return toolscache.FilteringResourceEventHandler{
 		FilterFunc: func(obj any) bool {
 			p := podOf(obj)
-			return p != nil && p.Spec.NodeName == "" && s.responsible(p)
+			// A gated pod is not queued; removing its last gate turns the
+			// update into an add.
+			return p != nil && p.Spec.NodeName == "" && s.responsible(p) && !gated(p)
 		},
 		Handler: toolscache.ResourceEventHandlerFuncs{
 			AddFunc: func(obj any) { s.queue.add(queueKey(podOf(obj))) },
@@ -229,8 +247,12 @@ func (s *Scheduler) assignedHandler() toolscache.ResourceEventHandler {
 			UpdateFunc: func(oldObj, newObj any) {
 				oldPod, newPod := podOf(oldObj), podOf(newObj)
 				s.cache.setBoundPod(newPod)
-				if terminated(newPod) && !terminated(oldPod) {
+				switch {
+				case terminated(newPod) && !terminated(oldPod):
 					s.queue.moveAll(false)
+				case !apiequality.Semantic.DeepEqual(oldPod.Labels, newPod.Labels):
+					// Pod (anti-)affinity and spread selectors see it anew.
+					s.queue.moveAll(true)
 				}
 			},
 			DeleteFunc: func(obj any) {
@@ -266,6 +288,8 @@ func (s *Scheduler) nodeHandler() toolscache.ResourceEventHandler {
 			}
 			if n, ok := obj.(*v1.Node); ok {
 				s.cache.removeNode(n.Name)
+				// A domain gone can raise a topology spread minimum.
+				s.queue.moveAll(false)
 			}
 		},
 	}

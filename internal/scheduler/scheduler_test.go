@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -274,5 +275,75 @@ func TestRunTwice(t *testing.T) {
 	s := startScheduler(t, c, Options{})
 	if err := s.Run(context.Background()); err == nil {
 		t.Fatal("second Run succeeded")
+	}
+}
+
+// TestRunWaitsForSchedulingGates: a gated pod is never tried (no
+// FailedScheduling, no binding) while a later pod is bound; removing its
+// gates lets it in.
+func TestRunWaitsForSchedulingGates(t *testing.T) {
+	c := newFakeClient(mkNode("n1", "2", "2Gi"))
+	startScheduler(t, c, Options{})
+	create(t, c, mkPod("gated", func(p *v1.Pod) {
+		p.Spec.SchedulingGates = []v1.PodSchedulingGate{{Name: "example.com/a"}, {Name: "example.com/b"}}
+	}))
+	// The informer delivers events in order: once the later pod is bound,
+	// the gated one has been seen and left alone.
+	create(t, c, mkPod("free"))
+	waitBound(t, c, "free", "n1")
+	if p := getPod(t, c, "gated"); p.Spec.NodeName != "" || findEvent(c, "gated", "FailedScheduling") != nil {
+		t.Fatalf("gated pod was tried: nodeName %q", p.Spec.NodeName)
+	}
+	ungate := func(gates []v1.PodSchedulingGate) {
+		p := getPod(t, c, "gated")
+		p.Spec.SchedulingGates = gates
+		if _, err := c.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ungate([]v1.PodSchedulingGate{{Name: "example.com/b"}})
+	create(t, c, mkPod("free2"))
+	waitBound(t, c, "free2", "n1")
+	if p := getPod(t, c, "gated"); p.Spec.NodeName != "" {
+		t.Fatalf("pod with one gate left bound to %s", p.Spec.NodeName)
+	}
+	ungate(nil)
+	waitBound(t, c, "gated", "n1")
+}
+
+// TestRunRetriesWhenPodRelabelled: a pod whose required pod affinity
+// finds no match waits, and is scheduled once a bound pod gets the label.
+func TestRunRetriesWhenPodRelabelled(t *testing.T) {
+	zone := v1.LabelTopologyZone
+	c := newFakeClient(mkNode("n1", "2", "2Gi", nodeLabel(zone, "a")), mkNode("n2", "2", "2Gi", nodeLabel(zone, "b")),
+		mkPod("db", on("n2")))
+	startScheduler(t, c, Options{})
+	create(t, c, mkPod("web", affinity(&v1.Affinity{PodAffinity: &v1.PodAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{podTerm("db", zone)},
+	}})))
+	eventually(t, "FailedScheduling", func() (bool, string) {
+		e := findEvent(c, "web", "FailedScheduling")
+		return e != nil && strings.Contains(e.Message, "node(s) didn't match pod affinity rules"), fmt.Sprint(e)
+	})
+	db := getPod(t, c, "db")
+	db.Labels = map[string]string{"app": "db"}
+	if _, err := c.CoreV1().Pods("default").Update(context.Background(), db, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitBound(t, c, "web", "n2")
+}
+
+// TestRunSpreadsReplicaSetByDefault: pods of a ReplicaSet without
+// constraints of their own are spread by the system default constraints,
+// found through the ReplicaSet's selector.
+func TestRunSpreadsReplicaSetByDefault(t *testing.T) {
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "rs", Namespace: "default", UID: "rs-1"},
+		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	// n1 has far more room: without spreading every pod would go there.
+	c := newFakeClient(mkNode("n1", "64", "64Gi"), mkNode("n2", "4", "4Gi"), rs)
+	startScheduler(t, c, Options{})
+	for i := 0; i < 4; i++ {
+		create(t, c, mkPod(fmt.Sprintf("web-%d", i), label("app", "web"), ownedBy("rs-1"), func(p *v1.Pod) { p.OwnerReferences[0].Name = "rs" }))
+		waitBound(t, c, fmt.Sprintf("web-%d", i), map[bool]string{true: "n1", false: "n2"}[i%2 == 0])
 	}
 }

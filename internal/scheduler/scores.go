@@ -19,13 +19,12 @@ type scorer struct {
 	score  func(st *cycleState, nodes []*NodeInfo, snap *Snapshot) []int64
 }
 
-// scorers are the score plugins with Kubernetes' default weights (the
-// owner spreading plays PodTopologySpread's part).
+// scorers are the score plugins with kube-scheduler's default weights.
 var scorers = []scorer{
 	{"TaintToleration", 3, scoreTaints},
 	{"NodeAffinity", 2, scoreNodeAffinity},
+	{"PodTopologySpread", 2, scorePodTopologySpread},
 	{"InterPodAffinity", 2, scoreInterPodAffinity},
-	{"SelectorSpread", 2, scoreSpread},
 	{"NodeResourcesLeastAllocated", 1, scoreLeastAllocated},
 }
 
@@ -40,21 +39,16 @@ func totalScores(st *cycleState, nodes []*NodeInfo, snap *Snapshot) []int64 {
 	return total
 }
 
-// scoreNodeAffinity sums the weights of the preferred node affinity terms
-// each node matches, scaled so the best node gets maxScore.
+// scoreNodeAffinity is NodeAffinity's score: the sum of the weights of the
+// preferred terms each node matches, scaled so the best node gets maxScore.
 func scoreNodeAffinity(st *cycleState, nodes []*NodeInfo, _ *Snapshot) []int64 {
 	out := make([]int64, len(nodes))
-	a := st.pod.pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
+	prefs := st.nodeAffinity.preferred
+	if prefs == nil {
 		return out
 	}
-	prefs := a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution
 	for i, ni := range nodes {
-		for j := range prefs {
-			if prefs[j].Weight != 0 && nodeMatchesTerm(&prefs[j].Preference, ni.Node) {
-				out[i] += int64(prefs[j].Weight)
-			}
-		}
+		out[i] = prefs.Score(ni.Node)
 	}
 	return scaleToMax(out, false)
 }
@@ -157,25 +151,6 @@ func scoreInterPodAffinity(st *cycleState, nodes []*NodeInfo, snap *Snapshot) []
 		}
 	}
 	return out
-}
-
-// scoreSpread favours nodes with fewer pods of the pod's controller owner
-// (same namespace, not terminating), so a ReplicaSet's pods spread.
-func scoreSpread(st *cycleState, nodes []*NodeInfo, _ *Snapshot) []int64 {
-	out := make([]int64, len(nodes))
-	owner := st.pod.owner
-	if owner == "" {
-		return out
-	}
-	ns := st.pod.pod.Namespace
-	for i, ni := range nodes {
-		for _, ep := range ni.pods {
-			if ep.owner == owner && ep.pod.Namespace == ns && ep.pod.DeletionTimestamp == nil {
-				out[i]++
-			}
-		}
-	}
-	return scaleToMax(out, true)
 }
 
 // scoreLeastAllocated favours the node with the most CPU and memory left

@@ -43,16 +43,6 @@ func TestScheduleScores(t *testing.T) {
 			want: "n2",
 		},
 		{
-			name:  "spreading one owner's pods beats free room",
-			nodes: []*v1.Node{mkNode("n1", "8", "8Gi"), mkNode("n2", "4", "4Gi")},
-			existing: []*v1.Pod{
-				mkPod("r1", ownedBy("rs-1"), on("n1")), mkPod("r2", ownedBy("rs-1"), on("n1")),
-				mkPod("other", ownedBy("rs-2"), on("n2")), mkPod("other2", ownedBy("rs-2"), on("n2")),
-			},
-			pod:  mkPod("p", ownedBy("rs-1")),
-			want: "n2",
-		},
-		{
 			name:     "preferred pod affinity",
 			nodes:    []*v1.Node{mkNode("n1", "8", "8Gi", nodeLabel(zone, "z1")), mkNode("n2", "2", "2Gi", nodeLabel(zone, "z2"))},
 			existing: []*v1.Pod{mkPod("db", label("app", "db"), on("n2"))},

@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,20 @@ func RequiresRoot(t testing.TB) {
 		t.Fatal("this test needs root and the real kernel, and PEAPOD_REQUIRE_ROOT=1 forbids skipping it")
 	}
 	t.Skip("needs root and the real kernel")
+}
+
+// Missing stops a test whose prerequisite the README promises (a runtime
+// binary, a usable cgroup layout, busybox-static) is absent, naming it:
+// with PEAPOD_REQUIRE_ROOT=1 (as `make test` sets, after `make setup`) the
+// test fails, since nothing the README promises may skip there; otherwise
+// it skips, so `go test` still works for a newcomer.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	what := fmt.Sprintf(format, args...)
+	if os.Getenv("PEAPOD_REQUIRE_ROOT") == "1" {
+		t.Fatalf("%s; PEAPOD_REQUIRE_ROOT=1 forbids skipping (`make setup` provides it)", what)
+	}
+	t.Skip(what)
 }
 
 var (

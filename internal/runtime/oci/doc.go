@@ -18,7 +18,7 @@
 // stderr), wrapped with what was attempted; ErrNotFound marks an ID the
 // runtime does not know.
 //
-// The kernel tests need root, runc and crun; they skip without root, and
-// fail instead when PEAPOD_REQUIRE_ROOT=1 (except crun on a host where
-// CheckUsable refuses it, which is skipped with the reason).
+// The kernel tests need root, runc and crun; they skip without root or
+// without a usable runtime, and fail instead when PEAPOD_REQUIRE_ROOT=1,
+// naming what is missing (CheckUsable's reason for a runtime).
 package oci
