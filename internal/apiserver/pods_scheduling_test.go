@@ -30,7 +30,6 @@ func errStrings(p *corev1.Pod) []string {
 	return out
 }
 
-
 // TestValidatePodScheduling checks the scheduling fields' validation
 // against Kubernetes' messages, each naming its field.
 func TestValidatePodScheduling(t *testing.T) {
