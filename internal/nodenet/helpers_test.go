@@ -78,8 +78,10 @@ func setupLab(t *testing.T, nodes int, backend Backend, before func(*nodenettest
 		if ln.local, err = ln.net.Setup(t.Context()); err != nil {
 			t.Fatalf("Setup %s: %v", n.Name, err)
 		}
-		if err := n.SetPodMTU(ln.local.MTU); err != nil {
-			t.Fatal(err)
+		if ln.local.MTU > 0 {
+			if err := n.SetPodMTU(ln.local.MTU); err != nil {
+				t.Fatal(err)
+			}
 		}
 		out = append(out, ln)
 	}
@@ -303,7 +305,7 @@ func (w *watcher) drain(t *testing.T, dev int) (routes []string, neighs []string
 			if u.Protocol != RouteProtocol && (u.Dst == nil || !clusterNet.Contains(netip.AddrFrom4([4]byte(u.Dst.IP.To4())))) {
 				continue
 			}
-			routes = append(routes, fmt.Sprintf("%s %s gw %s proto %d", msgType(u.Type), u.Dst, u.Gw, u.Protocol))
+			routes = append(routes, fmt.Sprintf("%s %s gw %s proto %d metric %d", msgType(u.Type), u.Dst, u.Gw, u.Protocol, u.Priority))
 		case u := <-w.neighs:
 			if u.LinkIndex == w.bridge.Attrs().Index {
 				if u.Type == unix.RTM_NEWNEIGH && u.IP.Equal(dst.Addr().AsSlice()) {

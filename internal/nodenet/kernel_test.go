@@ -178,24 +178,23 @@ func TestReconcileAfterRestart(t *testing.T) {
 	}
 	routes, neighs, links := w.drain(t, idx)
 	checkState(t, a, wantVXLANState(peersOf(nodes, 0)))
-	for _, r := range routes {
-		if !strings.HasPrefix(r, "del ") || !(strings.Contains(r, "10.244.77.0/24") || strings.Contains(r, "10.244.2.0/24")) {
-			t.Errorf("resync after restart touched a route it should have left alone: %s", r)
+	// Removing an entry notifies (a neighbour goes FAILED, then away); any
+	// notification about a live peer's entry is a flap. The duplicate of
+	// node2's route is the one exception: its removal names node2's range.
+	updates := append(append(routes, neighs...), links...)
+	if len(updates) == 0 {
+		t.Errorf("the resync after a restart removed nothing")
+	}
+	for _, u := range updates {
+		switch {
+		case concerns(u, gone):
+		case strings.HasPrefix(u, "del ") && strings.Contains(u, "metric 50"):
+		default:
+			t.Errorf("the resync after a restart touched a live peer's entry: %s", u)
 		}
-	}
-	if len(routes) != 2 {
-		t.Errorf("resync after restart: route notifications %q, want the 2 removals", routes)
-	}
-	for _, n := range neighs {
-		if !strings.HasPrefix(n, "del ") || !(strings.Contains(n, "10.244.77.0") || strings.Contains(n, "172.31.250.77")) {
-			t.Errorf("resync after restart touched a neighbour or FDB entry of a live peer: %s", n)
-		}
-	}
-	if len(neighs) != 2 {
-		t.Errorf("resync after restart: neighbour/FDB notifications %q, want the 2 removals", neighs)
 	}
 	if len(links) != 0 {
-		t.Errorf("resync after restart changed the device: %q", links)
+		t.Errorf("the resync after a restart changed the device: %q", links)
 	}
 
 	// Nothing to do: nothing happens.
@@ -219,7 +218,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	}
 	routes, neighs, _ = w.drain(t, idx)
 	for _, u := range append(routes, neighs...) {
-		if !strings.HasPrefix(u, "del ") || strings.Contains(u, nodes[1].PodCIDR.Addr().String()) || strings.Contains(u, nodes[1].IP.String()+" ") {
+		if !concerns(u, nodes[2].peer()) {
 			t.Errorf("node3 leaving touched something else: %s", u)
 		}
 	}
@@ -230,6 +229,18 @@ func TestReconcileAfterRestart(t *testing.T) {
 	if err := nodenettest.Ping(t.Context(), a.Pods[0].Endpoint(), nodes[2].Pods[0].Endpoint(), time.Second); err == nil {
 		t.Errorf("pod on node3 still reachable after node3 left")
 	}
+}
+
+// concerns reports whether a notification (as drain renders it) names one
+// of p's addresses, ranges or MAC.
+func concerns(update string, p Peer) bool {
+	for _, f := range strings.Fields(update) {
+		switch f {
+		case p.PodCIDR.String(), p.PodCIDR.Addr().String(), p.NodeIP.String(), p.VTEPMAC.String():
+			return true
+		}
+	}
+	return false
 }
 
 // TestMACSurvivesTeardownAndRecreation: the VTEP MAC is recorded in the
