@@ -25,16 +25,17 @@ import (
 //
 // Throughput is iperf3 when installed (`hack/setup.sh --bench`), else a
 // Go TCP stream; one stream, both ends on this machine's CPUs. Each figure
-// is the median of several rounds; a round measures all four back to back,
-// so a pair and its floor run under the same load. Run it alone, as root,
+// is the median of several rounds; a round measures all four back to back
+// (every other round in reverse order), so a pair and its floor run under
+// the same load. Run it alone, as root,
 // under the kernel lock:
 //
 //	go test -run '^$' -bench PodNetworkBetweenNodes -benchtime 1x ./internal/nodenet/
 //
-// PEAPOD_NODENET_BENCH_SECONDS (default 3) and _ROUNDS (default 3) size it.
+// PEAPOD_NODENET_BENCH_SECONDS (default 3) and _ROUNDS (default 5) size it.
 func BenchmarkPodNetworkBetweenNodes(b *testing.B) {
 	testutil.RequiresRoot(b)
-	seconds, rounds := envInt("PEAPOD_NODENET_BENCH_SECONDS", 3), envInt("PEAPOD_NODENET_BENCH_ROUNDS", 3)
+	seconds, rounds := envInt("PEAPOD_NODENET_BENCH_SECONDS", 3), envInt("PEAPOD_NODENET_BENCH_ROUNDS", 5)
 	lab := nodenettest.New(b, nodenettest.Options{Nodes: 2})
 	n1, n2 := lab.Nodes[0], lab.Nodes[1]
 	floorA, floorB := nodenettest.HandVXLAN(b, n1, n2)
@@ -82,7 +83,13 @@ func BenchmarkPodNetworkBetweenNodes(b *testing.B) {
 	tool := ""
 	for range b.N {
 		for round := 0; round < rounds; round++ {
-			for _, p := range pairs {
+			// Every other round in reverse, so no pair always runs first
+			// (or right after the same neighbour) while the load drifts.
+			order := slices.Clone(pairs)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, p := range order {
 				if p.backend != "" {
 					setup(p.backend)
 				}

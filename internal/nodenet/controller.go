@@ -44,8 +44,11 @@ const (
 // before a restart. Every ResyncPeriod it reconciles again and re-ensures
 // the forward rules. Failures are retried with Kubernetes' controller
 // back-off. Node objects that cannot be peers are logged with the reason,
-// once per change. n must have been Setup. Run returns ctx's error.
+// once per change. n must have been Setup. Run returns ctx's error, or
+// ErrClosed as soon as it finds n closed.
 func Run(ctx context.Context, client kubernetes.Interface, n *Network) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	local, ok := n.Local()
 	if !ok {
 		return errors.New("nodenet: Run called before Setup")
@@ -120,17 +123,28 @@ func Run(ctx context.Context, client kubernetes.Interface, n *Network) error {
 		}
 		return err
 	}
+	var closed bool
 	ctrlutil.RunWorkers(ctx, q, 1, log, func(ctx context.Context, key string) error {
-		switch key {
-		case keyPublish:
-			return publish(ctx, client, self, local.Annotations)
-		case keyHeal:
-			if err := n.EnsureForwarding(ctx); err != nil {
-				return err
+		err := func() error {
+			switch key {
+			case keyPublish:
+				return publish(ctx, client, self, local.Annotations)
+			case keyHeal:
+				if err := n.EnsureForwarding(ctx); err != nil {
+					return err
+				}
 			}
+			return sync(ctx)
+		}()
+		if errors.Is(err, ErrClosed) {
+			closed = true
+			cancel()
 		}
-		return sync(ctx)
+		return err
 	})
+	if closed {
+		return ErrClosed
+	}
 	return ctx.Err()
 }
 

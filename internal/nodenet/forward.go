@@ -50,6 +50,14 @@ var forwardJump = []string{"FORWARD", "-m", "comment", "--comment", forwardJumpC
 // FORWARD once. Setup calls it; the controller calls it again on every
 // periodic resync so a flushed FORWARD chain heals.
 func (n *Network) EnsureForwarding(ctx context.Context) error {
+	if err := n.lock(); err != nil {
+		return err
+	}
+	defer n.mu.Unlock()
+	return n.ensureForwarding(ctx)
+}
+
+func (n *Network) ensureForwarding(ctx context.Context) error {
 	return n.inNS(func() error {
 		restore := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
 		restore.Stdin = strings.NewReader(forwardRules(n.s.clusterCIDR.String()))

@@ -2,6 +2,7 @@ package nodenet
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -384,6 +385,13 @@ func TestSetupRefusesForeignNodeIP(t *testing.T) {
 	}
 	if _, err := nw.Sync(t.Context(), nil); err == nil {
 		t.Error("Sync before a successful Setup did not fail")
+	}
+	_ = nw.Close()
+	if _, err := nw.Sync(t.Context(), nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Sync after Close = %v, want ErrClosed (a closed handle would program the caller's namespace)", err)
+	}
+	if err := nw.Teardown(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Teardown after Close = %v, want ErrClosed", err)
 	}
 	bad := labConfig(n, BackendVXLAN)
 	bad.NetNS = "/run/netns/does-not-exist-ppnn"

@@ -24,6 +24,10 @@ type Network struct {
 	log *slog.Logger
 
 	mu sync.Mutex
+	// closed is set by Close: a closed netlink handle would silently
+	// talk to the calling thread's namespace instead, so nothing may use
+	// it after.
+	closed bool
 	// local is what Setup returned; nil until Setup succeeds.
 	local *Local
 	// lastPeers is what peers.json holds, to skip rewriting it unchanged.
@@ -81,9 +85,28 @@ func Load(stateDir, netnsPath string, log *slog.Logger) (*Network, error) {
 // between nodes was set up with that state dir.
 func IsNotConfigured(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
-// Close releases the netlink handle. The kernel state stays.
+// ErrClosed is returned by the methods of a Network after Close.
+var ErrClosed = errors.New("nodenet: network closed")
+
+// Close releases the netlink handle; later calls of n's methods return
+// ErrClosed. The kernel state stays. Idempotent.
 func (n *Network) Close() error {
-	n.nl.Close()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.closed {
+		n.closed = true
+		n.nl.Close()
+	}
+	return nil
+}
+
+// lock takes n's lock, or returns ErrClosed (without the lock held).
+func (n *Network) lock() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
 	return nil
 }
 

@@ -35,7 +35,9 @@ import (
 // config changes nothing; if a later step fails, a device this call
 // created is removed again.
 func (n *Network) Setup(ctx context.Context) (local Local, retErr error) {
-	n.mu.Lock()
+	if err := n.lock(); err != nil {
+		return local, err
+	}
 	defer n.mu.Unlock()
 	var underlay netlink.Link
 	if n.s.Backend != BackendNone {
@@ -83,7 +85,7 @@ func (n *Network) Setup(ctx context.Context) (local Local, retErr error) {
 			return local, err
 		}
 	}
-	if err := n.EnsureForwarding(ctx); err != nil {
+	if err := n.ensureForwarding(ctx); err != nil {
 		return local, err
 	}
 	local.Annotations = localAnnotations(n.s.Backend, n.s.nodeIP, local.VTEPMAC)

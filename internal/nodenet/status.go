@@ -63,7 +63,9 @@ type PeerStatus struct {
 
 // Status reads the kernel state of this node's pod network between nodes.
 func (n *Network) Status(ctx context.Context) (Status, error) {
-	n.mu.Lock()
+	if err := n.lock(); err != nil {
+		return Status{}, err
+	}
 	defer n.mu.Unlock()
 	st := Status{Backend: n.s.Backend, NodeName: n.s.NodeName, NodeIP: n.s.NodeIP, PodCIDR: n.s.PodCIDR, ClusterCIDR: n.s.ClusterCIDR}
 	peers, err := readPeers(n.s.StateDir)

@@ -32,7 +32,9 @@ const RouteProtocol netlink.RouteProtocol = 112
 // individual kernel operations; Sync goes on past them, so a retry has
 // less to do. Sync needs a successful Setup first.
 func (n *Network) Sync(ctx context.Context, peers []Peer) (refused []Refusal, err error) {
-	n.mu.Lock()
+	if err := n.lock(); err != nil {
+		return nil, err
+	}
 	defer n.mu.Unlock()
 	if n.local == nil {
 		return nil, errors.New("nodenet: Sync called before Setup")

@@ -13,7 +13,9 @@ import (
 // MAC. For `peapod reset` and cluster teardown. Idempotent: what is already
 // gone is success. It goes on past failures and returns them joined.
 func (n *Network) Teardown(ctx context.Context) error {
-	n.mu.Lock()
+	if err := n.lock(); err != nil {
+		return err
+	}
 	defer n.mu.Unlock()
 	var errs []error
 	errs = append(errs, n.removeDevice())

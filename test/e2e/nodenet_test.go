@@ -32,7 +32,6 @@ func TestPodNetworkBetweenNodesFollowsTheAPI(t *testing.T) {
 	lab := nodenettest.New(t, nodenettest.Options{Nodes: 2})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	names := make([]string, len(lab.Nodes))
 	nets := make([]*nodenet.Network, len(lab.Nodes))
@@ -74,6 +73,10 @@ func TestPodNetworkBetweenNodesFollowsTheAPI(t *testing.T) {
 			}
 		}()
 	}
+
+	// Registered last, so it runs first: the controllers stop before their
+	// networks close and the lab goes.
+	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	for i := range lab.Nodes {
 		c.eventually(30*time.Second, func() error {
