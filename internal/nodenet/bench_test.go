@@ -9,6 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/peapod/peapod/internal/nodenet/nodenettest"
 	"github.com/peapod/peapod/internal/testutil"
 )
@@ -146,4 +153,90 @@ func medianDuration(v []time.Duration) time.Duration {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// BenchmarkPeerConvergence measures how long after a Node joins (is
+// created with its podCIDR and annotations) every node's kernel has the
+// route to its pods, and after it leaves (is deleted) every node has
+// dropped it: three lab nodes, each running Run against one in-process
+// (fake) API, timed by the kernel's own route notifications. Issue 10's
+// target is 1 s; the API's watch latency of a real server comes on top.
+func BenchmarkPeerConvergence(b *testing.B) {
+	_, nodes := setupLab(b, 3, BackendVXLAN, nil)
+	client := fake.NewClientset()
+	for _, ln := range nodes {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ln.Name}, Spec: corev1.NodeSpec{PodCIDR: ln.PodCIDR.String()}}
+		if _, err := client.CoreV1().Nodes().Create(b.Context(), n, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		runController(b, client, ln.net)
+	}
+	for i, ln := range nodes {
+		want := wantVXLANState(peersOf(nodes, i)).routes
+		eventually(b, 10*time.Second, "peers programmed on "+ln.Name, func() error {
+			if got := readKernel(b, ln).routes; !sameSet(got, want) {
+				return fmt.Errorf("routes %q, want %q", got, want)
+			}
+			return nil
+		})
+	}
+	updates := make([]chan netlink.RouteUpdate, len(nodes))
+	done := make(chan struct{})
+	b.Cleanup(func() { close(done) })
+	for i, ln := range nodes {
+		ns, err := vnetns.GetFromPath(ln.NetNS)
+		if err != nil {
+			b.Fatal(err)
+		}
+		updates[i] = make(chan netlink.RouteUpdate, 1024)
+		err = netlink.RouteSubscribeWithOptions(updates[i], done, netlink.RouteSubscribeOptions{Namespace: &ns})
+		ns.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	// waitAll waits until every node reported the route to dst added
+	// (typ RTM_NEWROUTE) or removed, and returns when the last one did.
+	waitAll := func(dst string, typ uint16) time.Time {
+		var last time.Time
+		for i := range nodes {
+			timeout := time.After(10 * time.Second)
+			for seen := false; !seen; {
+				select {
+				case u := <-updates[i]:
+					if u.Type == typ && u.Protocol == RouteProtocol && u.Dst != nil && u.Dst.String() == dst {
+						seen = true
+						if now := time.Now(); now.After(last) {
+							last = now
+						}
+					}
+				case <-timeout:
+					b.Fatalf("node%d: no route change for %s within 10s", i+1, dst)
+				}
+			}
+		}
+		return last
+	}
+	var join, leave []time.Duration
+	for i := range b.N {
+		name, cidr := fmt.Sprintf("joiner%d", i), fmt.Sprintf("10.244.%d.0/24", 100+i%150)
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: vxlanAnn(fmt.Sprintf("172.31.250.%d", 100+i%150), fmt.Sprintf("0a:00:00:00:01:%02x", i%150))},
+			Spec:       corev1.NodeSpec{PodCIDR: cidr},
+		}
+		start := time.Now()
+		if _, err := client.CoreV1().Nodes().Create(b.Context(), node, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		join = append(join, waitAll(cidr, unix.RTM_NEWROUTE).Sub(start))
+		start = time.Now()
+		if err := client.CoreV1().Nodes().Delete(b.Context(), name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		leave = append(leave, waitAll(cidr, unix.RTM_DELROUTE).Sub(start))
+	}
+	b.ReportMetric(float64(medianDuration(join).Microseconds())/1000, "join-p50-ms")
+	b.ReportMetric(float64(slices.Max(join).Microseconds())/1000, "join-max-ms")
+	b.ReportMetric(float64(medianDuration(leave).Microseconds())/1000, "leave-p50-ms")
+	b.ReportMetric(float64(slices.Max(leave).Microseconds())/1000, "leave-max-ms")
 }

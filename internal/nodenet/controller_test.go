@@ -17,7 +17,7 @@ import (
 )
 
 // eventually retries f until it succeeds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -34,7 +34,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 
 // runController runs Run for ln until the returned stop is called (or the
 // test ends).
-func runController(t *testing.T, client kubernetes.Interface, nw *Network) (stop func()) {
+func runController(t testing.TB, client kubernetes.Interface, nw *Network) (stop func()) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -64,7 +64,7 @@ func openNode(t testing.TB, n *nodenettest.Node, cfg Config) *Network {
 
 // setupLab builds a lab and sets every node up with backend; the pods get
 // the MTU Setup returns.
-func setupLab(t *testing.T, nodes int, backend Backend, before func(*nodenettest.Node)) (*nodenettest.Lab, []*labNode) {
+func setupLab(t testing.TB, nodes int, backend Backend, before func(*nodenettest.Node)) (*nodenettest.Lab, []*labNode) {
 	t.Helper()
 	testutil.RequiresRoot(t)
 	lab := nodenettest.New(t, nodenettest.Options{Nodes: nodes})
@@ -148,7 +148,7 @@ type kernelState struct {
 	routes, neighs, fdb []string
 }
 
-func readKernel(t *testing.T, ln *labNode) kernelState {
+func readKernel(t testing.TB, ln *labNode) kernelState {
 	t.Helper()
 	var st kernelState
 	routes, err := ln.net.ourRoutes()
