@@ -39,10 +39,12 @@ import (
 //
 //	go test -run '^$' -bench PodNetworkBetweenNodes -benchtime 1x ./internal/nodenet/
 //
-// PEAPOD_NODENET_BENCH_SECONDS (default 3) and _ROUNDS (default 5) size it.
+// PEAPOD_NODENET_BENCH_SECONDS (default 1) and _ROUNDS (default 15) size it:
+// on a machine shared with other work, many short rounds gave steadier
+// ratios than a few long ones (about two minutes in all).
 func BenchmarkPodNetworkBetweenNodes(b *testing.B) {
 	testutil.RequiresRoot(b)
-	seconds, rounds := envInt("PEAPOD_NODENET_BENCH_SECONDS", 3), envInt("PEAPOD_NODENET_BENCH_ROUNDS", 5)
+	seconds, rounds := envInt("PEAPOD_NODENET_BENCH_SECONDS", 1), envInt("PEAPOD_NODENET_BENCH_ROUNDS", 15)
 	lab := nodenettest.New(b, nodenettest.Options{Nodes: 2})
 	n1, n2 := lab.Nodes[0], lab.Nodes[1]
 	floorA, floorB := nodenettest.HandVXLAN(b, n1, n2)
