@@ -50,7 +50,7 @@ fi
 command -v go >/dev/null || { say "Go is not on PATH (expected /usr/local/go/bin/go)" >&2; exit 1; }
 
 # The kernel pieces pods need; built in on most kernels, modules on others.
-for mod in overlay br_netfilter veth bridge; do
+for mod in overlay br_netfilter veth bridge vxlan; do
 	modprobe -q "$mod" 2>/dev/null || true
 done
 if ! grep -qw overlay /proc/filesystems; then

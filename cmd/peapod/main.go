@@ -45,6 +45,7 @@ func newRootCommand() *cobra.Command {
 		newAgentCommand(),
 		newTokenCommand(),
 		newPSCommand(),
+		newNetCommand(),
 		newKubectlCommand(),
 		newResetCommand(),
 		newImageCommand(),

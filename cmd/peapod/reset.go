@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
+	"github.com/peapod/peapod/internal/nodenet"
 	"github.com/peapod/peapod/internal/runtime"
 )
 
@@ -17,8 +19,9 @@ func newResetCommand() *cobra.Command {
 		Short: "Remove every pod sandbox of this node and the node's pod network (bridge, masquerade rules)",
 		Long: `reset takes this node apart: every sandbox in the data dir is torn down
 (containers killed, network released, mounts, cgroups and netns removed),
-then the bridge and the masquerade rules peapod installed. Stop peapod
-first. The data dir's images and credentials stay.`,
+then the bridge and the masquerade rules peapod installed, and the pod
+network between nodes (the VXLAN device, routes to peers, forward rules;
+the VTEP MAC record stays). Stop peapod first. The data dir's images and credentials stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.node()
@@ -46,9 +49,24 @@ first. The data dir's images and credentials stay.`,
 			if errors.Join(errs...) == nil {
 				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))
 			}
+			errs = append(errs, resetNodeNet(cmd.Context(), cfg.Paths().NodeNet()))
 			return errors.Join(errs...)
 		},
 	}
 	flags.register(cmd.Flags())
 	return cmd
+}
+
+// resetNodeNet tears down the pod network between nodes that Setup
+// recorded in stateDir, if any.
+func resetNodeNet(ctx context.Context, stateDir string) error {
+	n, err := nodenet.Load(stateDir, "", slog.Default())
+	if nodenet.IsNotConfigured(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Teardown(ctx)
 }

@@ -158,3 +158,8 @@ func (p Paths) Etcd() string { return p.join("etcd") }
 
 // AdminKubeconfig is the kubeconfig with admin credentials.
 func (p Paths) AdminKubeconfig() string { return p.join("admin.kubeconfig") }
+
+// NodeNet is the state of the node's share of the pod network between
+// nodes (internal/nodenet): the VTEP MAC, which survives restarts and
+// resets so peers' entries stay valid, and the records `peapod net` reads.
+func (p Paths) NodeNet() string { return p.join("nodenet") }
