@@ -87,11 +87,21 @@ func startMultiNode(t *testing.T, name string, nodes int, extra ...string) *mult
 			t.Errorf("peapod cluster down: %v\n%s", err, out)
 			return
 		}
-		if err := os.Remove(filepath.Dir(mn.root)); err != nil {
+		if err := os.Remove(filepath.Dir(mn.root)); err != nil && !os.IsNotExist(err) {
 			t.Errorf("after cluster down: %v", err)
 		}
 	})
 	return mn
+}
+
+// serverHasFlag reports whether this peapod's server takes a flag (the
+// network flags arrive with the multi-node network).
+func serverHasFlag(t testing.TB, flag string) bool {
+	out, err := exec.Command(peapodBinary(t), "server", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("peapod server --help: %v\n%s", err, out)
+	}
+	return strings.Contains(string(out), flag+" ")
 }
 
 // upMultiNode runs `peapod cluster up` in a fresh directory and connects
