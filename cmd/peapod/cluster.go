@@ -74,7 +74,7 @@ func clusterFeatures() cluster.Features {
 	return cluster.Features{
 		NetworkBackend:          server.Lookup("network-backend") != nil,
 		ServerAllocatesPodCIDRs: server.Lookup("node-cidr-mask-size") != nil,
-		NodeIP:                  agent.Lookup("node-ip") != nil,
+		NodeIP:                  agent.Lookup("node-ip") != nil && server.Lookup("node-ip") != nil,
 	}
 }
 

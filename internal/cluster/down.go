@@ -91,18 +91,22 @@ func teardown(ctx context.Context, st *State, grace time.Duration, out io.Writer
 	if err := errors.Join(nodeErrs...); err != nil {
 		return errors.Join(err, st.save())
 	}
-	var errs []error
-	for _, rule := range st.HostRules {
-		errs = append(errs, removeHostRule(ctx, rule))
+	// Without a bridge, Up stopped before making anything machine-wide
+	// (another cluster of this name runs, say): leave those names alone.
+	if st.Bridge != "" {
+		var errs []error
+		for _, rule := range st.HostRules {
+			errs = append(errs, removeHostRule(ctx, rule))
+		}
+		errs = append(errs, removeLink(st.Bridge))
+		if err := errors.Join(errs...); err != nil {
+			return errors.Join(err, st.save())
+		}
+		if err := removeCgroupTree(path.Join(cgroupRoot, st.Name)); err != nil {
+			return errors.Join(err, st.save())
+		}
+		removeEmptyCgroup(cgroupRoot) // other clusters may still use it
 	}
-	errs = append(errs, removeLink(st.Bridge))
-	if err := errors.Join(errs...); err != nil {
-		return errors.Join(err, st.save())
-	}
-	if err := removeCgroupTree(path.Join(cgroupRoot, st.Name)); err != nil {
-		return errors.Join(err, st.save())
-	}
-	removeEmptyCgroup(cgroupRoot) // other clusters may still use it
 	if err := os.Remove(statePath(st.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove cluster state: %w", err)
 	}
@@ -110,7 +114,7 @@ func teardown(ctx context.Context, st *State, grace time.Duration, out io.Writer
 	if err := os.Remove(st.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", st.Dir, err)
 	}
-	fmt.Fprintf(out, "cluster %s removed: nodes, underlay %s, host rules, cgroups and %s\n", st.Name, st.Bridge, st.Dir)
+	fmt.Fprintf(out, "cluster %s removed: its nodes, underlay, host rules, cgroups and %s\n", st.Name, st.Dir)
 	return nil
 }
 

@@ -47,7 +47,7 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 	if err := prepareDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	st := &State{Name: name, Dir: dir, Binary: "/bin/true", Bridge: underlayBridge(name), ClusterCIDR: DefaultClusterCIDR}
+	st := &State{Name: name, Dir: dir, Binary: "/bin/true", ClusterCIDR: DefaultClusterCIDR}
 	if err := st.save(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +67,23 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 		}
 	}
 	n1, n2 := &st.Nodes[0], &st.Nodes[1]
+
+	// A second cluster of the same name is refused, and its cleanup
+	// leaves the first one's bridge and namespaces alone.
+	dir2 := filepath.Join(t.TempDir(), name)
+	if err := prepareDir(dir2); err != nil {
+		t.Fatal(err)
+	}
+	st2 := &State{Name: name, Dir: dir2, Binary: "/bin/true", ClusterCIDR: DefaultClusterCIDR}
+	if err := makeUnderlay(ctx, st2, "", 1); err == nil || !strings.Contains(err.Error(), "already runs on this machine") {
+		t.Errorf("second cluster %s: %v, want refused", name, err)
+	}
+	if err := teardown(ctx, st2, time.Second, io.Discard); err != nil {
+		t.Errorf("teardown of the refused cluster: %v", err)
+	}
+	if !linkExists(st.Bridge) || !netns.Exists(n1.NetNS) {
+		t.Fatal("tearing down the refused cluster removed the running one's bridge or namespace")
+	}
 
 	// A listener in node 2's namespace: its socket stays there.
 	var ln net.Listener

@@ -141,6 +141,9 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 	if st.Server == "" || st.Token == "" {
 		return nil, fmt.Errorf("cluster %s has no running server to join", st.Name)
 	}
+	if err := nodeNamesFree(st.Name, next); err != nil {
+		return nil, fmt.Errorf("node %s: %s is in use (by another cluster named %s?)", NodeName(st.Name, next), err, st.Name)
+	}
 	defer func() {
 		if retErr == nil {
 			return

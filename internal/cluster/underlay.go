@@ -80,6 +80,12 @@ func ensureBridge(name string, addr *net.IPNet) error {
 	return nil
 }
 
+// linkExists reports whether the host namespace has a link of that name.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
 // removeLink deletes a link of the host namespace; a missing one is fine.
 func removeLink(name string) error {
 	link, err := netlink.LinkByName(name)

@@ -138,8 +138,10 @@ func Up(ctx context.Context, o Options) (_ *State, retErr error) {
 	if _, err := os.Stat(statePath(o.Dir)); err == nil {
 		return nil, fmt.Errorf("--dir %s: a cluster is already there (peapod cluster down --dir %s)", o.Dir, o.Dir)
 	}
+	// Bridge stays empty until makeUnderlay has checked that no other
+	// cluster of this name runs: teardown must never touch another's.
 	st := &State{
-		Name: o.Name, Dir: o.Dir, Binary: o.Binary, Bridge: underlayBridge(o.Name),
+		Name: o.Name, Dir: o.Dir, Binary: o.Binary,
 		ClusterCIDR: o.ClusterCIDR, Backend: o.Backend, Features: o.Features, AgentArgs: o.AgentArgs,
 	}
 	if err := st.save(); err != nil {
@@ -235,6 +237,10 @@ func makeUnderlay(ctx context.Context, st *State, cidr string, nodes int) error 
 		return err
 	}
 	defer hostLock.unlock()
+	if err := nameFree(st.Name, nodes); err != nil {
+		return err
+	}
+	st.Bridge = underlayBridge(st.Name)
 	var underlay *net.IPNet
 	if cidr != "" {
 		if underlay, err = parseUnderlay(cidr, nodes); err != nil {
@@ -268,6 +274,37 @@ func makeUnderlay(ctx context.Context, st *State, cidr string, nodes int) error 
 		if err := ensureHostRule(ctx, rule); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// nameFree checks that no cluster of this name runs on the machine: the
+// names of its bridge and of its first nodes' namespaces and veths are
+// machine-wide, and Up must not adopt, nor its cleanup remove, another
+// cluster's.
+func nameFree(name string, nodes int) error {
+	inUse := func(what string) error {
+		return fmt.Errorf("a cluster named %q already runs on this machine (%s exists): take it down with peapod cluster down --dir <its dir>, or choose another --name", name, what)
+	}
+	if linkExists(underlayBridge(name)) {
+		return inUse("bridge " + underlayBridge(name))
+	}
+	for i := 1; i <= nodes; i++ {
+		if err := nodeNamesFree(name, i); err != nil {
+			return inUse(err.Error())
+		}
+	}
+	return nil
+}
+
+// nodeNamesFree checks that node i's namespace and veth names are unused.
+func nodeNamesFree(name string, i int) error {
+	pin := filepath.Join(netns.DefaultDir, netnsName(NodeName(name, i)))
+	if _, err := os.Lstat(pin); err == nil {
+		return fmt.Errorf("netns %s", pin)
+	}
+	if linkExists(hostVeth(name, i)) {
+		return fmt.Errorf("link %s", hostVeth(name, i))
 	}
 	return nil
 }
