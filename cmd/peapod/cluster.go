@@ -99,7 +99,7 @@ func newClusterUpCommand(target *clusterTarget) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Nodes, "nodes", 3, "how many nodes (node 1 runs the server)")
-	f.StringVar(&o.Backend, "network-backend", cluster.DefaultBackend, "pod network between nodes: "+strings.Join(cluster.Backends, ", "))
+	f.StringVar(&o.Backend, "network-backend", cluster.DefaultBackend, "pod network between nodes: "+strings.Join(cluster.Backends(), ", "))
 	f.StringVar(&o.UnderlayCIDR, "underlay-cidr", "", "the nodes' network (default: the first free 172.31.X.0/24); the host takes its first address, node i the next ones")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", cluster.DefaultClusterCIDR, "the pod network of the whole cluster")
 	f.StringArrayVar(&o.Images, "image", nil, "image tarball every node imports at start (repeatable), e.g. bin/images/busybox.tar")

@@ -22,8 +22,12 @@
 //     dir (<dir>/<node>), cgroup parent (peapod-cluster/<name>/<node>), pod
 //     bridge (ppbr<i>), log (<dir>/<node>/node.log) and pid. The processes
 //     run in their own session and outlive the command that started them.
-//  4. Every step is recorded at once in <dir>/cluster.json, so Down can
-//     take apart whatever exists, also after a half-failed Up.
+//  4. Every step is recorded in <dir>/cluster.json before it is made, so
+//     Down can take apart whatever exists, also after a half-failed Up.
+//
+// A cluster's name is machine-wide (its bridge, namespaces and veths are
+// named after it): Up refuses a name another running cluster has, before
+// it makes anything.
 //
 // Down stops every node process (SIGTERM, then SIGKILL after a grace),
 // runs `peapod reset` for each node inside that node's namespace (its

@@ -209,4 +209,3 @@ func waitFor(t *testing.T, timeout time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-

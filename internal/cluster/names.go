@@ -36,18 +36,18 @@ const (
 )
 
 // Backends are the values of --network-backend.
-var Backends = []string{"vxlan", "host-gw", "none"}
+func Backends() []string { return []string{"vxlan", "host-gw", "none"} }
 
 // defaultUnderlays is where Up looks for a free underlay range: the
 // 172.31.X.0/24 ranges, at the top of the 172.16.0.0/12 private block,
 // which home and cloud networks rarely use.
-var defaultUnderlays = func() []*net.IPNet {
+func defaultUnderlays() []*net.IPNet {
 	var out []*net.IPNet
 	for x := 0; x < 256; x++ {
 		out = append(out, &net.IPNet{IP: net.IPv4(172, 31, byte(x), 0).To4(), Mask: net.CIDRMask(24, 32)})
 	}
 	return out
-}()
+}
 
 // DefaultDir is where a cluster named name keeps its state unless --dir says otherwise.
 func DefaultDir(name string) string { return filepath.Join("/var/lib/peapod-clusters", name) }

@@ -98,12 +98,12 @@ func TestPickUnderlay(t *testing.T) {
 		mustCIDR(t, "172.31.0.0/24"), // another cluster
 		mustCIDR(t, "172.31.1.7/32"), // a route into the next range
 	}
-	got, err := pickUnderlay(defaultUnderlays, inUse)
+	got, err := pickUnderlay(defaultUnderlays(), inUse)
 	if err != nil || got.String() != "172.31.2.0/24" {
 		t.Errorf("pickUnderlay = %v, %v; want 172.31.2.0/24", got, err)
 	}
 	// A route covering all of them leaves nothing.
-	if _, err := pickUnderlay(defaultUnderlays, []*net.IPNet{mustCIDR(t, "172.16.0.0/12")}); err == nil || !strings.Contains(err.Error(), "--underlay-cidr") {
+	if _, err := pickUnderlay(defaultUnderlays(), []*net.IPNet{mustCIDR(t, "172.16.0.0/12")}); err == nil || !strings.Contains(err.Error(), "--underlay-cidr") {
 		t.Errorf("error %v, want one pointing to --underlay-cidr", err)
 	}
 }

@@ -65,8 +65,8 @@ func (o *Options) validate() error {
 	if o.Backend == "" {
 		o.Backend = DefaultBackend
 	}
-	if !slices.Contains(Backends, o.Backend) {
-		return fmt.Errorf("--network-backend %q: want one of %v", o.Backend, Backends)
+	if !slices.Contains(Backends(), o.Backend) {
+		return fmt.Errorf("--network-backend %q: want one of %v", o.Backend, Backends())
 	}
 	if o.BackendSet && !o.Features.NetworkBackend {
 		return fmt.Errorf("--network-backend %q: this peapod's server has no --network-backend flag yet", o.Backend)
@@ -251,7 +251,7 @@ func makeUnderlay(ctx context.Context, st *State, cidr string, nodes int) error 
 		if err != nil {
 			return err
 		}
-		if underlay, err = pickUnderlay(defaultUnderlays, inUse); err != nil {
+		if underlay, err = pickUnderlay(defaultUnderlays(), inUse); err != nil {
 			return err
 		}
 	}
