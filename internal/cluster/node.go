@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/network/netns"
 )
 
@@ -126,8 +127,7 @@ func (c *Cluster) WaitReady(ctx context.Context, refs ...string) error {
 
 // AddNode adds an agent node to the running cluster: the next free number
 // (never a removed node's, so a new node is never mistaken for an old
-// one), its namespace and link, and its agent, joined with the cluster's
-// token. It waits up to wait for the node to be Ready; on failure the new
+// one), its namespace and link, and its agent, joined with a new token. It waits up to wait for the node to be Ready; on failure the new
 // node is taken apart again.
 func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Duration) (_ *Node, retErr error) {
 	st := c.State
@@ -138,7 +138,7 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 	if next > MaxNodes {
 		return nil, fmt.Errorf("cluster %s: node numbers run out at %d", st.Name, MaxNodes)
 	}
-	if st.Server == "" || st.Token == "" {
+	if st.Server == "" {
 		return nil, fmt.Errorf("cluster %s has no running server to join", st.Name)
 	}
 	if err := nodeNamesFree(st.Name, next); err != nil {
@@ -173,6 +173,12 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 		}
 		images[i] = abs
 	}
+	// A fresh token: the one Up made may have expired since.
+	token, err := apiserver.CreateJoinTokenFromKubeconfig(ctx, st.Kubeconfig(), time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("create join token: %w", err)
+	}
+	st.Token = token
 	n, err := st.makeNode(next, "agent", images)
 	if err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ type State struct {
 	// HostRules are the iptables rules Up added in the host namespace,
 	// each as its table followed by an `iptables -A` rule spec.
 	HostRules [][]string `json:"hostRules,omitempty"`
-	// Token joins agents to the server (also those AddNode adds later).
+	// Token is the last join token made (by Up, or by AddNode for its node).
 	Token string `json:"token,omitempty"`
 	// Server is the API server's URL, reachable from the host and nodes.
 	Server string `json:"server,omitempty"`
