@@ -234,19 +234,17 @@ func newClusterNodeCommand(target *clusterTarget) *cobra.Command {
 	stop.Flags().DurationVar(&grace, "grace", 10*time.Second, "time between SIGTERM and SIGKILL")
 	start := &cobra.Command{
 		Use:   "start NODE",
-		Short: "Start a stopped node's peapod process again and wait until the node is Ready",
+		Short: "Start a stopped node's peapod process again and wait until it serves (Ready, Lease renewed, agent port open)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return open(func(c *cluster.Cluster) error {
-				if err := c.StartNode(args[0]); err != nil {
+				started, err := c.StartNode(args[0])
+				if err != nil || wait == 0 {
 					return err
-				}
-				if wait == 0 {
-					return nil
 				}
 				ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 				defer cancel()
-				return c.WaitReady(ctx, args[0])
+				return c.WaitReady(ctx, started, args[0])
 			})
 		},
 	}

@@ -72,20 +72,22 @@ func (c *Cluster) StopNode(ctx context.Context, ref string, sig syscall.Signal, 
 }
 
 // StartNode starts node ref's process again, with the arguments it was
-// first started with; it refuses if the process still runs. It does not
-// wait for the node to be Ready (WaitReady does).
-func (c *Cluster) StartNode(ref string) error {
+// first started with; it refuses if the process still runs. It returns
+// when the process has started; WaitReady with the time returned waits
+// until it serves.
+func (c *Cluster) StartNode(ref string) (time.Time, error) {
 	n, err := c.Node(ref)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if n.running() {
-		return fmt.Errorf("node %s: already running (pid %d)", n.Name, n.PID)
+		return time.Time{}, fmt.Errorf("node %s: already running (pid %d)", n.Name, n.PID)
 	}
 	if len(n.Args) == 0 {
-		return fmt.Errorf("node %s: never started, nothing to start again", n.Name)
+		return time.Time{}, fmt.Errorf("node %s: never started, nothing to start again", n.Name)
 	}
-	return c.State.startNode(n)
+	started := time.Now()
+	return started, c.State.startNode(n)
 }
 
 // Disconnect cuts node ref off the underlay (the bridge's end of its veth
@@ -104,9 +106,10 @@ func (c *Cluster) setConnected(ref string, up bool) error {
 	return setLinkUp(n.HostVeth, up)
 }
 
-// WaitReady waits until the named nodes (every node if none) are Ready in
-// the API, or ctx ends.
-func (c *Cluster) WaitReady(ctx context.Context, refs ...string) error {
+// WaitReady waits until the named nodes (every node if none) serve: Ready
+// in the API, their Lease renewed since since, and their agent port open;
+// or until ctx ends.
+func (c *Cluster) WaitReady(ctx context.Context, since time.Time, refs ...string) error {
 	nodes := c.State.Nodes
 	if len(refs) > 0 {
 		nodes = nil
@@ -122,7 +125,7 @@ func (c *Cluster) WaitReady(ctx context.Context, refs ...string) error {
 	if err != nil {
 		return err
 	}
-	return waitNodesReady(ctx, client, c.State, nodes)
+	return waitNodesReady(ctx, client, c.State, nodes, since)
 }
 
 // AddNode adds an agent node to the running cluster: the next free number
@@ -184,6 +187,7 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 		return nil, err
 	}
 	n.Args = agentArgs(st, n)
+	started := time.Now()
 	if err := st.startNode(n); err != nil {
 		return nil, err
 	}
@@ -193,7 +197,7 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 	if err != nil {
 		return nil, err
 	}
-	if err := waitNodesReady(waitCtx, client, st, []Node{*n}); err != nil {
+	if err := waitNodesReady(waitCtx, client, st, []Node{*n}, started); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -174,6 +174,7 @@ func Up(ctx context.Context, o Options) (_ *State, retErr error) {
 		}
 	}
 
+	started := time.Now()
 	server := &st.Nodes[0]
 	server.Args = serverArgs(st, server, o.ServerArgs)
 	st.Server = fmt.Sprintf("https://%s", net.JoinHostPort(server.Address, fmt.Sprint(apiPort)))
@@ -201,7 +202,7 @@ func Up(ctx context.Context, o Options) (_ *State, retErr error) {
 		}
 		fmt.Fprintf(o.Out, "%s: peapod agent started (pid %d)\n", n.Name, n.PID)
 	}
-	if err := waitNodesReady(waitCtx, client, st, st.Nodes); err != nil {
+	if err := waitNodesReady(waitCtx, client, st, st.Nodes, started); err != nil {
 		return nil, err
 	}
 	return st, nil

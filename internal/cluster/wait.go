@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -56,24 +57,24 @@ func waitAPI(ctx context.Context, st *State) (kubernetes.Interface, error) {
 	}
 }
 
-// waitNodesReady waits until every node of nodes is Ready in the API,
-// failing early (with its log) if a node's process ends, and naming the
-// nodes that are not Ready, with their logs, if ctx ends first.
-func waitNodesReady(ctx context.Context, client kubernetes.Interface, st *State, nodes []Node) error {
+// waitNodesReady waits until every node of nodes serves: Ready in the
+// API, its Lease renewed since since (by the process started then, not a
+// Ready left from before a restart) and its agent port accepting
+// connections from the host. It fails early (with its log) if a node's
+// process ends, and names the nodes that do not serve, with their logs,
+// if ctx ends first.
+func waitNodesReady(ctx context.Context, client kubernetes.Interface, st *State, nodes []Node, since time.Time) error {
+	since = since.Truncate(time.Microsecond) // the Lease's precision
 	for {
-		notReady := map[string]bool{}
+		why := map[string]string{}
 		for _, n := range nodes {
-			notReady[n.Name] = true
+			why[n.Name] = nodeServing(ctx, client, n.Name, since)
 		}
-		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err == nil {
-			for _, node := range list.Items {
-				if nodeReady(&node) {
-					delete(notReady, node.Name)
-				}
-			}
+		done := true
+		for _, w := range why {
+			done = done && w == ""
 		}
-		if len(notReady) == 0 {
+		if done {
 			return nil
 		}
 		for _, n := range nodes {
@@ -84,13 +85,47 @@ func waitNodesReady(ctx context.Context, client kubernetes.Interface, st *State,
 		if err := sleep(ctx, pollInterval); err != nil {
 			var msg []string
 			for _, n := range nodes {
-				if notReady[n.Name] {
-					msg = append(msg, fmt.Sprintf("node %s not Ready: %v\n%s", n.Name, err, n.logTail()))
+				if why[n.Name] != "" {
+					msg = append(msg, fmt.Sprintf("node %s not Ready: %v (%s)\n%s", n.Name, err, why[n.Name], n.logTail()))
 				}
 			}
 			return errors.New(strings.Join(msg, "\n"))
 		}
 	}
+}
+
+// nodeServing says why the node does not serve yet, or "" if it does.
+func nodeServing(ctx context.Context, client kubernetes.Interface, name string, since time.Time) string {
+	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Sprintf("get Node: %v", err)
+	}
+	if !nodeReady(node) {
+		return "Node not Ready"
+	}
+	lease, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Sprintf("get Lease: %v", err)
+	}
+	if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(since) {
+		return "Lease not renewed since the node's process started"
+	}
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	var ip string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ip = a.Address
+		}
+	}
+	if port == 0 || ip == "" {
+		return "no agent address in the Node's status"
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, fmt.Sprint(port)), time.Second)
+	if err != nil {
+		return fmt.Sprintf("agent port: %v", err)
+	}
+	conn.Close()
+	return ""
 }
 
 func nodeReady(n *corev1.Node) bool {
