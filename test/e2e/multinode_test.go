@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	peapodcluster "github.com/peapod/peapod/internal/cluster"
+	"github.com/peapod/peapod/internal/leakcheck"
 )
 
 // multiNode is a cluster of several nodes on this machine, made by the
@@ -102,6 +103,17 @@ func serverHasFlag(t testing.TB, flag string) bool {
 		t.Fatalf("peapod server --help: %v\n%s", err, out)
 	}
 	return strings.Contains(string(out), flag+" ")
+}
+
+// withClusterLeaks adds to opts what `peapod cluster` makes: the pod
+// cgroups of its nodes (peapod-cluster/...), the links inside its node
+// namespaces (pp-<node>: eth0, the pod bridge, the pods' veths) and the
+// host rules it adds.
+func withClusterLeaks(opts leakcheck.Options) leakcheck.Options {
+	opts.CgroupNames = append(append([]string(nil), opts.CgroupNames...), "peapod-cluster")
+	opts.NetNSLinks = append(append([]string(nil), opts.NetNSLinks...), "pp-")
+	opts.RuleMatches = append(append([]string(nil), opts.RuleMatches...), "peapod cluster")
+	return opts
 }
 
 // upMultiNode runs `peapod cluster up` in a fresh directory and connects
