@@ -25,6 +25,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cfg.BridgeName, "bridge", f.cfg.BridgeName, "Linux bridge the pods attach to")
 	fs.StringVar(&f.cfg.PodCIDR, "pod-cidr", f.cfg.PodCIDR, "address range of this node's pods")
 	fs.StringVar(&f.cfg.AgentListen, "agent-listen", f.cfg.AgentListen, "address of the node agent's logs/exec/port-forward server")
+	fs.StringVar(&f.cfg.CgroupParent, "cgroup-parent", f.cfg.CgroupParent, "cgroup, relative to each hierarchy's root, under which every pod's cgroup is made (one per node when several share a machine)")
 	fs.StringVar(&f.cfg.ClusterCIDR, "cluster-cidr", "", "the whole pod network across nodes, never masqueraded (default: --pod-cidr)")
 	fs.StringVar(&f.cfg.DefaultRuntime, "default-runtime", f.cfg.DefaultRuntime, "runtime handler for pods without a RuntimeClass")
 	fs.StringArrayVar(&f.runtimes, "runtime", nil, "extra runtime handler as NAME=BINARY (runc and crun are built in)")

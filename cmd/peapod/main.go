@@ -43,6 +43,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newServerCommand(),
 		newAgentCommand(),
+		newClusterCommand(),
 		newTokenCommand(),
 		newPSCommand(),
 		newNetCommand(),

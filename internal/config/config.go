@@ -4,9 +4,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
+	"strings"
 )
 
 // DefaultDataDir is where peapod keeps its state unless --data-dir says otherwise.
@@ -78,11 +81,31 @@ func (n Node) Validate() error {
 	if n.BridgeName == "" || len(n.BridgeName) > 15 {
 		return fmt.Errorf("--bridge %q: must be 1 to 15 characters (a Linux interface name)", n.BridgeName)
 	}
+	if err := validCgroupParent(n.CgroupParent); err != nil {
+		return fmt.Errorf("--cgroup-parent %q: %w", n.CgroupParent, err)
+	}
 	if n.WarmSandboxes < 0 {
 		return fmt.Errorf("--warm-sandboxes %d: must be 0 or more", n.WarmSandboxes)
 	}
 	if _, ok := n.Runtimes[n.DefaultRuntime]; !ok {
 		return fmt.Errorf("default runtime %q: no such runtime handler", n.DefaultRuntime)
+	}
+	return nil
+}
+
+// validCgroupParent accepts a relative cgroup path such as "peapod" or
+// "peapod-cluster/demo/demo-node1": pods' cgroups go below it in every
+// hierarchy, so it must stay below each hierarchy's root.
+func validCgroupParent(p string) error {
+	switch {
+	case p == "":
+		return errors.New("must not be empty")
+	case strings.HasPrefix(p, "/"):
+		return errors.New("must be relative to the cgroup hierarchy's root (no leading /)")
+	case path.Clean(p) != p:
+		return fmt.Errorf("must be a clean path (%q)", path.Clean(p))
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return errors.New("must stay below the cgroup hierarchy's root")
 	}
 	return nil
 }

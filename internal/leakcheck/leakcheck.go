@@ -1,6 +1,7 @@
 // Package leakcheck proves that kernel tests (and the e2e suite) leave
-// nothing behind: network namespaces, links, mounts, cgroups, processes and
-// host-local IPAM reservations.
+// nothing behind: network namespaces (and, for the namespaces named in
+// Options.NetNSLinks, the links inside them), links, mounts, cgroups,
+// processes, host-local IPAM reservations and iptables rules.
 //
 // Usage in a test:
 //
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +33,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // NetNSDir is where pinned network namespaces live (as `ip netns` uses).
@@ -46,6 +49,7 @@ type Snapshot struct {
 	Cgroups   []string // "<hierarchy mount>/<name>/...", every dir below a named subtree
 	Processes []string // "<pid> <comm>: <cmdline>"
 	IPAMFiles []string // paths of reservation files under IPAMDir
+	Rules     []string // "<table> <rule>" from iptables-save, e.g. "filter -A FORWARD ..."
 }
 
 // Options says what to watch.
@@ -66,6 +70,17 @@ type Options struct {
 	// mounts anywhere, and mounts under /run/netns are always watched;
 	// /run/netns itself (made a shared mount once per boot) is not.
 	DataDirs []string
+	// NetNSLinks are name prefixes of namespaces pinned in NetNSDir (e.g.
+	// "pp-" for the nodes of `peapod cluster`) whose own links are watched
+	// too, as "<type> <name> in netns <namespace>": a node's pod bridge and
+	// pod veths live in the node's namespace, not the host's, and would
+	// otherwise escape the check if that namespace outlived its cluster.
+	NetNSLinks []string
+	// RuleMatches are substrings of the host's iptables rules to watch
+	// (rules of iptables-save whose text contains one), e.g. the comment
+	// "peapod cluster" that `peapod cluster` puts on the rules it adds.
+	// Empty: rules are not watched.
+	RuleMatches []string
 	// Only, if set, limits Check to leaks whose line contains one of these
 	// substrings, so a test can ignore objects of tests running beside it.
 	Only []string
@@ -80,6 +95,14 @@ func Take(opts Options) (Snapshot, error) {
 		return s, err
 	}
 	if s.Links, err = linkEntries(); err != nil {
+		return s, err
+	}
+	inner, err := netnsLinkEntries(s.NetNS, opts.NetNSLinks)
+	if err != nil {
+		return s, err
+	}
+	s.Links = append(s.Links, inner...)
+	if s.Rules, err = ruleEntries(opts.RuleMatches); err != nil {
 		return s, err
 	}
 	mounts, err := readMountInfo()
@@ -102,7 +125,8 @@ func Take(opts Options) (Snapshot, error) {
 // Leaked returns what is in after but not in s, one human-readable line
 // each ("netns /run/netns/peapod-abc", "veth veth1234", "mount tmpfs /x",
 // "cgroup /sys/fs/cgroup/pids/peapod/abc", "process 42 sleep: sleep 100",
-// "ipam /var/lib/peapod/cni/networks/peapod/10.88.0.5"), in that category
+// "ipam /var/lib/peapod/cni/networks/peapod/10.88.0.5", "rule filter -A
+// FORWARD ..."), in that category
 // order, sorted within each. Entries are compared as multisets.
 func (s Snapshot) Leaked(after Snapshot) []string {
 	var out []string
@@ -117,6 +141,7 @@ func (s Snapshot) Leaked(after Snapshot) []string {
 	add("cgroup ", s.Cgroups, after.Cgroups)
 	add("process ", s.Processes, after.Processes)
 	add("ipam ", s.IPAMFiles, after.IPAMFiles)
+	add("rule ", s.Rules, after.Rules)
 	return out
 }
 
@@ -209,6 +234,76 @@ func linkEntries() ([]string, error) {
 	out := make([]string, 0, len(links))
 	for _, l := range links {
 		out = append(out, l.Type()+" "+l.Attrs().Name)
+	}
+	return out, nil
+}
+
+// netnsLinkEntries lists the links inside each pinned namespace whose name
+// starts with one of prefixes. A namespace removed while it is read is
+// skipped: it holds nothing any more.
+func netnsLinkEntries(pins, prefixes []string) ([]string, error) {
+	var out []string
+	for _, pin := range pins {
+		name := filepath.Base(pin)
+		if !hasAnyPrefix(name, prefixes) {
+			continue
+		}
+		ns, err := netns.GetFromPath(pin)
+		if err != nil {
+			continue // removed meanwhile, or a stale pin no namespace backs
+		}
+		links, err := func() ([]netlink.Link, error) {
+			defer ns.Close()
+			h, err := netlink.NewHandleAt(ns)
+			if err != nil {
+				return nil, err
+			}
+			defer h.Close()
+			links, err := h.LinkList()
+			for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
+				time.Sleep(10 * time.Millisecond)
+				links, err = h.LinkList()
+			}
+			return links, err
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("list links in netns %s: %w", name, err)
+		}
+		for _, l := range links {
+			out = append(out, fmt.Sprintf("%s %s in netns %s", l.Type(), l.Attrs().Name, name))
+		}
+	}
+	return out, nil
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleEntries lists the host's iptables rules (every table) whose text
+// contains one of matches, as "<table> <rule>".
+func ruleEntries(matches []string) ([]string, error) {
+	if len(matches) == 0 {
+		return nil, nil
+	}
+	data, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return nil, fmt.Errorf("iptables-save: %w", err)
+	}
+	var out []string
+	table := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case strings.HasPrefix(line, "-A ") && filter([]string{line}, matches) != nil:
+			out = append(out, table+" "+line)
+		}
 	}
 	return out, nil
 }

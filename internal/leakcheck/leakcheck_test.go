@@ -44,6 +44,7 @@ func TestLeaked(t *testing.T) {
 				Cgroups:   []string{"/sys/fs/cgroup/pids/peapod/abc"},
 				Processes: []string{"42 sleep: sleep 100"},
 				IPAMFiles: []string{"/d/cni/networks/peapod/10.88.0.5"},
+				Rules:     []string{"filter -A FORWARD -i ppu-x -o ppu-x -j ACCEPT"},
 			},
 			want: []string{
 				"netns /run/netns/peapod-abc",
@@ -52,6 +53,7 @@ func TestLeaked(t *testing.T) {
 				"cgroup /sys/fs/cgroup/pids/peapod/abc",
 				"process 42 sleep: sleep 100",
 				"ipam /d/cni/networks/peapod/10.88.0.5",
+				"rule filter -A FORWARD -i ppu-x -o ppu-x -j ACCEPT",
 			},
 		},
 		{
@@ -272,5 +274,67 @@ func TestSuite(t *testing.T) {
 	removeFirst := func() { exec.Command("ip", "netns", "del", name).Run() }
 	if code := Suite(clean, "clean", opts, removeFirst); code != 0 {
 		t.Errorf("a suite that cleans up: exit %d, want 0", code)
+	}
+}
+
+// The links inside a watched node namespace and the matching iptables
+// rules are reported while they exist, and no longer once removed.
+func TestNetNSLinksAndRules(t *testing.T) {
+	testutil.RequiresRoot(t)
+	suffix := fmt.Sprintf("%d", os.Getpid()%100000)
+	nsName := "pp-lknode-" + suffix
+	chain := "PPLEAK-" + suffix
+	comment := "peapod leaktest " + suffix
+	opts := Options{NetNSLinks: []string{"pp-lknode-"}, RuleMatches: []string{comment}}
+	before, err := Take(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if out, err := exec.Command("ip", "netns", "add", nsName).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	removeNS := func() { exec.Command("ip", "netns", "delete", nsName).Run() }
+	t.Cleanup(removeNS)
+	if out, err := exec.Command("ip", "-n", nsName, "link", "add", "ppbr9", "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	// A chain of our own: the rule in it changes no traffic.
+	removeChain := func() {
+		exec.Command("iptables", "-w", "-F", chain).Run()
+		exec.Command("iptables", "-w", "-X", chain).Run()
+	}
+	t.Cleanup(removeChain)
+	for _, args := range [][]string{{"-N", chain}, {"-A", chain, "-m", "comment", "--comment", comment, "-j", "RETURN"}} {
+		if out, err := exec.Command("iptables", append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("iptables %v: %v: %s", args, err, out)
+		}
+	}
+
+	after, err := Take(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := []string{nsName, comment}
+	got := filter(before.Leaked(after), only)
+	want := []string{
+		"netns /run/netns/" + nsName,
+		"bridge ppbr9 in netns " + nsName,
+		"device lo in netns " + nsName,
+		"mount nsfs /run/netns/" + nsName,
+		fmt.Sprintf("rule filter -A %s -m comment --comment \"%s\" -j RETURN", chain, comment),
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Leaked =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	removeNS()
+	removeChain()
+	checkOpts := opts
+	checkOpts.Only = only
+	rec := &recorder{TB: t}
+	Check(rec, before, checkOpts, 5*time.Second)
+	if len(rec.errs) != 0 {
+		t.Errorf("after removal Check reported %q", rec.errs)
 	}
 }

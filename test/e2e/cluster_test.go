@@ -100,6 +100,9 @@ type cluster struct {
 	exited     chan struct{}
 	// extraArgs are appended to `peapod server`'s flags (startClusterWith).
 	extraArgs []string
+	// logTail, if set, gives the log tail failures show instead of logs
+	// (a multiNode's node logs).
+	logTail func() string
 }
 
 // startCluster runs a single-node cluster on a fresh data dir. Cleanup
@@ -246,6 +249,9 @@ func (c *cluster) destroy() {
 }
 
 func (c *cluster) tail() string {
+	if c.logTail != nil {
+		return c.logTail()
+	}
 	s := c.logs.String()
 	if len(s) > 6000 {
 		s = s[len(s)-6000:]

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -15,5 +16,12 @@ var leakOptions = leakcheck.Options{
 // TestMain proves the suite leaks nothing: no netns, veth, mount, cgroup,
 // process or IP of any pod or cluster it made remains afterwards.
 func TestMain(m *testing.M) {
-	os.Exit(leakcheck.Suite(m, "end-to-end", leakOptions, nil))
+	var downErr error
+	// The shared multi-node cluster goes down before the last snapshot.
+	code := leakcheck.Suite(m, "end-to-end", withClusterLeaks(leakOptions), func() { downErr = downShared() })
+	if downErr != nil {
+		fmt.Fprintln(os.Stderr, "shared multi-node cluster:", downErr)
+		code = 1
+	}
+	os.Exit(code)
 }
