@@ -21,7 +21,7 @@ then the bridge and the masquerade rules peapod installed. Stop peapod
 first. The data dir's images and credentials stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := flags.node()
+			cfg, err := flags.standaloneNode()
 			if err != nil {
 				return err
 			}
