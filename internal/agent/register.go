@@ -98,9 +98,23 @@ func WaitForPodCIDR(ctx context.Context, client kubernetes.Interface, name strin
 			return nodes.Watch(ctx, o)
 		},
 	}
+	// What the list found decides first: a node deleted (or given its
+	// range) before the watch began sends no event.
+	var found *corev1.Node
+	precondition := func(store cache.Store) (bool, error) {
+		obj, exists, err := store.GetByKey(name)
+		if err != nil {
+			return false, err
+		}
+		if !exists {
+			return false, fmt.Errorf("node %s was deleted while it waited for its podCIDR", name)
+		}
+		found = obj.(*corev1.Node)
+		return found.Spec.PodCIDR != "", nil
+	}
 	// The wrapper tells the reflector whether client can stream a
 	// watch-list (a fake clientset cannot).
-	ev, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), &corev1.Node{}, nil,
+	ev, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), &corev1.Node{}, precondition,
 		func(ev watch.Event) (bool, error) {
 			n, ok := ev.Object.(*corev1.Node)
 			if !ok {
@@ -113,6 +127,9 @@ func WaitForPodCIDR(ctx context.Context, client kubernetes.Interface, name strin
 		})
 	if err != nil {
 		return nil, fmt.Errorf("wait for the podCIDR of node %s: %w", name, err)
+	}
+	if ev == nil {
+		return found, nil
 	}
 	return ev.Object.(*corev1.Node), nil
 }

@@ -87,14 +87,29 @@ func waitForConfigMap(ctx context.Context, client kubernetes.Interface) (*corev1
 			return cms.Watch(ctx, o)
 		},
 	}
+	// A ConfigMap created before the watch began sends no event: what the
+	// list found decides first.
+	var found *corev1.ConfigMap
+	precondition := func(store cache.Store) (bool, error) {
+		obj, exists, err := store.GetByKey(ConfigMapNamespace + "/" + ConfigMapName)
+		if err != nil || !exists {
+			return false, err
+		}
+		found = obj.(*corev1.ConfigMap)
+		return true, nil
+	}
 	// The wrapper tells the reflector whether client can stream a
 	// watch-list (a fake clientset cannot).
-	ev, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), &corev1.ConfigMap{}, nil, func(ev watch.Event) (bool, error) {
-		_, ok := ev.Object.(*corev1.ConfigMap)
-		return ok && (ev.Type == watch.Added || ev.Type == watch.Modified), nil
-	})
+	ev, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), &corev1.ConfigMap{}, precondition,
+		func(ev watch.Event) (bool, error) {
+			_, ok := ev.Object.(*corev1.ConfigMap)
+			return ok && (ev.Type == watch.Added || ev.Type == watch.Modified), nil
+		})
 	if err != nil {
 		return nil, err
+	}
+	if ev == nil {
+		return found, nil
 	}
 	return ev.Object.(*corev1.ConfigMap), nil
 }

@@ -128,7 +128,8 @@ func nodePodCIDR(node *corev1.Node, flag string, settings clusternetwork.Setting
 	cluster := settings.ClusterPrefix()
 	if got.Masked() != got || !got.Addr().Is4() || got.Bits() < cluster.Bits() || !cluster.Contains(got.Addr()) {
 		return netip.Prefix{}, fmt.Errorf("node %s's podCIDR %s is not a range of the cluster range %s; "+
-			"delete the Node (kubectl delete node %s) so that the server gives it one", node.Name, got, cluster, node.Name)
+			"delete the Node (kubectl delete node %s; for the server's own node, with the server started once with --disable-agent) "+
+			"so that the server gives it one", node.Name, got, cluster, node.Name)
 	}
 	return got, nil
 }
