@@ -18,7 +18,8 @@ import (
 type ServerConfig struct {
 	API apiserver.Config
 	// Network is the cluster's pod and Service ranges and backend; its
-	// ServiceCIDR overrides API.ServiceCIDR.
+	// ServiceCIDR overrides API.ServiceCIDR. Zero means
+	// clusternetwork.Defaults().
 	Network clusternetwork.Settings
 	// Node configures the node this server also runs, unless DisableAgent.
 	Node         config.Node
@@ -39,6 +40,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Network == (clusternetwork.Settings{}) {
+		cfg.Network = clusternetwork.Defaults()
 	}
 	// Before anything is made: a bad flag leaves nothing behind.
 	if err := cfg.Network.Validate(); err != nil {
