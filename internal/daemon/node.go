@@ -54,10 +54,13 @@ func runNode(ctx context.Context, d nodeDeps) error {
 	// ── The pod network between nodes plugs in here. ──────────────────
 	// pn holds everything it needs: the node's podCIDR, the cluster's
 	// settings (range and backend) and the node's address and underlay
-	// link. The overlay (internal/nodenet, issue 10) programs the routes
-	// to the peers for pn.settings.Backend, publishes its own annotations
-	// (the VTEP MAC) and sets pn.mtu to the underlay MTU less its
-	// encapsulation, all before the runtime builds the bridge below.
+	// link (pn.addr.Link, pn.addr.MTU); d.client reads the peers' Nodes.
+	// The overlay (internal/nodenet, issue 10) sets up this node's side
+	// for pn.settings.Backend, publishes its own annotations (the VTEP
+	// MAC) and sets pn.mtu to the underlay MTU less its encapsulation, all
+	// before the runtime builds the bridge below; its loop that follows
+	// the peers runs until ctx ends (hand it to startNode to join the
+	// node's group, so that its failure ends the node like the agent's).
 	// ──────────────────────────────────────────────────────────────────
 
 	return startNode(ctx, d, pn, log)
