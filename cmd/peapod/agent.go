@@ -17,8 +17,10 @@ func newAgentCommand() *cobra.Command {
 		Short: "Run this machine as a node of a peapod server elsewhere",
 		Long: `agent joins the server with a token from 'peapod token create' (verifying
 the server's CA against the hash the token carries), keeps the node
-credentials it is given in <data-dir>/node, and runs the pods the server
-binds to this node.`,
+credentials it is given in <data-dir>/node, registers the node, waits for
+the server to give it a pod range (its podCIDR, from the server's
+--cluster-cidr) and reads the cluster's network settings, then sets up its
+pod network and runs the pods the server binds to this node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			node, err := flags.node()
@@ -32,6 +34,7 @@ binds to this node.`,
 		},
 	}
 	flags.register(cmd.Flags())
+	flags.registerNodeIP(cmd.Flags())
 	cmd.Flags().StringVar(&server, "server", "", "URL of the peapod server's API")
 	cmd.Flags().StringVar(&token, "token", "", "join token from 'peapod token create' (not needed once joined)")
 	return cmd

@@ -29,7 +29,7 @@ func newPodCommand() *cobra.Command {
 		Short: "Create a pod's sandbox and start its containers once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := flags.node()
+			cfg, err := flags.standaloneNode()
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,7 @@ func newPodCommand() *cobra.Command {
 		Short: "Stop and remove sandboxes (prefixes as shown by peapod ps work)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := flags.node()
+			cfg, err := flags.standaloneNode()
 			if err != nil {
 				return err
 			}

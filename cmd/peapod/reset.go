@@ -24,7 +24,7 @@ network between nodes (the VXLAN device, routes to peers, forward rules;
 the VTEP MAC record stays). Stop peapod first. The data dir's images and credentials stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := flags.node()
+			cfg, err := flags.standaloneNode()
 			if err != nil {
 				return err
 			}

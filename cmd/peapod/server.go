@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/daemon"
 )
 
@@ -18,9 +19,12 @@ func newServerCommand() *cobra.Command {
 		Long: `server runs a Kubernetes-compatible API (HTTPS, authenticated) with its
 state in etcd (embedded in <data-dir>/etcd and reached only over TLS with
 client certificates, unless --etcd-servers is given; Secrets encrypted at
-rest), the scheduler, and, unless --disable-agent, the node agent for this
-machine: one command, a working single-node cluster. Use it with kubectl
-and <data-dir>/admin.kubeconfig.`,
+rest), the scheduler and controllers, and, unless --disable-agent, the node
+agent for this machine: one command, a working single-node cluster. Use it
+with kubectl and <data-dir>/admin.kubeconfig. The cluster's network settings
+(--cluster-cidr, --node-cidr-mask-size, --service-cidr, --network-backend)
+are published in ConfigMap kube-system/peapod-network and fixed for the
+cluster's life: a restart with other values is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			node, err := flags.node()
@@ -37,7 +41,13 @@ and <data-dir>/admin.kubeconfig.`,
 		},
 	}
 	flags.register(cmd.Flags())
+	flags.registerNodeIP(cmd.Flags())
 	f := cmd.Flags()
+	cfg.Network = clusternetwork.Defaults()
+	f.StringVar(&cfg.Network.ClusterCIDR, "cluster-cidr", cfg.Network.ClusterCIDR, "the cluster's pod network: every node's pod range (podCIDR) is cut from it, and traffic within it is never masqueraded")
+	f.IntVar(&cfg.Network.NodeCIDRMaskSize, "node-cidr-mask-size", cfg.Network.NodeCIDRMaskSize, "prefix length of each node's pod range (24: up to 253 pods a node)")
+	f.StringVar(&cfg.Network.ServiceCIDR, "service-cidr", cfg.Network.ServiceCIDR, "range of Service ClusterIPs; must not overlap --cluster-cidr")
+	f.StringVar(&cfg.Network.Backend, "network-backend", cfg.Network.Backend, "how pod traffic crosses between nodes: vxlan, host-gw, or none (left to your own CNI config)")
 	f.StringVar(&cfg.API.Listen, "listen", "127.0.0.1:6443", "address of the HTTPS API")
 	f.StringSliceVar(&cfg.API.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd in <data-dir>/etcd)")
 	f.StringVar(&cfg.API.EtcdCAFile, "etcd-cafile", "", "CA bundle that signed the external etcd's serving certificates")

@@ -25,9 +25,12 @@ import (
 )
 
 const (
-	benchBridge  = "ppbench0"
-	benchPodCIDR = "10.218.0.0/16"
-	benchNode    = "bench-node"
+	benchBridge = "ppbench0"
+	// benchClusterCIDR gives the node a /22: the density section alone
+	// runs 200 pods, beside what earlier sections left terminating.
+	benchClusterCIDR  = "10.218.0.0/16"
+	benchNodeCIDRMask = "22"
+	benchNode         = "bench-node"
 )
 
 // cluster is one `peapod server` process on a fresh data dir with its own
@@ -65,7 +68,7 @@ func startCluster(ctx context.Context, bin, busybox string, extra ...string) (*c
 		return c, err
 	}
 	args := append([]string{"server", "--data-dir", dir, "--listen", listen, "--node-name", benchNode,
-		"--bridge", benchBridge, "--pod-cidr", benchPodCIDR, "--agent-listen", ":" + strings.Split(agent, ":")[1]}, extra...)
+		"--bridge", benchBridge, "--cluster-cidr", benchClusterCIDR, "--node-cidr-mask-size", benchNodeCIDRMask, "--agent-listen", ":" + strings.Split(agent, ":")[1]}, extra...)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
@@ -171,6 +174,13 @@ func (c *cluster) stop() {
 		}
 		c.exited = nil
 	}
+	// reset removes the bridge and the masquerade rules of the node's
+	// range, which it finds recorded in the data dir.
+	if c.dir != "" {
+		if out, err := exec.Command(c.bin, "reset", "--data-dir", c.dir, "--bridge", benchBridge).CombinedOutput(); err != nil {
+			logf("cleanup: peapod reset: %v: %s", err, out)
+		}
+	}
 	if link, err := netlink.LinkByName(benchBridge); err == nil {
 		_ = netlink.LinkDel(link)
 	}
@@ -203,7 +213,7 @@ type sandbox struct {
 // sandboxes runs `peapod ps -o json` on the cluster's data dir.
 func (c *cluster) sandboxes(ctx context.Context) ([]sandbox, error) {
 	out, err := exec.CommandContext(ctx, c.bin, "ps", "-o", "json", "--data-dir", c.dir,
-		"--bridge", benchBridge, "--pod-cidr", benchPodCIDR, "--node-name", benchNode).Output()
+		"--bridge", benchBridge, "--node-name", benchNode).Output()
 	if err != nil {
 		return nil, fmt.Errorf("peapod ps: %w", err)
 	}

@@ -29,10 +29,12 @@ import (
 type Config struct {
 	// NodeName is the Node this agent registers and runs the pods of.
 	NodeName string
-	// PodCIDR is the range this node's pods get IPs from.
-	PodCIDR string
-	// NodeIP is the node's address; "" picks the address of the default route.
+	// NodeIP is the node's address, its InternalIP; "" picks the address
+	// of the default route.
 	NodeIP string
+	// Annotations are set on the Node at registration (the node's address
+	// and network backend, for its peers).
+	Annotations map[string]string
 	// ResyncPeriod bounds how long a pod may go without a sync, as a safety
 	// net under the event-driven syncs (container exits, pause deaths, probe
 	// flips, API updates and back-off ends all wake a pod's worker). It is

@@ -100,7 +100,7 @@ func (n *node) startAgent() *running {
 		cancel()
 		n.t.Fatalf("new runtime: %v", err)
 	}
-	a := New(n.client, rt, Config{NodeName: testNode, PodCIDR: testPodCIDR, NodeIP: "127.0.0.1", Logger: logger})
+	a := New(n.client, rt, Config{NodeName: testNode, NodeIP: "127.0.0.1", Logger: logger})
 	r := &running{rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- a.Run(ctx) }()
 	n.t.Cleanup(r.stop)

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/peapod/peapod/internal/nodeaddr"
 )
 
 // maxPods is how many pods a node takes, the kubelet's default.
@@ -31,40 +31,11 @@ const Version = "v1.37.2-peapod"
 // nodeLeaseNamespace holds the nodes' heartbeat Leases; the API server makes it.
 const nodeLeaseNamespace = "kube-node-lease"
 
-// registerNode creates or updates this node's Node object.
+// registerNode registers this node (see RegisterNode) and writes its
+// status.
 func (a *Agent) registerNode(ctx context.Context) error {
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: a.cfg.NodeName,
-			Labels: map[string]string{
-				"kubernetes.io/hostname": a.cfg.NodeName,
-				"kubernetes.io/os":       goruntime.GOOS,
-				"kubernetes.io/arch":     goruntime.GOARCH,
-			},
-		},
-		Spec: corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}},
-	}
-	nodes := a.client.CoreV1().Nodes()
-	existing, err := nodes.Get(ctx, node.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("register node %s: %w", node.Name, err)
-		}
-	case err != nil:
-		return fmt.Errorf("get node %s: %w", node.Name, err)
-	default:
-		updated := existing.DeepCopy()
-		if updated.Labels == nil {
-			updated.Labels = map[string]string{}
-		}
-		for k, v := range node.Labels {
-			updated.Labels[k] = v
-		}
-		updated.Spec.PodCIDR, updated.Spec.PodCIDRs = node.Spec.PodCIDR, node.Spec.PodCIDRs
-		if _, err := nodes.Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update node %s: %w", node.Name, err)
-		}
+	if err := RegisterNode(ctx, a.client, Registration{NodeName: a.cfg.NodeName, Annotations: a.cfg.Annotations}); err != nil {
+		return err
 	}
 	return a.updateNodeStatus(ctx, true)
 }
@@ -291,8 +262,8 @@ func (a *Agent) renewLeaseOnce(ctx context.Context, prev *coordinationv1.Lease) 
 	return updated, nil
 }
 
-// resolveNodeIP picks the configured address, else the first IPv4 address
-// of the interface holding the default route, else loopback.
+// resolveNodeIP is the configured address, else the default route's
+// (see nodeaddr.Resolve).
 func (a *Agent) resolveNodeIP() (string, error) {
 	if a.cfg.NodeIP != "" {
 		if net.ParseIP(a.cfg.NodeIP) == nil {
@@ -300,29 +271,11 @@ func (a *Agent) resolveNodeIP() (string, error) {
 		}
 		return a.cfg.NodeIP, nil
 	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	// A dump racing with route changes (pods coming and going) is
-	// interrupted: read it again rather than settle for loopback.
-	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
-		time.Sleep(10 * time.Millisecond)
-		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
+	addr, err := nodeaddr.Resolve("")
+	if err != nil {
+		return "", err
 	}
-	if err == nil {
-		for _, r := range routes {
-			if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
-				continue
-			}
-			link, err := netlink.LinkByIndex(r.LinkIndex)
-			if err != nil {
-				continue
-			}
-			addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-			if err == nil && len(addrs) > 0 {
-				return addrs[0].IP.String(), nil
-			}
-		}
-	}
-	return "127.0.0.1", nil
+	return addr.IP.String(), nil
 }
 
 func memTotal() int64 {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/peapod/peapod/internal/clusternetwork"
 )
 
 // Node identities, as Kubernetes names them.
@@ -34,7 +36,8 @@ type NodeGraph interface {
 //   - get/list/watch nodes, pods, services, endpoints, endpointslices,
 //     runtimeclasses and namespaces;
 //   - get (or list/watch with a metadata.name field selector) the
-//     configmaps and secrets its pods reference;
+//     configmaps and secrets its pods reference, and the cluster's network
+//     settings, ConfigMap kube-system/peapod-network;
 //   - create, get, update and patch its own Node (and node status), and
 //     delete it;
 //   - get, create, update, patch and delete its own Lease in kube-node-lease;
@@ -143,6 +146,9 @@ func nodeRule(node string, a Attributes, nr nodeRequest) (nodeDecision, string) 
 	case gr == "/configmaps" || gr == "/secrets":
 		if !isRead(a.Verb) || a.Subresource != "" {
 			break
+		}
+		if gr == "/configmaps" && a.Namespace == clusternetwork.ConfigMapNamespace && name == clusternetwork.ConfigMapName {
+			return nodeAllow, "" // the cluster's network settings, which every node reads
 		}
 		if name == "" || a.Namespace == "" {
 			return nodeDeny, fmt.Sprintf("node %q can only read individual %s referenced by its pods", node, a.Resource)

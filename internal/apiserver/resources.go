@@ -94,7 +94,7 @@ func builtinResources() []*Resource {
 		{
 			GVR: core("nodes"), Kind: "Node", Singular: "node", ShortNames: []string{"no"},
 			New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
-			Status: true, Table: nodeTable,
+			Status: true, Table: nodeTable, Strategy: nodeStrategy,
 			Fields: func(obj runtime.Object) fields.Set {
 				return fields.Set{"spec.unschedulable": fmt.Sprint(obj.(*corev1.Node).Spec.Unschedulable)}
 			},

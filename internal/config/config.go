@@ -23,11 +23,24 @@ type Node struct {
 	NodeName string
 	// BridgeName is the Linux bridge pods attach to.
 	BridgeName string
-	// PodCIDR is the range the node's pods get their IPs from.
+	// PodCIDR is the range the node's pods get their IPs from. A node of a
+	// cluster gets it from the server (its Node's spec.podCIDR), and
+	// --pod-cidr, when given, must agree; commands that run the node
+	// runtime without a server take --pod-cidr, else the range the node
+	// last used (recorded in the data dir), else 10.88.0.0/16.
 	PodCIDR string
 	// ClusterCIDR is the whole pod network (every node's PodCIDR); traffic
-	// to it is never masqueraded. Empty means PodCIDR.
+	// to it is never masqueraded. A node of a cluster reads it from the
+	// server. Empty means PodCIDR.
 	ClusterCIDR string
+	// NodeIP is the node's address (--node-ip): its InternalIP and the
+	// underlay address its peers send pod traffic to. Empty means the
+	// address of the default route's interface.
+	NodeIP string
+	// MTU of the pod network's bridge and veths; 0 leaves the kernel's
+	// default. An overlay sets it to the underlay MTU less its
+	// encapsulation.
+	MTU int
 	// NetNSDir is where pod network namespaces are pinned (iproute2's
 	// /run/netns by default, so `ip netns` lists them).
 	NetNSDir string
@@ -55,7 +68,6 @@ func Defaults() Node {
 	return Node{
 		DataDir:        DefaultDataDir,
 		BridgeName:     "peapod0",
-		PodCIDR:        "10.88.0.0/16",
 		NetNSDir:       "/run/netns",
 		CgroupParent:   "peapod",
 		Runtimes:       map[string]string{"runc": "runc", "crun": "crun"},
@@ -70,13 +82,18 @@ func (n Node) Validate() error {
 	if n.DataDir == "" || !filepath.IsAbs(n.DataDir) {
 		return fmt.Errorf("--data-dir %q: must be an absolute path", n.DataDir)
 	}
-	if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
-		return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
+	if n.PodCIDR != "" {
+		if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
+			return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
+		}
 	}
 	if n.ClusterCIDR != "" {
 		if _, _, err := net.ParseCIDR(n.ClusterCIDR); err != nil {
-			return fmt.Errorf("--cluster-cidr %q: %w", n.ClusterCIDR, err)
+			return fmt.Errorf("cluster CIDR %q: %w", n.ClusterCIDR, err)
 		}
+	}
+	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
 	}
 	if n.BridgeName == "" || len(n.BridgeName) > 15 {
 		return fmt.Errorf("--bridge %q: must be 1 to 15 characters (a Linux interface name)", n.BridgeName)
@@ -137,6 +154,10 @@ func (p Paths) CNIConfDir() string { return p.join("cni", "net.d") }
 
 // CNICacheDir is libcni's result cache.
 func (p Paths) CNICacheDir() string { return p.join("cni", "cache") }
+
+// NodeNetwork records the pod network (range, cluster range, MTU) the
+// node's runtime last set up, for commands that run without a server.
+func (p Paths) NodeNetwork() string { return p.join("cni", "node-network.json") }
 
 // IPAMDir holds host-local's IP reservations.
 func (p Paths) IPAMDir() string { return p.join("cni", "networks") }

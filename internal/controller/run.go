@@ -9,7 +9,9 @@
 //  3. deployment — apps/v1 Deployments (package deployment);
 //  4. statefulset — apps/v1 StatefulSets (package statefulset);
 //  5. garbagecollector — ownerReference propagation (package garbagecollector);
-//  6. nodelifecycle — lease monitoring, taints and evictions (package nodelifecycle).
+//  6. nodelifecycle — lease monitoring, taints and evictions (package nodelifecycle);
+//  7. nodeipam — each Node's podCIDR from the cluster range (package nodeipam),
+//     when Options.ClusterCIDR is set.
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -32,6 +35,7 @@ import (
 
 	"github.com/peapod/peapod/internal/controller/deployment"
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
+	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 	"github.com/peapod/peapod/internal/controller/statefulset"
@@ -47,6 +51,10 @@ type Options struct {
 	// DefaultTolerationSeconds is how long pods without their own
 	// toleration stay on a not-ready/unreachable node. Default 300.
 	DefaultTolerationSeconds int64
+	// ClusterCIDR is the range Nodes' podCIDRs are cut from, in ranges of
+	// NodeCIDRMaskSize bits; unset, no node IPAM controller runs.
+	ClusterCIDR      netip.Prefix
+	NodeCIDRMaskSize int
 	// Logger receives the controllers' logs. Default slog.Default().
 	Logger *slog.Logger
 	// Clock times node heartbeats, evictions, minReadySeconds and progress
@@ -97,6 +105,12 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		NodeMonitorGracePeriod: opts.NodeMonitorGracePeriod, DefaultTolerationSeconds: opts.DefaultTolerationSeconds,
 		Clock: opts.Clock, Logger: log, Recorder: recorder("node-controller"),
 	}))
+	if opts.ClusterCIDR.IsValid() {
+		add(nodeipam.New(client, factory, nodeipam.Options{
+			ClusterCIDR: opts.ClusterCIDR, NodeCIDRMaskSize: opts.NodeCIDRMaskSize,
+			Logger: log, Recorder: recorder("cidrAllocator"),
+		}))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

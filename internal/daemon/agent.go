@@ -7,6 +7,7 @@ import (
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/nodeaddr"
 )
 
 // AgentConfig configures `peapod agent`.
@@ -25,6 +26,10 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// Before the join: a bad --node-ip leaves nothing behind.
+	if _, err := nodeaddr.Resolve(cfg.Node.NodeIP); err != nil {
+		return err
 	}
 	credDir := cfg.Node.Paths().NodeCredentials()
 	kubeconfig, err := apiserver.JoinNode(ctx, cfg.Server, nil, cfg.Token, cfg.Node.NodeName, credDir)

@@ -1,10 +1,15 @@
 // Package daemon composes peapod's components into its two long-running
 // processes, each started in one straight line:
 //
-//  1. RunServer: the API server (with etcd), then the scheduler, and, unless
-//     disabled, this machine's node (runtime + agent), so one command gives
-//     a working single-node cluster.
-//  2. RunNode: a node on its own, joining a server from another machine.
+//  1. RunServer: the cluster's network settings checked, the API server
+//     (with etcd), the settings published in their ConfigMap, then the
+//     scheduler and controllers, and, unless disabled, this machine's node
+//     (runtime + agent), so one command gives a working single-node
+//     cluster.
+//  2. RunAgent: a node on its own, joining a server from another machine.
+//
+// Both run their node with runNode: register, wait for the server's
+// podCIDR, then start the runtime on it (see node.go).
 //
 // A component that fails ends the process: a service manager restarts it,
 // and the pods keep running meanwhile.

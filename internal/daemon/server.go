@@ -7,14 +7,20 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/internal/apiserver"
+	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller"
+	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/scheduler"
 )
 
 // ServerConfig configures `peapod server`.
 type ServerConfig struct {
 	API apiserver.Config
+	// Network is the cluster's pod and Service ranges and backend; its
+	// ServiceCIDR overrides API.ServiceCIDR. Zero means
+	// clusternetwork.Defaults().
+	Network clusternetwork.Settings
 	// Node configures the node this server also runs, unless DisableAgent.
 	Node         config.Node
 	DisableAgent bool
@@ -35,6 +41,19 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Network == (clusternetwork.Settings{}) {
+		cfg.Network = clusternetwork.Defaults()
+	}
+	// Before anything is made: a bad flag leaves nothing behind.
+	if err := cfg.Network.Validate(); err != nil {
+		return err
+	}
+	if !cfg.DisableAgent {
+		if _, err := nodeaddr.Resolve(cfg.Node.NodeIP); err != nil {
+			return err
+		}
+	}
+	cfg.API.ServiceCIDR = cfg.Network.ServiceCIDR
 	cfg.API.Logger = log.With("component", "apiserver")
 	// Pods get their service account token and CA, as in Kubernetes; the
 	// node reads them through the TokenRequest API.
@@ -57,12 +76,23 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 	log.Info("API server ready", "addr", srv.Addr(), "kubeconfig", srv.Kubeconfig())
+	// The cluster's network settings are published (or found unchanged)
+	// before any controller hands out a range or any node reads them.
+	if err := clusternetwork.Ensure(g.ctx, client, cfg.Network); err != nil {
+		g.cancel()
+		_ = g.Wait()
+		return err
+	}
+	log.Info("cluster network", "clusterCIDR", cfg.Network.ClusterCIDR, "nodeCIDRMaskSize", cfg.Network.NodeCIDRMaskSize,
+		"serviceCIDR", cfg.Network.ServiceCIDR, "backend", cfg.Network.Backend)
 
 	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
 	g.Go("scheduler", sched.Run)
 	g.Go("controllers", func(ctx context.Context) error {
 		return controller.Run(ctx, client, controller.Options{
 			Logger:                   log.With("component", "controllers"),
+			ClusterCIDR:              cfg.Network.ClusterPrefix(),
+			NodeCIDRMaskSize:         cfg.Network.NodeCIDRMaskSize,
 			NodeMonitorGracePeriod:   cfg.NodeMonitorGracePeriod,
 			DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
 		})

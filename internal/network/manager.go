@@ -153,3 +153,44 @@ func (m *Manager) RemoveNodeNetwork(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// RemoveStaleRange undoes what Setup made for the node on a pod range it
+// no longer uses: the bridge's gateway address within oldPodCIDR (the
+// bridge plugin refuses to give the bridge a second IPv4 address, so the
+// new range's pods could not start) and the masquerade jump of
+// oldPodCIDR within oldClusterCIDR. Call it when the node's range changed
+// (a Node deleted and registered again gets a new one), before the first
+// Setup on the new range; pods still on the old range lose their gateway,
+// as their addresses are no longer this node's. Missing pieces are fine.
+func (m *Manager) RemoveStaleRange(ctx context.Context, oldPodCIDR, oldClusterCIDR string) error {
+	old, err := parseSubnet("old PodCIDR", oldPodCIDR)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if oldClusterCIDR != "" {
+		if err := removeClusterMasquerade(ctx, oldPodCIDR, oldClusterCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("remove masquerade rules of %s: %w", oldPodCIDR, err))
+		}
+	}
+	if oldPodCIDR == m.cfg.PodCIDR {
+		return errors.Join(errs...) // the gateway is the current range's
+	}
+	link, err := netlink.LinkByName(m.cfg.BridgeName)
+	if err != nil {
+		return errors.Join(errs...) // no bridge, no address
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("list addresses of bridge %s: %w", m.cfg.BridgeName, err))...)
+	}
+	for _, a := range addrs {
+		if !old.Contains(a.IP) {
+			continue
+		}
+		if err := netlink.AddrDel(link, &a); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s from bridge %s: %w", a.IPNet, m.cfg.BridgeName, err))
+		}
+	}
+	return errors.Join(errs...)
+}

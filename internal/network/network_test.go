@@ -178,6 +178,55 @@ func TestClusterCIDR(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// TestRemoveStaleRange: a node whose range changed (its Node registered
+// again and was given a new one) starts pods on the new range on the same
+// bridge, once the old range's gateway address and masquerade jump are
+// gone; without that the bridge plugin refuses a second IPv4 address.
+func TestRemoveStaleRange(t *testing.T) {
+	var cluster string
+	e := newEnv(t, func(e *testEnv, c *Config) {
+		cluster = "10." + itoa(e.octet) + ".0.0/16"
+		c.ClusterCIDR = cluster
+	})
+	a := e.setup(t, "a")
+	e.teardown(t, a, a.ns)
+	oldRange := e.cfg.PodCIDR
+	cfg := e.cfg
+	cfg.PodCIDR = "10." + itoa(e.octet) + ".2.0/24"
+	m, err := New(cfg) // as the next runtime.New makes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.do(t, e.host, func() error { return m.RemoveStaleRange(context.Background(), oldRange, cluster) })
+	if save := e.iptablesSave(t, e.host); strings.Contains(save, "-s "+oldRange) {
+		t.Errorf("masquerade jump of %s left:\n%s", oldRange, save)
+	}
+	e.do(t, e.host, func() error {
+		br, err := netlink.LinkByName(cfg.BridgeName)
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, addr := range addrs {
+			if strings.HasPrefix(addr.IP.String(), "10."+itoa(e.octet)+".1.") {
+				t.Errorf("bridge keeps the old gateway %s", addr.IPNet)
+			}
+		}
+		return nil
+	})
+	e.m, e.cfg = m, cfg
+	b := e.setup(t, "b")
+	if !strings.HasPrefix(b.res.IPs[0], "10."+itoa(e.octet)+".2.") {
+		t.Errorf("pod on the new range got %s, want an address in %s", b.res.IPs[0], cfg.PodCIDR)
+	}
+	// Idempotent: nothing of the old range is left to remove.
+	e.do(t, e.host, func() error { return m.RemoveStaleRange(context.Background(), oldRange, cluster) })
+	e.teardown(t, b, b.ns)
+}
+
 // TestTeardown: DEL releases the IP and the veth and all rules, and is
 // idempotent, also after the netns is gone (4).
 func TestTeardown(t *testing.T) {

@@ -72,6 +72,11 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.PodCIDR == "" {
+		// A node of a cluster gets its range from the server; a command
+		// without one resolves it with StandaloneNetwork.
+		return nil, errors.New("node runtime: no pod range (PodCIDR) given")
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -94,9 +99,13 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 		// the bridge plugin's per-pod iptables chain: pod start is faster,
 		// and traffic between pods on other nodes will stay un-NATed.
 		ClusterCIDR: clusterCIDR(cfg),
+		MTU:         cfg.MTU,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set up pod network: %w", err)
+	}
+	if err := recordNodeNetwork(ctx, paths, podNet, NodeNetwork{PodCIDR: cfg.PodCIDR, ClusterCIDR: clusterCIDR(cfg), MTU: cfg.MTU}, logger); err != nil {
+		return nil, err
 	}
 	images, err := image.NewStore(image.Options{
 		Root:     paths.ImageStore(),

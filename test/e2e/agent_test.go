@@ -476,8 +476,8 @@ func testNodeStatus(t *testing.T, c *cluster) {
 	if info.KernelVersion == "" || info.OSImage == "" || !strings.Contains(info.ContainerRuntimeVersion, "runc://") || info.KubeletVersion == "" || info.BootID == "" {
 		t.Errorf("nodeInfo = %+v", info)
 	}
-	if node.Spec.PodCIDR != e2ePodCIDR {
-		t.Errorf("podCIDR = %q, want %q", node.Spec.PodCIDR, e2ePodCIDR)
+	if node.Spec.PodCIDR != e2eNodePodCIDR {
+		t.Errorf("podCIDR = %q, want %q", node.Spec.PodCIDR, e2eNodePodCIDR)
 	}
 	conds := map[corev1.NodeConditionType]corev1.ConditionStatus{}
 	for _, cond := range node.Status.Conditions {

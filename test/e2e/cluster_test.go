@@ -25,9 +25,12 @@ import (
 )
 
 const (
-	e2eBridge  = "ppe2e0"
-	e2ePodCIDR = "10.217.0.0/16"
-	e2eCgroup  = "peapod"
+	e2eBridge = "ppe2e0"
+	// e2eClusterCIDR is the suite's cluster range; the server's own node
+	// gets its first node range, e2eNodePodCIDR.
+	e2eClusterCIDR = "10.217.0.0/16"
+	e2eNodePodCIDR = "10.217.0.0/24"
+	e2eCgroup      = "peapod"
 )
 
 var (
@@ -147,10 +150,7 @@ func freeAddr(t testing.TB) string {
 func (c *cluster) start() {
 	c.t.Helper()
 	c.logs = &lockedWriter{b: &bytes.Buffer{}}
-	bin := peapodBinary(c.t)
-	c.cmd = exec.Command(bin, append([]string{"server",
-		"--data-dir", c.dir, "--listen", c.listen, "--node-name", "e2e-node",
-		"--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR, "--agent-listen", ":" + c.agentPort}, c.extraArgs...)...)
+	c.cmd = exec.Command(peapodBinary(c.t), c.serverArgs()...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -185,6 +185,13 @@ func (c *cluster) start() {
 		}
 		return errors.New("node not Ready yet")
 	})
+}
+
+// serverArgs are the arguments of the cluster's `peapod server`.
+func (c *cluster) serverArgs() []string {
+	return append([]string{"server",
+		"--data-dir", c.dir, "--listen", c.listen, "--node-name", "e2e-node",
+		"--bridge", e2eBridge, "--cluster-cidr", e2eClusterCIDR, "--agent-listen", ":" + c.agentPort}, c.extraArgs...)
 }
 
 // with returns the cluster for use by a subtest, failing that subtest.
@@ -238,8 +245,9 @@ func (c *cluster) destroy() {
 	}
 	c.kill(syscall.SIGTERM)
 	// The node's network (bridge, masquerade rules) outlives the process
-	// by design; take it down as a user would.
-	if out, err := exec.Command(peapodBinary(c.t), "reset", "--data-dir", c.dir, "--bridge", e2eBridge, "--pod-cidr", e2ePodCIDR).CombinedOutput(); err != nil {
+	// by design; take it down as a user would. reset finds the node's
+	// range, which the server gave it, recorded in the data dir.
+	if out, err := exec.Command(peapodBinary(c.t), "reset", "--data-dir", c.dir, "--bridge", e2eBridge).CombinedOutput(); err != nil {
 		c.t.Errorf("peapod reset: %v\n%s", err, out)
 	}
 	if c.t.Failed() {

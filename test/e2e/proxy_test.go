@@ -16,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The API server's proxy subresources reach a pod's HTTP port, a
@@ -168,7 +170,11 @@ spec:
 		if err := json.Unmarshal([]byte(c.must("get", "--raw", "/api/v1/nodes/e2e-node/proxy/configz")), &configz); err != nil {
 			t.Fatal(err)
 		}
-		if configz.KubeletConfig.Kind != "KubeletConfiguration" || configz.KubeletConfig.PodCIDR != e2ePodCIDR {
+		node, err := c.client.CoreV1().Nodes().Get(context.Background(), "e2e-node", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if configz.KubeletConfig.Kind != "KubeletConfiguration" || configz.KubeletConfig.PodCIDR != node.Spec.PodCIDR {
 			t.Errorf("configz: %+v", configz)
 		}
 		// The kubelet's own paths through the proxy: a container's log.

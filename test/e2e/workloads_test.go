@@ -38,7 +38,7 @@ func TestWorkloads(t *testing.T) {
 	t.Run("LostNode", func(t *testing.T) { testLostNode(t, c.with(t)) })
 }
 
-// startOwnNetworkCluster is startClusterWith on its own bridge and pod
+// startOwnNetworkCluster is startClusterWith on its own bridge and cluster
 // CIDR, so pod IPs polled from the test cannot be another concurrently
 // running cluster's. The bridge is removed after the cluster is destroyed.
 func startOwnNetworkCluster(t testing.TB, bridge, cidr string, extraArgs ...string) *cluster {
@@ -49,7 +49,7 @@ func startOwnNetworkCluster(t testing.TB, bridge, cidr string, extraArgs ...stri
 			_ = netlink.LinkDel(link)
 		}
 	})
-	return startClusterWith(t, append([]string{"--bridge", bridge, "--pod-cidr", cidr}, extraArgs...)...)
+	return startClusterWith(t, append([]string{"--bridge", bridge, "--cluster-cidr", cidr}, extraArgs...)...)
 }
 
 // webDeployment is a busybox httpd Deployment serving body at /; pods
