@@ -22,6 +22,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	f.cfg = config.Defaults()
 	fs.StringVar(&f.cfg.DataDir, "data-dir", f.cfg.DataDir, "directory holding all of peapod's state")
 	fs.StringVar(&f.cfg.NodeName, "node-name", "", "this node's name (default: the hostname)")
+	fs.StringVar(&f.cfg.NodeIP, "node-ip", "", "this node's address: its InternalIP, pods' hostIP and hostNetwork pods' IP (default: the first IPv4 address of the default route's interface)")
 	fs.StringVar(&f.cfg.BridgeName, "bridge", f.cfg.BridgeName, "Linux bridge the pods attach to")
 	fs.StringVar(&f.cfg.PodCIDR, "pod-cidr", f.cfg.PodCIDR, "address range of this node's pods")
 	fs.StringVar(&f.cfg.AgentListen, "agent-listen", f.cfg.AgentListen, "address of the node agent's logs/exec/port-forward server")

@@ -31,8 +31,6 @@ type Config struct {
 	NodeName string
 	// PodCIDR is the range this node's pods get IPs from.
 	PodCIDR string
-	// NodeIP is the node's address; "" picks the address of the default route.
-	NodeIP string
 	// ResyncPeriod bounds how long a pod may go without a sync, as a safety
 	// net under the event-driven syncs (container exits, pause deaths, probe
 	// flips, API updates and back-off ends all wake a pod's worker). It is
@@ -96,11 +94,10 @@ func New(client kubernetes.Interface, rt *runtime.Runtime, cfg Config) *Agent {
 // The pods keep running when it returns: stopping the agent is not
 // stopping the node.
 func (a *Agent) Run(ctx context.Context) error {
-	ip, err := a.resolveNodeIP()
-	if err != nil {
-		return err
-	}
-	a.nodeIP = ip
+	// One address for the node, the runtime's: what the Node reports as
+	// its InternalIP is what containers read as status.hostIP and what a
+	// hostNetwork pod's IP is.
+	a.nodeIP = a.rt.NodeIP()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.client.CoreV1().Events("")})

@@ -3,15 +3,12 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	goruntime "runtime"
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -144,15 +141,13 @@ func nodeStatusEqual(x, y corev1.NodeStatus) bool {
 
 // nodeStatus describes this machine as the kubelet would.
 func (a *Agent) nodeStatus(prev corev1.NodeStatus, now time.Time) corev1.NodeStatus {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
-	}
+	// The runtime's capacity is also what containers read for limits they
+	// do not set: one source for both.
+	capacity := a.rt.NodeCapacity()
+	capacity[corev1.ResourcePods] = *resource.NewQuantity(maxPods, resource.DecimalSI)
 	diskFree := 1.0
 	var fs unix.Statfs_t
 	if err := unix.Statfs(a.rt.DataDir(), &fs); err == nil {
-		capacity[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
 		diskFree = float64(fs.Bavail) / float64(max(fs.Blocks, 1))
 	}
 	var uts unix.Utsname
@@ -289,48 +284,6 @@ func (a *Agent) renewLeaseOnce(ctx context.Context, prev *coordinationv1.Lease) 
 		return nil, err
 	}
 	return updated, nil
-}
-
-// resolveNodeIP picks the configured address, else the first IPv4 address
-// of the interface holding the default route, else loopback.
-func (a *Agent) resolveNodeIP() (string, error) {
-	if a.cfg.NodeIP != "" {
-		if net.ParseIP(a.cfg.NodeIP) == nil {
-			return "", fmt.Errorf("node IP %q is not an IP address", a.cfg.NodeIP)
-		}
-		return a.cfg.NodeIP, nil
-	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	// A dump racing with route changes (pods coming and going) is
-	// interrupted: read it again rather than settle for loopback.
-	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
-		time.Sleep(10 * time.Millisecond)
-		routes, err = netlink.RouteList(nil, netlink.FAMILY_V4)
-	}
-	if err == nil {
-		for _, r := range routes {
-			if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
-				continue
-			}
-			link, err := netlink.LinkByIndex(r.LinkIndex)
-			if err != nil {
-				continue
-			}
-			addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-			if err == nil && len(addrs) > 0 {
-				return addrs[0].IP.String(), nil
-			}
-		}
-	}
-	return "127.0.0.1", nil
-}
-
-func memTotal() int64 {
-	var info unix.Sysinfo_t
-	if err := unix.Sysinfo(&info); err != nil {
-		return 0
-	}
-	return int64(info.Totalram) * int64(info.Unit)
 }
 
 func readTrim(path string) string {

@@ -18,6 +18,10 @@ type Node struct {
 	DataDir string
 	// NodeName names this node in pod status and the API.
 	NodeName string
+	// NodeIP is the node's address (its InternalIP, every pod's hostIP
+	// and a hostNetwork pod's IP); empty means the first IPv4 address of
+	// the interface holding the default route.
+	NodeIP string
 	// BridgeName is the Linux bridge pods attach to.
 	BridgeName string
 	// PodCIDR is the range the node's pods get their IPs from.
@@ -69,6 +73,9 @@ func (n Node) Validate() error {
 	}
 	if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
 		return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
+	}
+	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
 	}
 	if n.ClusterCIDR != "" {
 		if _, _, err := net.ParseCIDR(n.ClusterCIDR); err != nil {
