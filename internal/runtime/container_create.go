@@ -16,6 +16,7 @@ import (
 
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/runtime/spec"
+	"github.com/peapod/peapod/internal/runtime/userns"
 	"github.com/peapod/peapod/internal/volume"
 )
 
@@ -98,6 +99,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("container %q: prepare rootfs: %w", name, err)
 	}
+	if sb.UserNS != nil {
+		// The pod's root sees the image's files as its own: an idmapped
+		// mount of the overlay stacks on it (ReleaseRootfs unmounts both),
+		// and what it writes lands in the upper dir as the host's root.
+		if err := userns.MountIDMapped(rootfs, rootfs, sb.Holder.NamespacePath("user"), false); err != nil {
+			return cid, fmt.Errorf("container %q: rootfs for the pod's user namespace: %w", name, err)
+		}
+	}
 
 	logDir := filepath.Join(r.paths.PodLogs(pod.Namespace, pod.Name, string(pod.UID)), name)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -113,7 +122,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: %w", ErrInvalid, name, err)
 	}
+	labels, err := r.selinux.labels(sb.SELinuxLevel, pod, c)
+	if err != nil {
+		return cid, fmt.Errorf("%w: container %q: SELinux labels: %w", ErrInvalid, name, err)
+	}
 	sbDir := r.sandboxDir(sandboxID)
+	shm := filepath.Join(sbDir, "shm")
+	if pod.Spec.HostIPC {
+		shm = hostShm // the node's POSIX shared memory, as containerd gives hostIPC pods
+	}
+	ips := sandboxIPs(sb)
 	in := spec.Input{
 		Pod:                 pod,
 		Container:           c,
@@ -126,9 +144,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		EtcHosts:            filepath.Join(sbDir, "hosts"),
 		ResolvConf:          filepath.Join(sbDir, "resolv.conf"),
 		EtcHostname:         filepath.Join(sbDir, "hostname"),
-		ShmDir:              filepath.Join(sbDir, "shm"),
-		PodIP:               firstIP(sb),
-		PodIPs:              podIPs(sb.Network),
+		ShmDir:              shm,
+		PodIPs:              ips,
+		HostIP:              r.nodeIP,
+		HostIPs:             r.nodeIPs(),
+		NodeAllocatable:     r.NodeCapacity(),
 		HostCapabilities:    r.hostCaps,
 		SandboxID:           sandboxID,
 		NodeName:            r.cfg.NodeName,
@@ -136,6 +156,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		Group:               readInRoot(rootfs, "/etc/group"),
 		DefaultRlimitNofile: defaultRlimitNofile,
 		Lookup:              r.lookup(ctx, pod.Namespace),
+		SELinux:             labels,
+	}
+	if sb.UserNS != nil {
+		in.UserNamespace = &spec.UserNamespace{HostID: sb.UserNS.HostID, Length: sb.UserNS.Length}
 	}
 	s, err := spec.Build(in)
 	if err != nil {
@@ -182,11 +206,22 @@ func containerMounts(c *corev1.Container, volumes map[string]string, termLog str
 	return mounts, nil
 }
 
+// hostShm is the node's /dev/shm, which hostIPC pods' containers bind.
+const hostShm = "/dev/shm"
+
+// sandboxNamespaces are the namespaces the sandbox's containers join:
+// pause's network, IPC and UTS namespaces (spec.Build leaves out those the
+// pod shares with the node), the shared PID namespace's reaper's, and a
+// pod with its own user namespace joins the holder's.
 func sandboxNamespaces(sb *sandboxRecord) spec.SandboxNamespaces {
-	ns := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", sb.Pause.PID, kind) }
-	out := spec.SandboxNamespaces{Net: ns("net"), IPC: ns("ipc"), UTS: ns("uts")}
-	if sb.SharePID && sb.Pause.PIDNamespacePID != 0 {
-		out.PID = fmt.Sprintf("/proc/%d/ns/pid", sb.Pause.PIDNamespacePID)
+	out := spec.SandboxNamespaces{Net: sb.Pause.NamespacePath("net"), IPC: sb.Pause.NamespacePath("ipc"), UTS: sb.Pause.NamespacePath("uts")}
+	if sb.Holder.PID != 0 {
+		out.User = sb.Holder.NamespacePath("user")
+	}
+	for _, p := range []int{sb.Pause.PIDNamespacePID, sb.Holder.PIDNamespacePID} {
+		if sb.SharePID && p != 0 {
+			out.PID = fmt.Sprintf("/proc/%d/ns/pid", p)
+		}
 	}
 	return out
 }
@@ -207,13 +242,6 @@ func imageRef(img *image.Image) string {
 		return img.RepoDigests[0]
 	}
 	return img.ID
-}
-
-func firstIP(sb *sandboxRecord) string {
-	if ips := podIPs(sb.Network); len(ips) > 0 {
-		return ips[0]
-	}
-	return ""
 }
 
 // readInRoot reads a file of a container's rootfs, resolving symlinks
