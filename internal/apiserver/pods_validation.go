@@ -142,6 +142,7 @@ func ValidatePod(pod *corev1.Pod) field.ErrorList {
 	if s.Hostname != "" {
 		errs = append(errs, dns1123Label(spec.Child("hostname"), s.Hostname)...)
 	}
+	errs = append(errs, validateHostNamespaces(s)...)
 	return errs
 }
 
