@@ -95,17 +95,25 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err := r.saveContainer(rec); err != nil {
 		return cid, err
 	}
-	rootfs, err := r.images.PrepareRootfs(ctx, img, dir)
-	if err != nil {
-		return cid, fmt.Errorf("container %q: prepare rootfs: %w", name, err)
+	var remap *image.RemapOptions
+	if sb.UserNS != nil {
+		// runc mounts the bundle's rootfs as the pod's root.
+		if err := groupOnly(int(sb.UserNS.HostID), dir); err != nil {
+			return cid, err
+		}
 	}
 	if sb.UserNS != nil {
-		// The pod's root sees the image's files as its own: an idmapped
-		// mount of the overlay stacks on it (ReleaseRootfs unmounts both),
-		// and what it writes lands in the upper dir as the host's root.
-		if err := userns.MountIDMapped(rootfs, rootfs, sb.Holder.NamespacePath("user"), false); err != nil {
-			return cid, fmt.Errorf("container %q: rootfs for the pod's user namespace: %w", name, err)
+		// The pod's root sees the image's files as its own, through
+		// idmapped layers, and owns its upper dir.
+		usernsPath := sb.Holder.NamespacePath("user")
+		remap = &image.RemapOptions{
+			IDMap:   func(src, dst string) error { return userns.MountIDMapped(src, dst, usernsPath, false) },
+			RootUID: int(sb.UserNS.HostID), RootGID: int(sb.UserNS.HostID),
 		}
+	}
+	rootfs, err := r.images.PrepareRootfs(ctx, img, dir, remap)
+	if err != nil {
+		return cid, fmt.Errorf("container %q: prepare rootfs: %w", name, err)
 	}
 
 	logDir := filepath.Join(r.paths.PodLogs(pod.Namespace, pod.Name, string(pod.UID)), name)
@@ -121,6 +129,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	mounts, err := containerMounts(c, sb.Volumes, rec.TerminationMessagePath)
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: %w", ErrInvalid, name, err)
+	}
+	if sb.UserNS != nil {
+		for i := range mounts {
+			mounts[i].Locked = lockedMountFlags(mounts[i].HostPath)
+		}
 	}
 	labels, err := r.selinux.labels(sb.SELinuxLevel, pod, c)
 	if err != nil {
@@ -204,6 +217,25 @@ func containerMounts(c *corev1.Container, volumes map[string]string, termLog str
 	}
 	mounts = append(mounts, spec.Mount{HostPath: termLog, ContainerPath: tmp})
 	return mounts, nil
+}
+
+// lockedMountFlags are the nosuid, nodev and noexec flags of the mount
+// holding path, which a bind of it in a user namespace must keep.
+func lockedMountFlags(path string) []string {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range []struct {
+		bit  int64
+		name string
+	}{{unix.ST_NOSUID, "nosuid"}, {unix.ST_NODEV, "nodev"}, {unix.ST_NOEXEC, "noexec"}} {
+		if st.Flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // hostShm is the node's /dev/shm, which hostIPC pods' containers bind.

@@ -64,6 +64,9 @@ func (r *Runtime) makeUserNamespace(ctx context.Context, rec *sandboxRecord, dir
 	if err := saveSandboxAt(dir, rec); err != nil {
 		return err
 	}
+	if err := r.letPodRootIn(dir, int(m.HostID)); err != nil {
+		return err
+	}
 	holder, err := pause.StartHolder(ctx, pause.HolderOptions{
 		Binary: r.paths.PauseBinary(), HostID: m.HostID, Length: m.Length, SharePID: rec.SharePID,
 	})
@@ -82,6 +85,41 @@ func (r *Runtime) makeUserNamespace(ctx context.Context, rec *sandboxRecord, dir
 	// would belong to the node's user namespace, where the pod's root
 	// could not mount its /proc.
 	start.SharePID = false
+	return nil
+}
+
+// letPodRootIn lets the runtime, which works as the pod's root once in its
+// user namespace, reach the pod's bundles and files: the data dir and
+// pods/ become searchable by others (not listable: sandbox IDs are not
+// guessable), as containerd keeps its state dirs 0711, and the sandbox
+// dir and its containers/ belong to the pod root's group, 0710, so no
+// other pod's root may enter them.
+func (r *Runtime) letPodRootIn(dir string, gid int) error {
+	for _, d := range []string{r.cfg.DataDir, r.paths.Pods()} {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("let the pod's root reach %s: %w", d, err)
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("let the pod's root reach %s: %w", d, err)
+			}
+		}
+	}
+	return groupOnly(gid, dir, filepath.Join(dir, "containers"))
+}
+
+// groupOnly gives dirs to root and group gid, searchable by that group
+// alone (0710).
+func groupOnly(gid int, dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.Chown(d, 0, gid); err != nil {
+			return fmt.Errorf("give %s to the pod's root group: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o710); err != nil {
+			return fmt.Errorf("give %s to the pod's root group: %w", d, err)
+		}
+	}
 	return nil
 }
 

@@ -63,6 +63,11 @@ type Mount struct {
 	// containers only). The caller is responsible for the host side being a
 	// shared (or slave) mount.
 	Propagation corev1.MountPropagationMode
+	// Locked are flags of the host side's mount ("nosuid", "nodev",
+	// "noexec") to repeat on the bind: in a user namespace they are locked,
+	// and a read-only remount that would clear them fails (runc before
+	// 1.1.9 does not carry them over by itself).
+	Locked []string
 }
 
 // RefKind names the kind of object a LookupFunc resolves.
