@@ -90,25 +90,25 @@ func validateHostNamespaces(s *corev1.PodSpec) error {
 		return nil
 	}
 	for i, sc := range s.SecurityContext.Sysctls {
-		if s.HostNetwork && IsNetSysctl(sc.Name) {
+		if s.HostNetwork && isNetSysctl(sc.Name) {
 			return fmt.Errorf("%w: spec.securityContext.sysctls[%d].name: %q may not be specified when 'hostNetwork' is true", ErrInvalid, i, sc.Name)
 		}
-		if s.HostIPC && IsIPCSysctl(sc.Name) {
+		if s.HostIPC && isIPCSysctl(sc.Name) {
 			return fmt.Errorf("%w: spec.securityContext.sysctls[%d].name: %q may not be specified when 'hostIPC' is true", ErrInvalid, i, sc.Name)
 		}
 	}
 	return nil
 }
 
-// IsNetSysctl reports whether a sysctl belongs to the network namespace
+// isNetSysctl reports whether a sysctl belongs to the network namespace
 // (Kubernetes' namespaced net.* sysctls).
-func IsNetSysctl(name string) bool {
+func isNetSysctl(name string) bool {
 	return strings.HasPrefix(strings.ReplaceAll(name, "/", "."), "net.")
 }
 
-// IsIPCSysctl reports whether a sysctl belongs to the IPC namespace
+// isIPCSysctl reports whether a sysctl belongs to the IPC namespace
 // (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*).
-func IsIPCSysctl(name string) bool {
+func isIPCSysctl(name string) bool {
 	n := strings.ReplaceAll(name, "/", ".")
 	return strings.HasPrefix(n, "kernel.shm") || strings.HasPrefix(n, "kernel.msg") ||
 		n == "kernel.sem" || strings.HasPrefix(n, "fs.mqueue.")

@@ -60,8 +60,8 @@ func TestValidatePodHostNamespaces(t *testing.T) {
 		"kernel.shmmax": {false, true}, "kernel.sem": {false, true}, "fs.mqueue.msg_max": {false, true},
 		"kernel.hostname": {false, false}, "kernel.semaphore": {false, false},
 	} {
-		if IsNetSysctl(name) != want[0] || IsIPCSysctl(name) != want[1] {
-			t.Errorf("%s: net %v ipc %v, want %v", name, IsNetSysctl(name), IsIPCSysctl(name), want)
+		if isNetSysctl(name) != want[0] || isIPCSysctl(name) != want[1] {
+			t.Errorf("%s: net %v ipc %v, want %v", name, isNetSysctl(name), isIPCSysctl(name), want)
 		}
 	}
 }

@@ -215,6 +215,17 @@ spec:
 	if _, err := client.Get("http://" + nodeIP + ":" + port + "/"); err == nil {
 		t.Errorf("port %s still served after the pod was deleted", port)
 	}
+	// The port is free again: a pod wanting it is scheduled and runs.
+	c.apply(fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet-again}
+spec:
+  hostNetwork: true
+  containers: [{name: web, image: busybox, command: [sleep, "3600"], ports: [{containerPort: %s}]}]
+`, port))
+	c.waitPod("default", "hostnet-again", 60*time.Second, "Running", running)
+	c.must("delete", "pod", "hostnet-again", "--wait=false")
 }
 
 type sandboxInfo struct {
