@@ -97,14 +97,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	}
 	var remap *image.RemapOptions
 	if sb.UserNS != nil {
-		// runc mounts the bundle's rootfs as the pod's root.
+		// runc mounts the bundle's rootfs as the pod's root, who sees the
+		// image's files as its own, through idmapped layers, and owns its
+		// upper dir.
 		if err := groupOnly(int(sb.UserNS.HostID), dir); err != nil {
 			return cid, err
 		}
-	}
-	if sb.UserNS != nil {
-		// The pod's root sees the image's files as its own, through
-		// idmapped layers, and owns its upper dir.
 		usernsPath := sb.Holder.NamespacePath("user")
 		remap = &image.RemapOptions{
 			IDMap:   func(src, dst string) error { return userns.MountIDMapped(src, dst, usernsPath, false) },
@@ -144,7 +142,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if pod.Spec.HostIPC {
 		shm = hostShm // the node's POSIX shared memory, as containerd gives hostIPC pods
 	}
-	ips := sandboxIPs(sb)
 	in := spec.Input{
 		Pod:                 pod,
 		Container:           c,
@@ -158,7 +155,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		ResolvConf:          filepath.Join(sbDir, "resolv.conf"),
 		EtcHostname:         filepath.Join(sbDir, "hostname"),
 		ShmDir:              shm,
-		PodIPs:              ips,
+		PodIPs:              sandboxIPs(sb),
 		HostIP:              r.nodeIP,
 		HostIPs:             r.nodeIPs(),
 		NodeAllocatable:     r.NodeCapacity(),
