@@ -156,7 +156,6 @@ func startNode(ctx context.Context, d nodeDeps, pn podNetwork, log *slog.Logger)
 	port, _ := strconv.Atoi(portOf(ln.Addr()))
 	a := agent.New(d.client, rt, agent.Config{
 		NodeName:    cfg.NodeName,
-		NodeIP:      cfg.NodeIP,
 		Annotations: pn.annotations,
 		DaemonPort:  int32(port),
 		Logger:      log,

@@ -10,7 +10,7 @@ import (
 
 var leakOptions = leakcheck.Options{
 	CgroupNames:  []string{e2eCgroup},
-	ProcessNames: []string{"peapod", "pause", "runc", "crun", "busybox", "sh", "sleep", "httpd", "etcd"},
+	ProcessNames: []string{"peapod", "pause", "pause-holder", "pause-pid1", "runc", "crun", "busybox", "sh", "sleep", "httpd", "etcd"},
 }
 
 // TestMain proves the suite leaks nothing: no netns, veth, mount, cgroup,
