@@ -95,7 +95,8 @@ func (h *Handler) answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg
 	}
 	m := reply(req, r.Rcode)
 	m.Authoritative = true
-	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
+	m.Answer, m.Ns = r.Answer, r.Ns
+	m.Extra = append(r.Extra, m.Extra...) // the OPT record last, as it is customary
 	if r.Chase != "" {
 		answers, rcode := h.chase(ctx, r.Chase, q.Qtype, tcp, 1)
 		m.Answer = append(m.Answer, answers...)
