@@ -9,12 +9,15 @@ import (
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller"
+	"github.com/peapod/peapod/internal/dns"
 	"github.com/peapod/peapod/internal/scheduler"
 )
 
 // ServerConfig configures `peapod server`.
 type ServerConfig struct {
 	API apiserver.Config
+	// DNS configures the cluster DNS this server runs (zero: defaults).
+	DNS dns.Settings
 	// Node configures the node this server also runs, unless DisableAgent.
 	Node         config.Node
 	DisableAgent bool
@@ -35,6 +38,16 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Before anything is made: bad DNS flags leave nothing behind.
+	dnsSettings, err := cfg.DNS.Complete(serviceCIDR(cfg.API))
+	if err != nil {
+		return err
+	}
+	dnsAddr, err := dnsAddress(cfg.API.Listen)
+	if err != nil {
+		return err
+	}
+	cfg.API.ReservedServiceIPs = append(cfg.API.ReservedServiceIPs, dnsSettings.ClusterDNS.String())
 	cfg.API.Logger = log.With("component", "apiserver")
 	// Pods get their service account token and CA, as in Kubernetes; the
 	// node reads them through the TokenRequest API.
@@ -57,6 +70,17 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return err
 	}
 	log.Info("API server ready", "addr", srv.Addr(), "kubeconfig", srv.Kubeconfig())
+
+	// The kube-dns Service takes its fixed address before anything else
+	// runs; a Service that holds it stops the start, naming it.
+	if err := dns.EnsureService(g.ctx, client, dnsSettings); err != nil {
+		g.cancel()
+		_ = g.Wait()
+		return err
+	}
+	g.Go("cluster DNS", func(ctx context.Context) error {
+		return dns.Run(ctx, client, dns.Options{Settings: dnsSettings, Bind: dnsAddr, Logger: log.With("component", "dns")})
+	})
 
 	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
 	g.Go("scheduler", sched.Run)
@@ -84,8 +108,9 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			_ = g.Wait()
 			return err
 		}
+		node := withClusterDNS(cfg.Node, dnsSettings.Node())
 		g.Go("node", func(ctx context.Context) error {
-			return runNode(ctx, nodeDeps{client: nodeClient, node: cfg.Node, log: log, credDir: credDir})
+			return runNode(ctx, nodeDeps{client: nodeClient, node: node, log: log, credDir: credDir})
 		})
 	}
 	return g.Wait()

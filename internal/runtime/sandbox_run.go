@@ -45,11 +45,13 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if _, err := r.Handler(handler); err != nil {
 		return "", err
 	}
-	hostname, fqdn, err := podfiles.Hostname(pod)
+	hostname, fqdn, err := podfiles.HostnameInDomain(pod, r.cfg.Domain())
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	resolv, err := podfiles.ResolvConf(pod, r.hostResolv, nil, "cluster.local")
+	// Computed for this pod even when it takes a warm sandbox: the search
+	// path names the pod's namespace, so it is written at take time.
+	resolv, err := podfiles.ResolvConf(pod, r.hostResolv, r.cfg.ClusterDNS, r.cfg.Domain())
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
