@@ -89,9 +89,17 @@ func TestAnswerCache(t *testing.T) {
 	// Not cached: SERVFAIL, truncated answers, TTL 0, negative answers without SOA.
 	for name, m := range map[string]*mdns.Msg{
 		"servfail.example.com.": negative(question("servfail.example.com.", mdns.TypeA), mdns.RcodeServerFailure, 60, 60),
-		"tc.example.com.":       func() *mdns.Msg { m := answerA(question("tc.example.com.", mdns.TypeA), 60, "192.0.2.1"); m.Truncated = true; return m }(),
-		"zero.example.com.":     answerA(question("zero.example.com.", mdns.TypeA), 0, "192.0.2.1"),
-		"nosoa.example.com.":    func() *mdns.Msg { m := new(mdns.Msg); m.SetRcode(question("nosoa.example.com.", mdns.TypeA), mdns.RcodeNameError); return m }(),
+		"tc.example.com.": func() *mdns.Msg {
+			m := answerA(question("tc.example.com.", mdns.TypeA), 60, "192.0.2.1")
+			m.Truncated = true
+			return m
+		}(),
+		"zero.example.com.": answerA(question("zero.example.com.", mdns.TypeA), 0, "192.0.2.1"),
+		"nosoa.example.com.": func() *mdns.Msg {
+			m := new(mdns.Msg)
+			m.SetRcode(question("nosoa.example.com.", mdns.TypeA), mdns.RcodeNameError)
+			return m
+		}(),
 	} {
 		q := question(name, mdns.TypeA)
 		c.put(q, m)

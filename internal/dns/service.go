@@ -183,7 +183,10 @@ func PublishEndpoints(ctx context.Context, client kubernetes.Interface, addrs []
 	eps, slice := EndpointsFor(addrs, port)
 	esc := client.DiscoveryV1().EndpointSlices(ServiceNamespace)
 	if err := upsert(ctx, slice,
-		func(o *discoveryv1.EndpointSlice) error { _, err := esc.Create(ctx, o, metav1.CreateOptions{}); return err },
+		func(o *discoveryv1.EndpointSlice) error {
+			_, err := esc.Create(ctx, o, metav1.CreateOptions{})
+			return err
+		},
 		func() (*discoveryv1.EndpointSlice, error) { return esc.Get(ctx, ServiceName, metav1.GetOptions{}) },
 		func(cur *discoveryv1.EndpointSlice) error {
 			cur.Labels, cur.AddressType, cur.Endpoints, cur.Ports = slice.Labels, slice.AddressType, slice.Endpoints, slice.Ports
