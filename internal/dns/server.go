@@ -52,10 +52,8 @@ func NewHandler(zone *Zone, opts HandlerOptions) *Handler {
 // ServeDNS answers one message. The server has already refused messages
 // that are not one question of opcode QUERY (FORMERR, NOTIMP).
 func (h *Handler) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*upstreamTimeout*time.Duration(max(1, len(h.fwd.upstreams))))
-	defer cancel()
 	tcp := isTCP(w)
-	m := h.answer(ctx, req, tcp)
+	m := h.answer(req, tcp)
 	if !tcp {
 		m.Truncate(udpLimit(req))
 	}
@@ -78,14 +76,23 @@ func udpLimit(req *mdns.Msg) int {
 	return mdns.MinMsgSize
 }
 
-// answer builds the reply to req.
-func (h *Handler) answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg {
+// upstreamContext bounds the upstream exchanges of one answer: every
+// upstream tried once, with room for a CNAME target after the name.
+func (h *Handler) upstreamContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 2*upstreamTimeout*time.Duration(max(1, len(h.fwd.upstreams))))
+}
+
+// answer builds the reply to req. Answers from the zone take no context
+// (no timer per query): they never wait.
+func (h *Handler) answer(req *mdns.Msg, tcp bool) *mdns.Msg {
 	q := req.Question[0]
 	if q.Qclass != mdns.ClassINET {
 		return reply(req, mdns.RcodeRefused)
 	}
 	r := h.zone.Lookup(q)
 	if r.Forward {
+		ctx, cancel := h.upstreamContext()
+		defer cancel()
 		resp, err := h.fwd.exchange(ctx, req, tcp)
 		if err != nil {
 			h.log.Debug("forward", "name", q.Name, "err", err)
@@ -98,6 +105,8 @@ func (h *Handler) answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg
 	m.Answer, m.Ns = r.Answer, r.Ns
 	m.Extra = append(r.Extra, m.Extra...) // the OPT record last, as it is customary
 	if r.Chase != "" {
+		ctx, cancel := h.upstreamContext()
+		defer cancel()
 		answers, rcode := h.chase(ctx, r.Chase, q.Qtype, tcp, 1)
 		m.Answer = append(m.Answer, answers...)
 		if rcode == mdns.RcodeNameError {
