@@ -264,7 +264,9 @@ func propagation(ctx context.Context, c *cluster, ns, name, nsPath, server strin
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = c.client.CoreV1().Services(ns).Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{}) }()
+	defer func() {
+		_ = c.client.CoreV1().Services(ns).Delete(context.WithoutCancel(ctx), name, metav1.DeleteOptions{})
+	}()
 	for deadline := start.Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(time.Millisecond) {
 		q.Id = mdns.Id()
 		_ = conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
@@ -281,7 +283,7 @@ func propagation(ctx context.Context, c *cluster, ns, name, nsPath, server strin
 			}
 		}
 	}
-	return 0, fmt.Errorf("Service %s/%s not resolvable 10 s after its create", ns, name)
+	return 0, fmt.Errorf("new Service %s/%s not resolvable 10 s after its create", ns, name)
 }
 
 // dnsRows adds the DNS figures to the report.
