@@ -64,7 +64,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	h := NewHandler(zone, HandlerOptions{Upstreams: upstreams, Logger: log})
 	served := make(chan error, 1)
 	go func() { served <- Serve(ctx, h, pc, ln) }()
-	if err := PublishEndpoints(ctx, client, []netip.Addr{opts.Bind}, s.Port); err != nil && ctx.Err() == nil {
+	if err := PublishEndpoint(ctx, client, opts.Bind, s.Port); err != nil && ctx.Err() == nil {
 		log.Warn("cluster DNS: publish kube-dns endpoints", "err", err)
 	}
 	log.Info("cluster DNS serving", "address", self, "domain", s.ClusterDomain, "service", ServiceNamespace+"/"+ServiceName,
@@ -74,7 +74,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	// take themselves out of the kubernetes Service.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if uerr := PublishEndpoints(uctx, client, nil, s.Port); uerr != nil {
+	if uerr := WithdrawEndpoint(uctx, client, opts.Bind, s.Port); uerr != nil {
 		log.Debug("cluster DNS: remove kube-dns endpoints", "err", uerr)
 	}
 	return err

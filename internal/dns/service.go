@@ -35,7 +35,7 @@ func serviceLabels() map[string]string {
 
 // ServiceFor returns the kube-dns Service: ClusterIP ip, ports dns (53/UDP)
 // and dns-tcp (53/TCP) to the servers' DNS port, and no selector: its
-// endpoints are the servers, written by PublishEndpoints.
+// endpoints are the servers, written by PublishEndpoint.
 func ServiceFor(ip netip.Addr, port int) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: ServiceName, Namespace: ServiceNamespace, Labels: serviceLabels()},
@@ -167,42 +167,75 @@ func EndpointsFor(addrs []netip.Addr, port int) (*corev1.Endpoints, *discoveryv1
 	return eps, slice
 }
 
-// PublishEndpoints writes the kube-dns EndpointSlice, and its Endpoints
-// when the API serves them, to list addrs at port (creating or replacing
-// what is there).
+// PublishEndpoint adds addr (this server's) to the kube-dns endpoints,
+// and WithdrawEndpoint takes it out again: each server lists itself while
+// it serves, beside the other servers' addresses.
 //
-// One server lists its own address. With several servers the list must be
-// every live server's, which is what kube-apiserver's lease reconciler
-// keeps for the kubernetes Service: this is meant to be fed from that same
-// list (the servers' addresses do not differ between the two Services,
-// only the port).
-func PublishEndpoints(ctx context.Context, client kubernetes.Interface, addrs []netip.Addr, port int) error {
-	for _, a := range addrs {
-		if !a.Is4() {
-			return fmt.Errorf("kube-dns endpoints: %s is not IPv4", a)
-		}
+// A server that dies without withdrawing stays listed. kube-apiserver's
+// lease reconciler has the same problem for the kubernetes Service and
+// solves it with a lease per address; this is meant to be fed from that
+// same list of live servers (the addresses are the same for both
+// Services, only the port differs).
+func PublishEndpoint(ctx context.Context, client kubernetes.Interface, addr netip.Addr, port int) error {
+	if !addr.Is4() {
+		return fmt.Errorf("kube-dns endpoint %s: not IPv4", addr)
 	}
-	eps, slice := EndpointsFor(addrs, port)
+	return updateEndpoints(ctx, client, port, func(cur []netip.Addr) []netip.Addr { return append(cur, addr) })
+}
+
+// WithdrawEndpoint takes addr out of the kube-dns endpoints (see
+// PublishEndpoint).
+func WithdrawEndpoint(ctx context.Context, client kubernetes.Interface, addr netip.Addr, port int) error {
+	return updateEndpoints(ctx, client, port, func(cur []netip.Addr) []netip.Addr {
+		return slices.DeleteFunc(cur, func(a netip.Addr) bool { return a == addr })
+	})
+}
+
+// updateEndpoints rewrites the kube-dns EndpointSlice with the addresses
+// change makes of its current ones, retrying on conflicts, then the
+// Endpoints (when the API serves them) to match.
+func updateEndpoints(ctx context.Context, client kubernetes.Interface, port int, change func([]netip.Addr) []netip.Addr) error {
 	esc := client.DiscoveryV1().EndpointSlices(ServiceNamespace)
-	if err := upsert(ctx, slice,
-		func(o *discoveryv1.EndpointSlice) error {
-			_, err := esc.Create(ctx, o, metav1.CreateOptions{})
-			return err
-		},
-		func() (*discoveryv1.EndpointSlice, error) { return esc.Get(ctx, ServiceName, metav1.GetOptions{}) },
-		func(cur *discoveryv1.EndpointSlice) error {
+	var eps *corev1.Endpoints
+	for attempt := 0; ; attempt++ {
+		cur, err := esc.Get(ctx, ServiceName, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("kube-dns EndpointSlice: %w", err)
+		}
+		var addrs []netip.Addr
+		if err == nil {
+			for _, e := range cur.Endpoints {
+				for _, s := range e.Addresses {
+					if a, perr := netip.ParseAddr(s); perr == nil {
+						addrs = append(addrs, a)
+					}
+				}
+			}
+		}
+		var slice *discoveryv1.EndpointSlice
+		eps, slice = EndpointsFor(change(addrs), port)
+		if apierrors.IsNotFound(err) {
+			_, err = esc.Create(ctx, slice, metav1.CreateOptions{})
+		} else {
 			cur.Labels, cur.AddressType, cur.Endpoints, cur.Ports = slice.Labels, slice.AddressType, slice.Endpoints, slice.Ports
-			_, err := esc.Update(ctx, cur, metav1.UpdateOptions{})
-			return err
-		}); err != nil {
-		return fmt.Errorf("kube-dns EndpointSlice: %w", err)
+			_, err = esc.Update(ctx, cur, metav1.UpdateOptions{})
+		}
+		if err == nil {
+			break
+		}
+		if attempt >= 5 || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err)) {
+			return fmt.Errorf("kube-dns EndpointSlice: %w", err)
+		}
 	}
 	if !servesEndpoints(client) {
 		return nil
 	}
 	ec := client.CoreV1().Endpoints(ServiceNamespace)
 	if err := upsert(ctx, eps,
-		func(o *corev1.Endpoints) error { _, err := ec.Create(ctx, o, metav1.CreateOptions{}); return err },
+		func(o *corev1.Endpoints) error {
+			_, err := ec.Create(ctx, o, metav1.CreateOptions{})
+			return err
+		},
 		func() (*corev1.Endpoints, error) { return ec.Get(ctx, ServiceName, metav1.GetOptions{}) },
 		func(cur *corev1.Endpoints) error {
 			cur.Labels, cur.Subsets = eps.Labels, eps.Subsets

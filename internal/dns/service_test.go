@@ -67,8 +67,10 @@ func TestPublishEndpoints(t *testing.T) {
 	client.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
 		{GroupVersion: "v1", APIResources: []metav1.APIResource{{Name: "endpoints", Namespaced: true, Kind: "Endpoints"}}}}
 	addr := netip.MustParseAddr("192.0.2.2")
-	if err := PublishEndpoints(ctx, client, []netip.Addr{addr, addr}, 53); err != nil {
-		t.Fatal(err)
+	for range 2 { // idempotent
+		if err := PublishEndpoint(ctx, client, addr, 53); err != nil {
+			t.Fatal(err)
+		}
 	}
 	es, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
 	if err != nil {
@@ -86,8 +88,21 @@ func TestPublishEndpoints(t *testing.T) {
 	if eps.Labels[discoveryv1.LabelSkipMirror] != "true" || len(eps.Subsets) != 1 || eps.Subsets[0].Addresses[0].IP != "192.0.2.2" {
 		t.Fatalf("Endpoints: %+v", eps)
 	}
-	// A server that stops empties them; an update, not a second object.
-	if err := PublishEndpoints(ctx, client, nil, 53); err != nil {
+	// A second server lists itself beside the first; the first, stopping,
+	// leaves the second's.
+	other := netip.MustParseAddr("192.0.2.3")
+	if err := PublishEndpoint(ctx, client, other, 53); err != nil {
+		t.Fatal(err)
+	}
+	if err := WithdrawEndpoint(ctx, client, addr, 53); err != nil {
+		t.Fatal(err)
+	}
+	es, _ = client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
+	if len(es.Endpoints) != 1 || es.Endpoints[0].Addresses[0] != "192.0.2.3" {
+		t.Fatalf("after the first server left: %+v", es.Endpoints)
+	}
+	// The last one out empties them; an update, not a second object.
+	if err := WithdrawEndpoint(ctx, client, other, 53); err != nil {
 		t.Fatal(err)
 	}
 	es, _ = client.DiscoveryV1().EndpointSlices("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{})
@@ -95,7 +110,7 @@ func TestPublishEndpoints(t *testing.T) {
 	if len(es.Endpoints) != 0 || len(eps.Subsets) != 0 {
 		t.Errorf("not emptied: %d endpoints, %d subsets", len(es.Endpoints), len(eps.Subsets))
 	}
-	if err := PublishEndpoints(ctx, client, []netip.Addr{netip.MustParseAddr("fd00::1")}, 53); err == nil {
+	if err := PublishEndpoint(ctx, client, netip.MustParseAddr("fd00::1"), 53); err == nil {
 		t.Error("an IPv6 address was published in an IPv4 slice")
 	}
 }
