@@ -161,26 +161,18 @@ func reply(req *mdns.Msg, rcode int) *mdns.Msg {
 // stops both servers and closes pc and ln. It returns an error if a server
 // fails.
 func Serve(ctx context.Context, h mdns.Handler, pc net.PacketConn, ln net.Listener) error {
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	servers := []*mdns.Server{
-		// UDPSize is the read buffer: an EDNS query may exceed 512 bytes.
-		{PacketConn: pc, Handler: h, UDPSize: mdns.MaxMsgSize, NotifyStartedFunc: notify},
-		{Listener: ln, Handler: h, NotifyStartedFunc: notify, ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }},
-	}
-	errc := make(chan error, len(servers))
-	for _, s := range servers {
-		go func() { errc <- s.ActivateAndServe() }()
-	}
+	started := make(chan struct{})
+	tcp := &mdns.Server{Listener: ln, Handler: h, NotifyStartedFunc: func() { close(started) },
+		ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	errc := make(chan error, 2)
+	go func() { errc <- tcp.ActivateAndServe() }()
+	go func() { errc <- serveUDP(h, pc) }()
 	var err error
-	// Shutdown needs a started server: wait for both (or a failure).
-	for n := 0; n < len(servers) && err == nil; {
-		select {
-		case <-started:
-			n++
-		case e := <-errc:
-			err = fmt.Errorf("DNS server: %w", e)
-		}
+	// Shutdown needs a started server: wait for it (or a failure).
+	select {
+	case <-started:
+	case e := <-errc:
+		err = fmt.Errorf("DNS server: %w", e)
 	}
 	if err == nil {
 		select {
@@ -189,12 +181,10 @@ func Serve(ctx context.Context, h mdns.Handler, pc net.PacketConn, ln net.Listen
 			err = fmt.Errorf("DNS server stopped: %w", e)
 		}
 	}
+	_ = pc.Close() // ends the UDP workers
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, s := range servers {
-		_ = s.ShutdownContext(sctx)
-	}
-	_ = pc.Close()
+	_ = tcp.ShutdownContext(sctx)
 	_ = ln.Close()
 	if errors.Is(err, net.ErrClosed) && ctx.Err() != nil {
 		return nil
