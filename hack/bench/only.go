@@ -10,8 +10,11 @@ import (
 // before/after comparisons while working on that path; serverArgs go to
 // every peapod server it starts (e.g. --warm-sandboxes=0).
 func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string, sz sizes) error {
+	if what == "dns" {
+		return runOnlyDNS(ctx, bin, busybox, serverArgs, sz)
+	}
 	if what != "podstart" {
-		return fmt.Errorf("-only %q: the only part is podstart", what)
+		return fmt.Errorf("-only %q: the parts are podstart and dns", what)
 	}
 	preclean()
 	defer preclean()
@@ -50,4 +53,26 @@ func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string
 
 func printFigures(what string, took []time.Duration) {
 	fmt.Printf("%-40s n=%-3d p50 %6.1f ms  p99 %6.1f ms\n", what, len(took), percentile(took, .5), percentile(took, .99))
+}
+
+// runOnlyDNS runs the cluster DNS benchmark alone and prints its figures.
+func runOnlyDNS(ctx context.Context, bin, busybox string, serverArgs []string, sz sizes) error {
+	preclean()
+	defer preclean()
+	c, err := startCluster(ctx, bin, busybox, serverArgs...)
+	defer c.stop()
+	if err != nil {
+		return err
+	}
+	if err := c.namespace(ctx, "dnsb"); err != nil {
+		return err
+	}
+	r, err := measureDNS(ctx, c, "dnsb", sz.DNSWindow, sz.DNSServices)
+	if err != nil {
+		logf("peapod server log (tail):\n%s", c.tail())
+		return err
+	}
+	fmt.Printf("cluster DNS %s: %.0f queries/s (%d failed), latency p50 %.3f ms p99 %.3f ms; new Service resolvable p50 %.1f ms p99 %.1f ms\n",
+		r.Path, r.QPS, r.Failed, percentile(r.Lat, .5), percentile(r.Lat, .99), percentile(r.Propagation, .5), percentile(r.Propagation, .99))
+	return c.deleteAll(ctx)
 }
