@@ -98,7 +98,8 @@ func startEmbeddedOnce(ctx context.Context, dir string, retention time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded etcd: %w", err)
 	}
-	// One member, ours: serializable reads are linearizable here.
+	// One member, ours, reached only through this Store: serializable
+	// reads, made up to date by Etcd.read when a watch is ahead of them.
 	return &Embedded{etcd: e, store: &Etcd{client: cli, owned: true, serializable: true}}, nil
 }
 
