@@ -214,7 +214,12 @@ func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
 	return corev1.PodQOSBurstable
 }
 
-// bindPod serves POST pods/<name>/binding: it sets spec.nodeName once.
+// bindPod serves POST pods/<name>/binding as kube-apiserver does: in one
+// write it sets spec.nodeName (once) and the PodScheduled=True condition,
+// so a bound pod the node has not started yet is told apart from one never
+// scheduled. A Binding naming a UID binds only the pod with that UID (a
+// pod deleted and created again under the same name is not bound by a
+// decision made for the old one).
 func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body []byte, _ string) (runtime.Object, int, error) {
 	var b corev1.Binding
 	if _, _, err := a.codecs.UniversalDeserializer().Decode(body, nil, &b); err != nil {
@@ -226,8 +231,12 @@ func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body [
 		return nil, 0, apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, name,
 			field.ErrorList{field.Invalid(field.NewPath("target"), b.Target, "must name a Node")})
 	}
-	_, err := a.update(ctx, res, ns, name, false, false, func(old runtime.Object) (runtime.Object, error) {
+	_, err := a.updateScoped(ctx, res, ns, name, scopeMainAndStatus, false, func(old runtime.Object) (runtime.Object, error) {
 		pod := old.(*corev1.Pod)
+		if b.UID != "" && pod.UID != b.UID {
+			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name,
+				fmt.Errorf("precondition failed: UID in precondition: %s, UID in object meta: %s", b.UID, pod.UID))
+		}
 		if pod.DeletionTimestamp != nil {
 			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", name))
 		}
@@ -235,6 +244,7 @@ func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body [
 			return nil, apierrors.NewConflict(res.GVR.GroupResource(), name, fmt.Errorf("pod %s is already assigned to node %q", name, pod.Spec.NodeName))
 		}
 		pod.Spec.NodeName = b.Target.Name
+		setPodScheduled(&pod.Status, metav1.Now())
 		pod.ResourceVersion = ""
 		return pod, nil
 	})
@@ -242,4 +252,25 @@ func bindPod(ctx context.Context, a *api, res *Resource, ns, name string, body [
 		return nil, 0, err
 	}
 	return &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}, http.StatusCreated, nil
+}
+
+// setPodScheduled sets PodScheduled=True in st, as Kubernetes'
+// UpdatePodCondition does: the transition time is now when the condition
+// is new or its status changes (an Unschedulable pod now bound), and the
+// condition replaces the old one whole, so the scheduler's Unschedulable
+// reason and message go.
+func setPodScheduled(st *corev1.PodStatus, now metav1.Time) {
+	cond := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now}
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		if c.Type != corev1.PodScheduled {
+			continue
+		}
+		if c.Status == cond.Status {
+			cond.LastTransitionTime = c.LastTransitionTime
+		}
+		*c = cond
+		return
+	}
+	st.Conditions = append(st.Conditions, cond)
 }

@@ -145,12 +145,36 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 	return obj, nil
 }
 
+// updateScope is what of an object with a status subresource an update
+// may change; the rest is carried over from the stored object.
+type updateScope int
+
+const (
+	// scopeMain is an update of the main resource: its status is kept.
+	scopeMain updateScope = iota
+	// scopeStatus is an update of the status subresource: only the status
+	// changes.
+	scopeStatus
+	// scopeMainAndStatus changes both in one write, as kube-apiserver's
+	// pods/binding does (spec.nodeName and the PodScheduled condition).
+	scopeMainAndStatus
+)
+
 // update reads the current object, computes the new one with mutate,
 // carries over what clients may not change, validates and writes it with
 // the read revision as precondition. A conflict is retried when the
 // caller did not pin a resourceVersion. An unchanged object is not
 // written (its resourceVersion stays).
 func (a *api) update(ctx context.Context, res *Resource, ns, name string, statusOnly, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
+	scope := scopeMain
+	if statusOnly {
+		scope = scopeStatus
+	}
+	return a.updateScoped(ctx, res, ns, name, scope, dryRun, mutate)
+}
+
+// updateScoped is update with the scope of what may change spelled out.
+func (a *api) updateScoped(ctx context.Context, res *Resource, ns, name string, scope updateScope, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
 	for attempt := 0; ; attempt++ {
 		old, rev, err := a.getObject(ctx, res, ns, name)
 		if err != nil {
@@ -169,7 +193,7 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 			return nil, apierrors.NewBadRequest("metadata.name cannot be changed")
 		}
 		applied := m.GetManagedFields()
-		obj, err = a.prepareUpdate(res, obj, old, statusOnly)
+		obj, err = a.prepareUpdate(res, obj, old, scope)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +260,7 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 // prepareUpdate keeps system metadata, splits spec and status between
 // the main resource and /status, bumps generation on spec changes and
 // runs the kind's PrepareForUpdate.
-func (a *api) prepareUpdate(res *Resource, obj, old runtime.Object, statusOnly bool) (runtime.Object, error) {
+func (a *api) prepareUpdate(res *Resource, obj, old runtime.Object, scope updateScope) (runtime.Object, error) {
 	nu, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -246,7 +270,8 @@ func (a *api) prepareUpdate(res *Resource, obj, old runtime.Object, statusOnly b
 		return nil, apierrors.NewInternalError(err)
 	}
 	if res.Status {
-		if statusOnly {
+		switch scope {
+		case scopeStatus:
 			status := nu["status"]
 			nu = runtime.DeepCopyJSON(ou)
 			if status == nil {
@@ -254,10 +279,12 @@ func (a *api) prepareUpdate(res *Resource, obj, old runtime.Object, statusOnly b
 			} else {
 				nu["status"] = status
 			}
-		} else if s, ok := ou["status"]; ok {
-			nu["status"] = s
-		} else {
-			delete(nu, "status")
+		case scopeMain:
+			if s, ok := ou["status"]; ok {
+				nu["status"] = s
+			} else {
+				delete(nu, "status")
+			}
 		}
 	}
 	out := res.New()
