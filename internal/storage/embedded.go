@@ -162,7 +162,8 @@ func StartEmbedded(ctx context.Context, dir string, opts EmbeddedOptions) (_ *Em
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded etcd: %w", err)
 	}
-	// One member, ours: serializable reads are linearizable here.
+	// One member, ours, reached only through this Store: serializable
+	// reads, made up to date by Etcd.read when a watch is ahead of them.
 	store := &Etcd{client: cli, owned: true, serializable: true}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

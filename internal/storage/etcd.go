@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -31,10 +32,17 @@ type Etcd struct {
 	owned  bool // Close closes client
 	// serializable reads the member's own state instead of confirming
 	// leadership through raft first (a ReadIndex round). Only for a
-	// single-member cluster, where the two are the same: the member
-	// answers a write after applying it, so every read that follows sees it.
+	// single-member cluster, the embedded one, whose every client goes
+	// through this Store: the member answers a write after applying it,
+	// so the writer and whoever it tells see it. A watcher is the
+	// exception: etcd notifies watchers of a revision just before reads
+	// see it (watchableStoreTxnWrite.End), so a serializable read that
+	// comes back older than revealed is read again linearizably (see read).
 	serializable bool
-	closeOnce    sync.Once
+	// revealed is the highest revision the watches of this Store have
+	// handed out, raised before each event is passed on.
+	revealed  atomic.Int64
+	closeOnce sync.Once
 }
 
 var _ Store = (*Etcd)(nil)
@@ -90,7 +98,7 @@ func mapErr(op, key string, err error) error {
 
 // Get implements Store.
 func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
-	resp, err := s.client.Get(ctx, key, s.readOptions()...)
+	resp, err := s.read(ctx, key, 0)
 	if err != nil {
 		return KV{}, mapErr("get", key, err)
 	}
@@ -100,11 +108,36 @@ func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
 	return fromKV(resp.Kvs[0]), nil
 }
 
-func (s *Etcd) readOptions() []etcd.OpOption {
+// read runs a range read of key with opts. A store with serializable
+// reads tries one first and keeps it only if it is at least as new as
+// every revision a watch of this store has delivered and as atRev (the
+// revision a paged or exact list asks for); otherwise, and on a read of a
+// revision the member has not applied yet, it reads linearizably, which
+// waits until the member has applied all it committed. So no client is
+// told "not found" or shown an older object after a watch showed it the
+// newer one (the scheduler binding a pod it was just told of, say).
+func (s *Etcd) read(ctx context.Context, key string, atRev int64, opts ...etcd.OpOption) (*etcd.GetResponse, error) {
 	if s.serializable {
-		return []etcd.OpOption{etcd.WithSerializable()}
+		floor := max(s.revealed.Load(), atRev)
+		resp, err := s.client.Get(ctx, key, append(opts[:len(opts):len(opts)], etcd.WithSerializable())...)
+		if err == nil && resp.Header.Revision >= floor {
+			return resp, nil
+		}
+		if err != nil && !errors.Is(err, rpctypes.ErrFutureRev) && !errors.Is(err, rpctypes.ErrGRPCFutureRev) {
+			return nil, err
+		}
 	}
-	return nil
+	return s.client.Get(ctx, key, opts...)
+}
+
+// reveal records that a watch is about to hand out revision rev.
+func (s *Etcd) reveal(rev int64) {
+	for {
+		cur := s.revealed.Load()
+		if rev <= cur || s.revealed.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 // List implements Store.
@@ -113,14 +146,14 @@ func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListR
 	if opts.StartKey > prefix {
 		start = opts.StartKey
 	}
-	ops := append(s.readOptions(), etcd.WithRange(etcd.GetPrefixRangeEnd(prefix)))
+	ops := []etcd.OpOption{etcd.WithRange(etcd.GetPrefixRangeEnd(prefix))}
 	if opts.Revision > 0 {
 		ops = append(ops, etcd.WithRev(opts.Revision))
 	}
 	if opts.Limit > 0 {
 		ops = append(ops, etcd.WithLimit(opts.Limit))
 	}
-	resp, err := s.client.Get(ctx, start, ops...)
+	resp, err := s.read(ctx, start, opts.Revision, ops...)
 	if err != nil {
 		return ListResult{}, mapErr("list", prefix, err)
 	}
@@ -224,6 +257,9 @@ func (s *Etcd) Watch(ctx context.Context, prefix string, after int64) (<-chan Ev
 				return
 			}
 			for _, e := range resp.Events {
+				// Reads must not lag what this event tells: raise the
+				// floor before anyone can act on it.
+				s.reveal(e.Kv.ModRevision)
 				ev := Event{KV: fromKV(e.Kv)}
 				if e.PrevKv != nil {
 					ev.Prev = fromKV(e.PrevKv)

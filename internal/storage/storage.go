@@ -15,6 +15,10 @@
 //  4. Watch(prefix, rev) delivers every change with revision > rev, in order,
 //     exactly once. If rev is older than the compacted history the channel
 //     yields one Event with Err set to ErrCompacted and is closed.
+//  5. Reads are never older than what the store has already told anyone: a
+//     Get or List after a write returned, or after a Watch delivered a
+//     revision, shows that revision or a newer one (Kubernetes' "most
+//     recent" read, which a client acting on a watch event relies on).
 //
 // Errors are the sentinels below, wrapped with context; test with errors.Is.
 // Mapping them to HTTP status codes is the API layer's business.
@@ -98,9 +102,12 @@ type Event struct {
 // Store is the persistence the API server needs. Implementations are safe
 // for concurrent use; every blocking method honours ctx.
 type Store interface {
-	// Get returns the current value of key, or ErrNotFound.
+	// Get returns the current value of key, or ErrNotFound. It reflects
+	// at least every revision a write or a Watch of this store has
+	// already returned.
 	Get(ctx context.Context, key string) (KV, error)
-	// List returns the keys under prefix in key order.
+	// List returns the keys under prefix in key order, with the same
+	// freshness as Get when opts.Revision is 0.
 	List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error)
 	// Create stores value under key if the key is absent (else ErrExists)
 	// and returns the new revision.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -320,17 +322,64 @@ func (c *cluster) waitPod(ns, name string, timeout time.Duration, what string, c
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("pod %s/%s: %s not reached in %s; last status: %+v\n%s", ns, name, what, timeout, statusOf(last), c.tail())
+			c.t.Fatalf("pod %s/%s: %s not reached in %s; %s\n%s", ns, name, what, timeout, c.podReport(ns, name, last), c.tail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func statusOf(p *corev1.Pod) any {
-	if p == nil {
-		return nil
+// podReport says on which side a pod stuck: whether it was ever bound
+// (spec.nodeName; an unbound pod is the scheduler's, a bound one the
+// node's), its last status, and its events (Scheduled, FailedScheduling,
+// the node's own), oldest first.
+func (c *cluster) podReport(ns, name string, last *corev1.Pod) string {
+	var b strings.Builder
+	if last == nil {
+		b.WriteString("the pod was never read")
+	} else {
+		switch node := last.Spec.NodeName; node {
+		case "":
+			b.WriteString(`spec.nodeName: "" (never bound: the scheduler did not place it)`)
+		default:
+			fmt.Fprintf(&b, "spec.nodeName: %q (bound: that node did not start it)", node)
+		}
+		fmt.Fprintf(&b, "\nlast status: %+v", last.Status)
 	}
-	return p.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evs, err := c.client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": name}.AsSelector().String()})
+	if err != nil {
+		fmt.Fprintf(&b, "\nevents: cannot list: %v", err)
+		return b.String()
+	}
+	var mine []corev1.Event
+	for _, e := range evs.Items {
+		if last == nil || e.InvolvedObject.UID == "" || e.InvolvedObject.UID == last.UID { // not an earlier pod of that name
+			mine = append(mine, e)
+		}
+	}
+	sort.SliceStable(mine, func(i, j int) bool { return eventTime(&mine[i]).Before(eventTime(&mine[j])) })
+	fmt.Fprintf(&b, "\nevents (%d):", len(mine))
+	for _, e := range mine {
+		from := e.Source.Component
+		if from == "" {
+			from = e.ReportingController
+		}
+		fmt.Fprintf(&b, "\n  %s %s %s from %s (x%d): %s", eventTime(&e).Format(time.RFC3339Nano), e.Type, e.Reason,
+			from, max(e.Count, 1), e.Message)
+	}
+	return b.String()
+}
+
+// eventTime is when an event last happened, whichever API wrote it.
+func eventTime(e *corev1.Event) time.Time {
+	for _, t := range []time.Time{e.LastTimestamp.Time, e.EventTime.Time, e.FirstTimestamp.Time, e.CreationTimestamp.Time} {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 func running(p *corev1.Pod) bool {
