@@ -37,7 +37,7 @@ func main() {
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
-	only := flag.String("only", "", `"podstart": only the pod-start figures, printed, docs untouched (for profiling work)`)
+	only := flag.String("only", "", `"podstart": only the pod-start figures; "multinode": only the multi-node figures (issue 10); printed, docs untouched`)
 	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -126,6 +126,7 @@ type bench struct {
 	pod, floor                               netResult
 	teardown                                 time.Duration
 	cp                                       controlPlaneResult
+	mn                                       multiNodeResult
 	have                                     map[string]bool
 }
 
@@ -142,6 +143,7 @@ func (b *bench) run(ctx context.Context) {
 	if b.crunOK {
 		b.peapodRuns(ctx, "crun")
 	}
+	b.multiNodeRuns(ctx)
 	b.targets()
 }
 
