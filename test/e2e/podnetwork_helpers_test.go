@@ -101,8 +101,16 @@ func askPeer(answer string) (source, host string, err error) {
 // sweepScript is a shell loop asking every ip's /cgi-bin/peer once, one
 // line per ip: "<ip> <source> <hostname>" or "<ip> FAIL"; wget is busybox's.
 func sweepScript(wget string, ips []string) string {
-	return fmt.Sprintf(`for ip in %s; do a=$(%s -qO- -T 5 http://$ip:%d/cgi-bin/peer 2>/dev/null) || a=FAIL; echo "$ip $a"; done`,
+	return fmt.Sprintf(`for ip in %s; do a=$(timeout 5 %s -qO- http://$ip:%d/cgi-bin/peer 2>/dev/null) || a=FAIL; echo "$ip $a"; done`,
 		strings.Join(ips, " "), wget, echoPort)
+}
+
+// wgetArgv fetches url with busybox wget, given 5 s: busybox 1.35's own
+// -T crashes (Debian's busybox-static), so timeout(1) bounds it instead;
+// wget is the command that runs it: "wget" in a pod, "/bin/busybox wget"
+// on a node.
+func wgetArgv(wget, url string) []string {
+	return append(append([]string{"timeout", "5"}, strings.Fields(wget)...), "-qO-", url)
 }
 
 // checkSweep checks a sweepScript's output: every ip answered with its
@@ -415,6 +423,15 @@ func httpOnce(ctx context.Context, nsPath string, to netip.AddrPort) error {
 		return fmt.Errorf("answer %q", strings.TrimSpace(status))
 	}
 	return nil
+}
+
+// measureFromNow forgets the gaps so far (the loop's warm-up) and counts
+// from the next answer on.
+func (l *trafficLoop) measureFromNow() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxGap, l.gapEnd, l.last = 0, time.Time{}, time.Now()
+	l.answered, l.failed, l.lastErr = 0, 0, nil
 }
 
 // answeredSoFar is how many requests were answered.

@@ -102,7 +102,7 @@ func testPodNetwork(t *testing.T, mn *multiNode, backend string) {
 				if from == to {
 					continue
 				}
-				out, err := mn.kubectl("-n", ns, "exec", from.Name, "--", "wget", "-qO-", "-T", "5", peerURL(to.Status.PodIP))
+				out, err := mn.kubectl(append([]string{"-n", ns, "exec", from.Name, "--"}, wgetArgv("wget", peerURL(to.Status.PodIP))...)...)
 				if err != nil {
 					t.Errorf("%s (%s) -> %s (%s): %v %s", from.Name, from.Spec.NodeName, to.Name, to.Spec.NodeName, err, out)
 					continue
@@ -137,7 +137,7 @@ func testPodNetwork(t *testing.T, mn *multiNode, backend string) {
 				if to.Spec.NodeName == n.Name {
 					continue
 				}
-				out, err := mn.nodeExec(n.Index, "/bin/busybox", "wget", "-qO-", "-T", "5", peerURL(to.Status.PodIP))
+				out, err := mn.nodeExec(n.Index, wgetArgv("/bin/busybox wget", peerURL(to.Status.PodIP))...)
 				source, host, perr := askPeer(out)
 				if err != nil || perr != nil || host != to.Name || !nodeSources(nodes[n.Name])[source] {
 					t.Errorf("node %s -> %s on %s: %v %q; want an answer from %s seeing one of the node's own addresses %v",
@@ -159,7 +159,7 @@ func testPodNetwork(t *testing.T, mn *multiNode, backend string) {
 				}
 				// TCP to the node's agent port: its TLS server answers a
 				// plain HTTP request with 400, which proves the connection.
-				out, _ := mn.kubectl("-n", ns, "exec", from.Name, "--", "wget", "-qO-", "-T", "5", "http://"+n.Address+":"+agentPort+"/")
+				out, _ := mn.kubectl(append([]string{"-n", ns, "exec", from.Name, "--"}, wgetArgv("wget", "http://"+n.Address+":"+agentPort+"/")...)...)
 				if !strings.Contains(out, "400 Bad Request") {
 					t.Errorf("%s on %s: TCP to node %s at %s:%s: %q, want the agent's 400 to a plain HTTP request",
 						from.Name, from.Spec.NodeName, n.Name, n.Address, agentPort, out)
@@ -271,11 +271,22 @@ spec:
   containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
 `, ns, a.Name)
 		mn.apply(manifest)
-		p := mn.waitPod(ns, "hostnet", 2*time.Minute, "running", running)
+		refused := func(p *corev1.Pod) string {
+			for _, cs := range p.Status.ContainerStatuses {
+				if w := cs.State.Waiting; w != nil && strings.Contains(w.Message, "not supported") {
+					return w.Message
+				}
+			}
+			return ""
+		}
+		p := mn.waitPod(ns, "hostnet", 2*time.Minute, "running", func(p *corev1.Pod) bool { return running(p) || refused(p) != "" })
+		if why := refused(p); why != "" {
+			t.Fatalf("this peapod's node refuses hostNetwork pods: %s", why)
+		}
 		if p.Status.PodIP != a.Address {
 			t.Errorf("hostNetwork pod IP %s, want its node's %s", p.Status.PodIP, a.Address)
 		}
-		out, err := mn.kubectl("-n", ns, "exec", "hostnet", "--", "wget", "-qO-", "-T", "5", peerURL(to.Status.PodIP))
+		out, err := mn.kubectl(append([]string{"-n", ns, "exec", "hostnet", "--"}, wgetArgv("wget", peerURL(to.Status.PodIP))...)...)
 		source, host, perr := askPeer(out)
 		if err != nil || perr != nil || host != to.Name || !nodeSources(nodes[a.Name])[source] {
 			t.Errorf("hostNetwork pod on %s -> %s on %s: %v %q; want an answer seeing one of the node's addresses %v",
@@ -306,6 +317,7 @@ func testAgentKillKeepsTraffic(t *testing.T, mn *multiNode) {
 		}
 	}()
 	loop.waitAnswered(t, 50, 30*time.Second)
+	loop.measureFromNow()
 	for _, n := range []peapodcluster.Node{server, client} {
 		mn.mustRun("node", "stop", n.Name, "--signal", "KILL")
 		loop.waitAnswered(t, 100, 30*time.Second) // traffic with the agent dead
