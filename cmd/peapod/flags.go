@@ -38,7 +38,7 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 // registerNodeIP adds --node-ip, for the commands that run a node of a
 // cluster (server, agent).
 func (f *nodeFlags) registerNodeIP(fs *pflag.FlagSet) {
-	fs.StringVar(&f.cfg.NodeIP, "node-ip", "", "this node's IPv4 address, configured on this machine: its InternalIP and where its peers send pod traffic (default: the address of the default route's interface)")
+	fs.StringVar(&f.cfg.NodeIP, "node-ip", "", "this node's IPv4 address, configured on this machine: its InternalIP, pods' hostIP, hostNetwork pods' IP and where its peers send pod traffic (default: the address of the default route's interface)")
 }
 
 // standaloneNode returns the configuration the flags describe, with the

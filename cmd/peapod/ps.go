@@ -20,8 +20,10 @@ func newPSCommand() *cobra.Command {
 		Use:   "ps",
 		Short: "List this node's sandboxes (pause PID, netns, IP, veth) and their containers",
 		Long: `ps shows what docker ps shows in the tutorials, for peapod: every pod
-sandbox on this node with its pause process, network namespace, pod IP and
-host-side veth, and under it each container with its state, PID, OCI
+sandbox on this node with its pause process, network namespace ("host" for
+a hostNetwork pod, with the node's IPC or PID namespace and a user
+namespace's ID mapping noted beside), pod IP and host-side veth, and under
+it each container with its state, PID, OCI
 runtime and restart count. Sandboxes of the warm pool, made ahead of any
 pod (see --warm-sandboxes), are listed last with the pod "(warm)". It reads the data dir and
 changes nothing.`,
@@ -74,7 +76,7 @@ func printSandboxes(out io.Writer, sandboxes []*runtime.SandboxStatus, now time.
 			pod = "(warm)"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			shortID(sb.ID), pod, state, sb.PausePID, sb.NetNSPath,
+			shortID(sb.ID), pod, state, sb.PausePID, namespaces(sb),
 			orNone(strings.Join(sb.IPs, ",")), orNone(sb.HostVeth), sb.Handler, age(now, sb.CreatedAt))
 		for _, c := range sb.Containers {
 			pid := "-"
@@ -94,6 +96,30 @@ func printSandboxes(out io.Writer, sandboxes []*runtime.SandboxStatus, now time.
 		}
 	}
 	return w.Flush()
+}
+
+// namespaces is the NETNS cell: the pinned netns, or "host" for a pod on
+// the node's network, followed by the other namespaces that are not the
+// pod's own: the node's IPC or PID namespace, a user namespace's mapping.
+func namespaces(sb *runtime.SandboxStatus) string {
+	s := sb.NetNSPath
+	if sb.HostNetwork {
+		s = "host"
+	}
+	var host []string
+	if sb.HostIPC {
+		host = append(host, "ipc")
+	}
+	if sb.HostPID {
+		host = append(host, "pid")
+	}
+	if len(host) > 0 {
+		s += " (host " + strings.Join(host, ",") + ")"
+	}
+	if sb.UserNamespace != "" {
+		s += " (userns " + sb.UserNamespace + ")"
+	}
+	return orNone(s)
 }
 
 func shortID(id string) string {

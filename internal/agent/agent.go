@@ -29,9 +29,6 @@ import (
 type Config struct {
 	// NodeName is the Node this agent registers and runs the pods of.
 	NodeName string
-	// NodeIP is the node's address, its InternalIP; "" picks the address
-	// of the default route.
-	NodeIP string
 	// Annotations are set on the Node at registration. The pod network's
 	// network.peapod.io/ annotations are not among them: internal/nodenet
 	// owns those.
@@ -102,11 +99,10 @@ func New(client kubernetes.Interface, rt *runtime.Runtime, cfg Config) *Agent {
 // The pods keep running when it returns: stopping the agent is not
 // stopping the node.
 func (a *Agent) Run(ctx context.Context) error {
-	ip, err := a.resolveNodeIP()
-	if err != nil {
-		return err
-	}
-	a.nodeIP = ip
+	// One address for the node, the runtime's: what the Node reports as
+	// its InternalIP is what containers read as status.hostIP and what a
+	// hostNetwork pod's IP is.
+	a.nodeIP = a.rt.NodeIP()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.client.CoreV1().Events("")})

@@ -58,6 +58,7 @@ func newNode(t testing.TB) *node {
 	cfg.BridgeName = testBridge
 	cfg.PodCIDR = testPodCIDR
 	cfg.CgroupParent = testCgroup
+	cfg.NodeIP = "127.0.0.1"
 	n := &node{t: t, cfg: cfg, client: fake.NewSimpleClientset()}
 	t.Cleanup(func() {
 		defer os.RemoveAll(dir)
@@ -100,7 +101,7 @@ func (n *node) startAgent() *running {
 		cancel()
 		n.t.Fatalf("new runtime: %v", err)
 	}
-	a := New(n.client, rt, Config{NodeName: testNode, NodeIP: "127.0.0.1", Logger: logger})
+	a := New(n.client, rt, Config{NodeName: testNode, Logger: logger})
 	r := &running{rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- a.Run(ctx) }()
 	n.t.Cleanup(r.stop)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	goruntime "runtime"
 	"strings"
@@ -18,8 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-
-	"github.com/peapod/peapod/internal/nodeaddr"
 )
 
 // maxPods is how many pods a node takes, the kubelet's default.
@@ -115,15 +112,13 @@ func nodeStatusEqual(x, y corev1.NodeStatus) bool {
 
 // nodeStatus describes this machine as the kubelet would.
 func (a *Agent) nodeStatus(prev corev1.NodeStatus, now time.Time) corev1.NodeStatus {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewQuantity(int64(goruntime.NumCPU()), resource.DecimalSI),
-		corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
-	}
+	// The runtime's capacity is also what containers read for limits they
+	// do not set: one source for both.
+	capacity := a.rt.NodeCapacity()
+	capacity[corev1.ResourcePods] = *resource.NewQuantity(maxPods, resource.DecimalSI)
 	diskFree := 1.0
 	var fs unix.Statfs_t
 	if err := unix.Statfs(a.rt.DataDir(), &fs); err == nil {
-		capacity[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(fs.Blocks)*fs.Bsize, resource.BinarySI)
 		diskFree = float64(fs.Bavail) / float64(max(fs.Blocks, 1))
 	}
 	var uts unix.Utsname
@@ -260,30 +255,6 @@ func (a *Agent) renewLeaseOnce(ctx context.Context, prev *coordinationv1.Lease) 
 		return nil, err
 	}
 	return updated, nil
-}
-
-// resolveNodeIP is the configured address, else the default route's
-// (see nodeaddr.Resolve).
-func (a *Agent) resolveNodeIP() (string, error) {
-	if a.cfg.NodeIP != "" {
-		if net.ParseIP(a.cfg.NodeIP) == nil {
-			return "", fmt.Errorf("node IP %q is not an IP address", a.cfg.NodeIP)
-		}
-		return a.cfg.NodeIP, nil
-	}
-	addr, err := nodeaddr.Resolve("")
-	if err != nil {
-		return "", err
-	}
-	return addr.IP.String(), nil
-}
-
-func memTotal() int64 {
-	var info unix.Sysinfo_t
-	if err := unix.Sysinfo(&info); err != nil {
-		return 0
-	}
-	return int64(info.Totalram) * int64(info.Unit)
 }
 
 func readTrim(path string) string {

@@ -30,8 +30,10 @@ type podWorker struct {
 	// watched holds the containers whose exit already wakes this worker.
 	watched map[string]bool
 	obs     *observed
-	// refreshed is when the pod's API-backed volumes were last refreshed.
-	refreshed time.Time
+	// refreshed is when the pod's API-backed volumes were last refreshed,
+	// refreshedMeta the labels and annotations they showed then.
+	refreshed     time.Time
+	refreshedMeta shownMetadata
 	// sandboxRetry is the wait before the next attempt at a sandbox that
 	// could not be made; 0 after a success.
 	sandboxRetry time.Duration

@@ -64,8 +64,8 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 		st.PodIP, st.PodIPs = prev.PodIP, prev.PodIPs
 	}
 
-	st.InitContainerStatuses = containerStatuses(pod.Spec.InitContainers, prev.InitContainerStatuses, o, true)
-	st.ContainerStatuses = containerStatuses(pod.Spec.Containers, prev.ContainerStatuses, o, false)
+	st.InitContainerStatuses = containerStatuses(pod, pod.Spec.InitContainers, prev.InitContainerStatuses, o, true)
+	st.ContainerStatuses = containerStatuses(pod, pod.Spec.Containers, prev.ContainerStatuses, o, false)
 	st.Phase = podPhase(pod, st, o)
 	if o.failed != nil {
 		st.Phase, st.Reason, st.Message = corev1.PodFailed, o.failed.Reason, o.failed.Message
@@ -92,8 +92,13 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 		conds[i].ObservedGeneration = pod.Generation
 	}
 	if isTerminal(st.Phase) {
+		// The kubelet's generate*ConditionForTerminalPhase.
+		reason := "PodCompleted"
+		if st.Phase == corev1.PodFailed {
+			reason = "PodFailed"
+		}
 		for i := range conds[2:] {
-			conds[2+i].Status, conds[2+i].Reason = corev1.ConditionFalse, "PodCompleted"
+			conds[2+i].Status, conds[2+i].Reason = corev1.ConditionFalse, reason
 			conds[2+i].Message = ""
 		}
 	}
@@ -125,7 +130,17 @@ func condition(t corev1.PodConditionType, ok bool, reason, message string) corev
 	return corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: message}
 }
 
-func containerStatuses(specs []corev1.Container, prev []corev1.ContainerStatus, o observed, init bool) []corev1.ContainerStatus {
+// defaultWaitingReason is why a container that has not run yet waits, the
+// kubelet's default waiting state: PodInitializing, for init and app
+// containers alike, in a pod with init containers, else ContainerCreating.
+func defaultWaitingReason(pod *corev1.Pod) string {
+	if len(pod.Spec.InitContainers) > 0 {
+		return "PodInitializing"
+	}
+	return "ContainerCreating"
+}
+
+func containerStatuses(pod *corev1.Pod, specs []corev1.Container, prev []corev1.ContainerStatus, o observed, init bool) []corev1.ContainerStatus {
 	var out []corev1.ContainerStatus
 	for _, c := range specs {
 		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
@@ -163,11 +178,7 @@ func containerStatuses(specs []corev1.Container, prev []corev1.ContainerStatus, 
 			cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: w.Reason, Message: w.Message}}
 		}
 		if cs.State.Running == nil && cs.State.Terminated == nil && cs.State.Waiting == nil {
-			reason := "ContainerCreating"
-			if init {
-				reason = "PodInitializing"
-			}
-			cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}
+			cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: defaultWaitingReason(pod)}}
 		}
 		cs.RestartCount = restarts
 		running := cs.State.Running != nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -75,24 +76,41 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 // token volumes are brought up to date, the kubelet's sync frequency.
 const volumeRefreshPeriod = time.Minute
 
-// refreshVolumes updates the pod's API-backed volumes once per period and
-// returns when it wants to run next (0 when the pod has none).
+// refreshVolumes updates the pod's API-backed volumes once per period, and
+// at once when the pod's labels or annotations changed (the kubelet's
+// volume manager remounts downward API volumes at the sync a pod update
+// brings); it returns when it wants to run next (0 when the pod has none).
 func (a *Agent) refreshVolumes(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) time.Duration {
 	if !hasAPIVolumes(pod) {
 		return 0
 	}
+	meta := shownMetadataOf(pod)
+	now := time.Now()
 	w.mu.Lock()
-	due := time.Since(w.refreshed) >= volumeRefreshPeriod
+	due := now.Sub(w.refreshed) >= volumeRefreshPeriod || !w.refreshedMeta.equal(meta)
 	if due {
-		w.refreshed = time.Now()
+		w.refreshed, w.refreshedMeta = now, meta
 	}
+	next := w.refreshed.Add(volumeRefreshPeriod).Sub(now)
 	w.mu.Unlock()
 	if due {
-		if err := a.rt.RefreshVolumes(ctx, sb.ID); err != nil {
+		if err := a.rt.RefreshVolumes(ctx, sb.ID, pod); err != nil {
 			a.log.Warn("refresh volumes", "pod", key(pod), "err", err)
 		}
 	}
-	return volumeRefreshPeriod
+	return max(next, time.Second)
+}
+
+// shownMetadata is what of a pod's metadata its downward API volumes
+// show: its labels and annotations.
+type shownMetadata struct{ labels, annotations map[string]string }
+
+func shownMetadataOf(pod *corev1.Pod) shownMetadata {
+	return shownMetadata{maps.Clone(pod.Labels), maps.Clone(pod.Annotations)}
+}
+
+func (m shownMetadata) equal(o shownMetadata) bool {
+	return maps.Equal(m.labels, o.labels) && maps.Equal(m.annotations, o.annotations)
 }
 
 func hasAPIVolumes(pod *corev1.Pod) bool {
@@ -143,7 +161,7 @@ func (a *Agent) ensureSandbox(ctx context.Context, w *podWorker, pod *corev1.Pod
 			// The sandbox's volumes were just filled: the first refresh is
 			// a period away, not on the way to the pod's first status.
 			w.mu.Lock()
-			w.refreshed = time.Now()
+			w.refreshed, w.refreshedMeta = time.Now(), shownMetadataOf(pod)
 			w.mu.Unlock()
 			w.clearWaitingAll()
 			return a.rt.SandboxStatus(ctx, id)
@@ -155,7 +173,7 @@ func (a *Agent) ensureSandbox(ctx context.Context, w *podWorker, pod *corev1.Pod
 	}
 	msg := "Failed to create pod sandbox: " + err.Error()
 	a.events.Event(pod, corev1.EventTypeWarning, reason, msg)
-	w.setWaitingAll(pod, waitReason{Reason: "ContainerCreating", Message: msg})
+	w.setWaitingAll(pod, waitReason{Reason: defaultWaitingReason(pod), Message: msg})
 	return nil, nil
 }
 

@@ -56,7 +56,26 @@ func DefaultPod(pod *corev1.Pod) {
 	for i := range s.Containers {
 		defaultContainer(&s.Containers[i])
 	}
+	if s.HostNetwork {
+		// A hostNetwork pod's ports are the node's: Kubernetes' defaulting
+		// makes each containerPort a hostPort, which is how the
+		// scheduler's NodePorts filter sees them.
+		defaultHostNetworkPorts(s.InitContainers)
+		defaultHostNetworkPorts(s.Containers)
+	}
 	defaultTolerations(s, DefaultTolerationSeconds)
+}
+
+// defaultHostNetworkPorts sets hostPort = containerPort where unset
+// (SetDefaults_PodSpec's defaultHostNetworkPorts).
+func defaultHostNetworkPorts(cs []corev1.Container) {
+	for i := range cs {
+		for j := range cs[i].Ports {
+			if cs[i].Ports[j].HostPort == 0 {
+				cs[i].Ports[j].HostPort = cs[i].Ports[j].ContainerPort
+			}
+		}
+	}
 }
 
 func defaultVolume(v *corev1.Volume) {

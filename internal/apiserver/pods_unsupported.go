@@ -24,7 +24,6 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 	forbid(len(s.ResourceClaims) > 0, spec.Child("resourceClaims"))
 	forbid(s.Overhead != nil, spec.Child("overhead"))
 	forbid(s.OS != nil && s.OS.Name != corev1.Linux, spec.Child("os", "name"))
-	forbid(s.HostUsers != nil && !*s.HostUsers, spec.Child("hostUsers"))
 	forbid(s.Resources != nil, spec.Child("resources"))
 	for i, v := range s.Volumes {
 		p := spec.Child("volumes").Index(i)

@@ -143,6 +143,7 @@ func ValidatePod(pod *corev1.Pod) field.ErrorList {
 		errs = append(errs, dns1123Label(spec.Child("hostname"), s.Hostname)...)
 	}
 	errs = append(errs, validatePodScheduling(s, spec)...)
+	errs = append(errs, validateHostNamespaces(s)...)
 	return errs
 }
 

@@ -21,6 +21,11 @@ type Node struct {
 	DataDir string
 	// NodeName names this node in pod status and the API.
 	NodeName string
+	// NodeIP is the node's address (--node-ip): its InternalIP, every
+	// pod's hostIP, a hostNetwork pod's IP and the underlay address its
+	// peers send pod traffic to. Empty means the first IPv4 address of the
+	// interface holding the default route (nodeaddr.Resolve).
+	NodeIP string
 	// BridgeName is the Linux bridge pods attach to.
 	BridgeName string
 	// PodCIDR is the range the node's pods get their IPs from. A node of a
@@ -33,10 +38,6 @@ type Node struct {
 	// to it is never masqueraded. A node of a cluster reads it from the
 	// server. Empty means PodCIDR.
 	ClusterCIDR string
-	// NodeIP is the node's address (--node-ip): its InternalIP and the
-	// underlay address its peers send pod traffic to. Empty means the
-	// address of the default route's interface.
-	NodeIP string
 	// MTU of the pod network's bridge and veths; 0 leaves the kernel's
 	// default. An overlay sets it to the underlay MTU less its
 	// encapsulation.
@@ -86,6 +87,9 @@ func (n Node) Validate() error {
 		if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
 			return fmt.Errorf("--pod-cidr %q: %w", n.PodCIDR, err)
 		}
+	}
+	if n.NodeIP != "" && net.ParseIP(n.NodeIP) == nil {
+		return fmt.Errorf("--node-ip %q: not an IP address", n.NodeIP)
 	}
 	if n.ClusterCIDR != "" {
 		if _, _, err := net.ParseCIDR(n.ClusterCIDR); err != nil {

@@ -163,7 +163,6 @@ func startNode(g *group, d nodeDeps, pn podNetwork, log *slog.Logger) error {
 	port, _ := strconv.Atoi(portOf(ln.Addr()))
 	a := agent.New(d.client, rt, agent.Config{
 		NodeName:   cfg.NodeName,
-		NodeIP:     cfg.NodeIP,
 		DaemonPort: int32(port),
 		Logger:     log,
 	})

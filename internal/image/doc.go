@@ -18,11 +18,12 @@
 //     the registry's mirrors first, then the registry; plain http only for
 //     hosts in Options.Insecure and mirrors written as http://. Every blob is
 //     checked against its digest and every layer against its diffID.
-//  4. Call PrepareRootfs(ctx, img, <container-dir>) to mount the image's
-//     layers read-only under a fresh writable upper dir at
+//  4. Call PrepareRootfs(ctx, img, <container-dir>, nil) to mount the
+//     image's layers read-only under a fresh writable upper dir at
 //     <container-dir>/rootfs; pass that path as the OCI bundle's root. It is
 //     idempotent, so a restarted node can call it again for a running
-//     container.
+//     container. For a pod with its own user namespace, RemapOptions
+//     idmap the layers into it and give it the upper dir.
 //  5. When the container is deleted, call ReleaseRootfs(ctx, <container-dir>):
 //     it unmounts and removes rootfs, upper and work, and is idempotent.
 //  6. Remove(ctx, ref) untags or deletes an image and collects blobs and

@@ -17,7 +17,7 @@ import (
 func prepare(t *testing.T, s *Store, img *Image) (dir, rootfs string) {
 	t.Helper()
 	dir = tempDir(t)
-	rootfs, err := s.PrepareRootfs(t.Context(), img, dir)
+	rootfs, err := s.PrepareRootfs(t.Context(), img, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestBusyboxRootfs(t *testing.T) {
 		t.Fatal("write reached the layer")
 	}
 	// Idempotent: preparing again returns the same mount, not a second one.
-	again, err := s.PrepareRootfs(t.Context(), img, dir)
+	again, err := s.PrepareRootfs(t.Context(), img, dir, nil)
 	if err != nil || again != rootfs || len(mountsUnder(t, dir)) != 1 {
 		t.Fatalf("second prepare: %s, %v, mounts %v", again, err, mountsUnder(t, dir))
 	}

@@ -500,7 +500,9 @@ func processEntries(names, cgroups []string) ([]string, error) {
 }
 
 func ownedByPods(pid, comm, selfNet string, cgroups []string) bool {
-	if comm == "pause" || comm == "peapod" {
+	// pause, and its PID-1 reaper and user-namespace holder
+	// (pause-pid1, pause-holder), are peapod's wherever they run.
+	if strings.HasPrefix(comm, "pause") || comm == "peapod" {
 		return true
 	}
 	if net, err := os.Readlink(filepath.Join("/proc", pid, "ns", "net")); err == nil && net != selfNet {

@@ -180,14 +180,19 @@ func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port int32,
 	}
 	var conn net.Conn
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
-	// A socket made inside the pod's netns stays there: only creating it
-	// needs the namespace.
-	err = netns.Do(sb.NetNSPath, func() error {
+	dial := func() error {
 		d := net.Dialer{Timeout: 10 * time.Second}
 		c, err := d.DialContext(ctx, "tcp4", addr)
 		conn = c
 		return err
-	})
+	}
+	if sb.NetNSPath == "" {
+		err = dial() // a hostNetwork pod's localhost is the node's
+	} else {
+		// A socket made inside the pod's netns stays there: only
+		// creating it needs the namespace.
+		err = netns.Do(sb.NetNSPath, dial)
+	}
 	if err != nil {
 		return fmt.Errorf("port forward to sandbox %s: connect to %s in the pod: %w", sandboxID, addr, err)
 	}

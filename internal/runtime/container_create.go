@@ -16,6 +16,7 @@ import (
 
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/runtime/spec"
+	"github.com/peapod/peapod/internal/runtime/userns"
 	"github.com/peapod/peapod/internal/volume"
 )
 
@@ -94,7 +95,21 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err := r.saveContainer(rec); err != nil {
 		return cid, err
 	}
-	rootfs, err := r.images.PrepareRootfs(ctx, img, dir)
+	var remap *image.RemapOptions
+	if sb.UserNS != nil {
+		// runc mounts the bundle's rootfs as the pod's root, who sees the
+		// image's files as its own, through idmapped layers, and owns its
+		// upper dir.
+		if err := groupOnly(int(sb.UserNS.HostID), dir); err != nil {
+			return cid, err
+		}
+		usernsPath := sb.Holder.NamespacePath("user")
+		remap = &image.RemapOptions{
+			IDMap:   func(src, dst string) error { return userns.MountIDMapped(src, dst, usernsPath, false) },
+			RootUID: int(sb.UserNS.HostID), RootGID: int(sb.UserNS.HostID),
+		}
+	}
+	rootfs, err := r.images.PrepareRootfs(ctx, img, dir, remap)
 	if err != nil {
 		return cid, fmt.Errorf("container %q: prepare rootfs: %w", name, err)
 	}
@@ -113,7 +128,20 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: %w", ErrInvalid, name, err)
 	}
+	if sb.UserNS != nil {
+		for i := range mounts {
+			mounts[i].Locked = lockedMountFlags(mounts[i].HostPath)
+		}
+	}
+	labels, err := r.selinux.labels(sb.SELinuxLevel, pod, c)
+	if err != nil {
+		return cid, fmt.Errorf("%w: container %q: SELinux labels: %w", ErrInvalid, name, err)
+	}
 	sbDir := r.sandboxDir(sandboxID)
+	shm := filepath.Join(sbDir, "shm")
+	if pod.Spec.HostIPC {
+		shm = hostShm // the node's POSIX shared memory, as containerd gives hostIPC pods
+	}
 	in := spec.Input{
 		Pod:                 pod,
 		Container:           c,
@@ -126,9 +154,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		EtcHosts:            filepath.Join(sbDir, "hosts"),
 		ResolvConf:          filepath.Join(sbDir, "resolv.conf"),
 		EtcHostname:         filepath.Join(sbDir, "hostname"),
-		ShmDir:              filepath.Join(sbDir, "shm"),
-		PodIP:               firstIP(sb),
-		PodIPs:              podIPs(sb.Network),
+		ShmDir:              shm,
+		PodIPs:              sandboxIPs(sb),
+		HostIP:              r.nodeIP,
+		HostIPs:             r.nodeIPs(),
+		NodeAllocatable:     r.NodeCapacity(),
 		HostCapabilities:    r.hostCaps,
 		SandboxID:           sandboxID,
 		NodeName:            r.cfg.NodeName,
@@ -136,6 +166,10 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		Group:               readInRoot(rootfs, "/etc/group"),
 		DefaultRlimitNofile: defaultRlimitNofile,
 		Lookup:              r.lookup(ctx, pod.Namespace),
+		SELinux:             labels,
+	}
+	if sb.UserNS != nil {
+		in.UserNamespace = &spec.UserNamespace{HostID: sb.UserNS.HostID, Length: sb.UserNS.Length}
 	}
 	s, err := spec.Build(in)
 	if err != nil {
@@ -182,11 +216,41 @@ func containerMounts(c *corev1.Container, volumes map[string]string, termLog str
 	return mounts, nil
 }
 
+// lockedMountFlags are the nosuid, nodev and noexec flags of the mount
+// holding path, which a bind of it in a user namespace must keep.
+func lockedMountFlags(path string) []string {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return nil
+	}
+	var out []string
+	for _, f := range []struct {
+		bit  int64
+		name string
+	}{{unix.ST_NOSUID, "nosuid"}, {unix.ST_NODEV, "nodev"}, {unix.ST_NOEXEC, "noexec"}} {
+		if st.Flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// hostShm is the node's /dev/shm, which hostIPC pods' containers bind.
+const hostShm = "/dev/shm"
+
+// sandboxNamespaces are the namespaces the sandbox's containers join:
+// pause's network, IPC and UTS namespaces (spec.Build leaves out those the
+// pod shares with the node), the shared PID namespace's reaper's, and a
+// pod with its own user namespace joins the holder's.
 func sandboxNamespaces(sb *sandboxRecord) spec.SandboxNamespaces {
-	ns := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", sb.Pause.PID, kind) }
-	out := spec.SandboxNamespaces{Net: ns("net"), IPC: ns("ipc"), UTS: ns("uts")}
-	if sb.SharePID && sb.Pause.PIDNamespacePID != 0 {
-		out.PID = fmt.Sprintf("/proc/%d/ns/pid", sb.Pause.PIDNamespacePID)
+	out := spec.SandboxNamespaces{Net: sb.Pause.NamespacePath("net"), IPC: sb.Pause.NamespacePath("ipc"), UTS: sb.Pause.NamespacePath("uts")}
+	if sb.Holder.PID != 0 {
+		out.User = sb.Holder.NamespacePath("user")
+	}
+	for _, p := range []int{sb.Pause.PIDNamespacePID, sb.Holder.PIDNamespacePID} {
+		if sb.SharePID && p != 0 {
+			out.PID = fmt.Sprintf("/proc/%d/ns/pid", p)
+		}
 	}
 	return out
 }
@@ -207,13 +271,6 @@ func imageRef(img *image.Image) string {
 		return img.RepoDigests[0]
 	}
 	return img.ID
-}
-
-func firstIP(sb *sandboxRecord) string {
-	if ips := podIPs(sb.Network); len(ips) > 0 {
-		return ips[0]
-	}
-	return ""
 }
 
 // readInRoot reads a file of a container's rootfs, resolving symlinks

@@ -78,8 +78,11 @@ func (r *Runtime) WaitContainer(ctx context.Context, cid string) (*ContainerStat
 	return r.ContainerStatus(ctx, cid)
 }
 
+// pauseAlive reports whether the sandbox's namespaces are still held: by
+// its pause process, and for a pod with its own user namespace by the
+// holder too (without it, new containers could not join that namespace).
 func pauseAlive(sb *sandboxRecord) bool {
-	return sb.Pause.PID != 0 && pause.Alive(sb.Pause)
+	return sb.Pause.PID != 0 && pause.Alive(sb.Pause) && (sb.Holder.PID == 0 || pause.Alive(sb.Holder))
 }
 
 // SandboxAlive reports whether the sandbox's pause process still holds its
@@ -92,12 +95,21 @@ func (r *Runtime) SandboxAlive(id string) (bool, error) {
 	return sb.Ready && pauseAlive(sb), nil
 }
 
-// WaitSandbox blocks until the sandbox's pause process exits (the sandbox
-// is lost) or ctx ends.
+// WaitSandbox blocks until the sandbox's pause process (or its user
+// namespace holder) exits, the sandbox then being lost, or ctx ends.
 func (r *Runtime) WaitSandbox(ctx context.Context, id string) error {
 	sb, err := r.loadSandbox(id)
 	if err != nil {
 		return err
 	}
-	return pause.Wait(ctx, sb.Pause)
+	if sb.Holder.PID == 0 {
+		return pause.Wait(ctx, sb.Pause)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	for _, p := range []pause.Process{sb.Pause, sb.Holder} {
+		go func() { errc <- pause.Wait(wctx, p) }()
+	}
+	return <-errc
 }

@@ -31,7 +31,7 @@ const (
 
 var leakOptions = leakcheck.Options{
 	CgroupNames:  []string{testCgroup},
-	ProcessNames: []string{"pause", "runc", "crun", "busybox", "sh", "sleep", "httpd"},
+	ProcessNames: []string{"pause", "pause-holder", "pause-pid1", "runc", "crun", "busybox", "sh", "sleep", "httpd"},
 }
 
 func TestMain(m *testing.M) {

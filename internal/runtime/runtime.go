@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"sort"
@@ -15,9 +16,11 @@ import (
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/network"
+	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/runtime/oci"
 	"github.com/peapod/peapod/internal/runtime/pause"
 	"github.com/peapod/peapod/internal/runtime/spec"
+	"github.com/peapod/peapod/internal/runtime/userns"
 	"github.com/peapod/peapod/internal/volume"
 )
 
@@ -49,6 +52,12 @@ type Runtime struct {
 
 	hostResolv []byte
 	sources    volume.Sources
+	// nodeIP is the node's address (see NodeIP).
+	nodeIP string
+	// userns hands pods with hostUsers: false their ID ranges.
+	userns *userns.Allocator
+	// selinux says whether SELinux labels apply here, and their defaults.
+	selinux selinuxHost
 	// hostCaps bounds what privileged containers get: what peapod holds.
 	hostCaps []string
 
@@ -131,6 +140,11 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("read peapod's capabilities: %w", err)
 	}
+	nodeAddr, err := nodeaddr.Resolve(cfg.NodeIP)
+	if err != nil {
+		return nil, err
+	}
+	nodeIP := nodeAddr.IP.String()
 	r := &Runtime{
 		hostCaps: hostCaps,
 		View:     NewView(cfg),
@@ -141,6 +155,9 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 		handlers:   map[string]*oci.Runtime{},
 		unusable:   map[string]error{},
 		hostResolv: hostResolv,
+		nodeIP:     nodeIP,
+		userns:     userns.NewAllocator(mrand.IntN),
+		selinux:    detectSELinux(),
 		locks:      map[string]*sync.Mutex{},
 		owner:      map[string]string{},
 		byPod:      map[string][]string{},
@@ -151,7 +168,7 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 	for _, opt := range opts {
 		opt(r)
 	}
-	r.volumes = volume.NewManager(logger, volume.WithSources(r.sources))
+	r.volumes = volume.NewManager(logger, volume.WithSources(r.sources), volume.WithNodeAllocatable(r.NodeCapacity))
 	for handler, binary := range cfg.Runtimes {
 		path, err := exec.LookPath(binary)
 		if err != nil {
@@ -232,6 +249,9 @@ func (r *Runtime) forgetSandbox(id string) {
 		}
 		if len(r.byPod[uid]) == 0 {
 			delete(r.byPod, uid)
+			// The pod's ID range goes with its last sandbox, as the
+			// kubelet releases it with the pod.
+			r.userns.Release(uid)
 		}
 	}
 	for c, s := range r.owner {
@@ -252,6 +272,13 @@ func (r *Runtime) indexContainers() error {
 		if rec, err := r.loadSandbox(sb); err == nil && rec.Pod != nil {
 			uid := string(rec.Pod.UID)
 			r.byPod[uid] = append(r.byPod[uid], sb)
+			if rec.UserNS != nil {
+				// Restart-safe: the pod keeps its ID range, and no other
+				// pod is given it.
+				if err := r.userns.Record(uid, *rec.UserNS); err != nil {
+					r.log.Warn("user namespace range on disk", "sandbox", sb, "err", err)
+				}
+			}
 		}
 		cids, err := r.containerIDs(sb)
 		if err != nil {

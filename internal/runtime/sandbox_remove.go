@@ -30,6 +30,9 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, id string, grace time.Dura
 	if err := pause.Stop(ctx, rec.Pause, r.sandboxDir(id)); err != nil {
 		return fmt.Errorf("stop pause of sandbox %s: %w", id, err)
 	}
+	if err := pause.Stop(ctx, rec.Holder, ""); err != nil {
+		return fmt.Errorf("stop user namespace holder of sandbox %s: %w", id, err)
+	}
 	if rec.Network != nil {
 		if err := r.network.Teardown(ctx, id, rec.NetNSPath, podInfo(rec.Pod)); err != nil {
 			return fmt.Errorf("tear down network of sandbox %s: %w", id, err)
@@ -88,6 +91,11 @@ func (r *Runtime) teardownSandbox(ctx context.Context, rec *sandboxRecord, dir s
 			errs = append(errs, fmt.Errorf("stop pause: %w", err))
 		}
 	}
+	if rec.Holder.PID != 0 {
+		if err := pause.Stop(ctx, rec.Holder, ""); err != nil {
+			errs = append(errs, fmt.Errorf("stop user namespace holder: %w", err))
+		}
+	}
 	if rec.Network != nil {
 		nsPath := rec.NetNSPath
 		if !netns.Exists(nsPath) {
@@ -101,6 +109,9 @@ func (r *Runtime) teardownSandbox(ctx context.Context, rec *sandboxRecord, dir s
 		if err := netns.Remove(rec.NetNSPath); err != nil {
 			errs = append(errs, fmt.Errorf("remove netns: %w", err))
 		}
+	}
+	if err := unmountIDMapped(dir); err != nil {
+		errs = append(errs, fmt.Errorf("unmount idmapped volumes: %w", err))
 	}
 	if err := r.volumes.TeardownDir(ctx, dir); err != nil {
 		errs = append(errs, fmt.Errorf("tear down volumes: %w", err))

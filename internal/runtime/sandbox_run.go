@@ -45,15 +45,10 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, handler st
 	if _, err := r.Handler(handler); err != nil {
 		return "", err
 	}
-	hostname, fqdn, err := podfiles.Hostname(pod)
+	p, err := r.planPod(pod, handler)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+		return "", err
 	}
-	resolv, err := podfiles.ResolvConf(pod, r.hostResolv, nil, "cluster.local")
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	p := podPlan{pod: pod, handler: handler, hostname: hostname, fqdn: fqdn, resolv: resolv}
 	if id, ok, err := r.takeWarm(ctx, p); ok {
 		return id, err
 	}
@@ -73,15 +68,49 @@ type podPlan struct {
 	handler        string
 	hostname, fqdn string
 	resolv         []byte
+	// hosts is a hostNetwork pod's /etc/hosts, the node's own; nil for
+	// the others, whose /etc/hosts names their IPs (see writeFiles).
+	hosts []byte
 }
+
+// planPod works out the pod's hostname and /etc files as the kubelet
+// does: a hostNetwork pod has the node's hostname and a copy of the node's
+// /etc/hosts, and a ClusterFirst dnsPolicy on it means Default.
+func (r *Runtime) planPod(pod *corev1.Pod, handler string) (podPlan, error) {
+	p := podPlan{pod: pod, handler: handler}
+	var err error
+	if pod.Spec.HostNetwork {
+		if p.hostname, err = os.Hostname(); err != nil {
+			return p, fmt.Errorf("hostNetwork pod %s/%s: the node's hostname: %w", pod.Namespace, pod.Name, err)
+		}
+		nodeHosts, err := os.ReadFile(etcHosts)
+		if err != nil {
+			return p, fmt.Errorf("hostNetwork pod %s/%s: the node's hosts file: %w", pod.Namespace, pod.Name, err)
+		}
+		p.hosts = podfiles.HostNetworkHosts(pod, nodeHosts)
+	} else if p.hostname, p.fqdn, err = podfiles.Hostname(pod); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if p.resolv, err = podfiles.ResolvConf(pod, r.hostResolv, nil, "cluster.local"); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return p, nil
+}
+
+// etcHosts is the node's hosts file, which hostNetwork pods see.
+const etcHosts = "/etc/hosts"
 
 // writeFiles writes the pod's /etc/hostname, /etc/hosts (which needs its
 // IPs) and /etc/resolv.conf into the sandbox directory dir.
 func (p *podPlan) writeFiles(dir string, ips []string) error {
+	hosts := p.hosts
+	if hosts == nil {
+		hosts = podfiles.Hosts(p.pod, ips, p.hostname, p.fqdn)
+	}
 	err := podfiles.Write(dir, map[string][]byte{
 		"hostname":    []byte(p.hostname + "\n"),
 		"resolv.conf": p.resolv,
-		"hosts":       podfiles.Hosts(p.pod, ips, p.hostname, p.fqdn),
+		"hosts":       hosts,
 	})
 	if err != nil {
 		return fmt.Errorf("write pod files: %w", err)
@@ -119,6 +148,7 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 	rec.CreatedAt = time.Now()
 	rec.Warm = p == nil
 	info := network.PodInfo{}
+	var ns hostNamespaces
 	if p != nil {
 		log = log.With("pod", p.pod.Namespace+"/"+p.pod.Name)
 		rec.Pod = p.pod.DeepCopy()
@@ -126,6 +156,16 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		rec.Hostname = p.hostname
 		rec.SharePID = p.pod.Spec.ShareProcessNamespace != nil && *p.pod.Spec.ShareProcessNamespace
 		info = podInfo(p.pod)
+		ns = hostNamespacesOf(p.pod)
+		if ns.network {
+			// The node's network: no netns of the pod's, no CNI; its IPs
+			// are the node's.
+			rec.NetNSPath = ""
+			rec.NodeIPs = r.nodeIPs()
+		}
+		// The pod's containers share one SELinux level, as containerd
+		// reserves one per sandbox; "" where SELinux is off.
+		rec.SELinuxLevel = r.selinux.newLevel()
 	}
 	// The record is saved before each resource is acquired, so a crash or
 	// an error at any step leaves enough on disk to tear the rest down.
@@ -141,28 +181,44 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		r.indexPod(p.pod.UID, id)
 	}
 	t0 := time.Now()
-	if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
-		return fmt.Errorf("create network namespace: %w", err)
-	}
-	if err := mountShm(filepath.Join(dir, "shm")); err != nil {
-		return err
-	}
-
-	t1 := time.Now()
-	proc, err := pause.Start(ctx, pause.StartOptions{
+	start := pause.StartOptions{
 		Binary:    r.paths.PauseBinary(),
 		Dir:       dir,
 		NetNSPath: rec.NetNSPath,
 		Hostname:  rec.Hostname,
 		SharePID:  rec.SharePID,
-	})
+		HostIPC:   ns.ipc,
+		HostUTS:   ns.network,
+	}
+	switch {
+	case p != nil && usesUserNamespace(p.pod):
+		if err := r.makeUserNamespace(ctx, rec, dir, &start); err != nil {
+			return err
+		}
+	case !ns.network:
+		if _, err := netns.New(r.cfg.NetNSDir, "peapod-"+id); err != nil {
+			return fmt.Errorf("create network namespace: %w", err)
+		}
+	}
+	if !ns.ipc {
+		// A hostIPC pod's containers bind the node's /dev/shm instead,
+		// as containerd gives them.
+		if err := mountShm(filepath.Join(dir, "shm")); err != nil {
+			return err
+		}
+	}
+
+	t1 := time.Now()
+	proc, err := pause.Start(ctx, start)
 	if err != nil {
 		return fmt.Errorf("start pause: %w", err)
 	}
 	rec.Pause = *proc
-	// A network teardown is already owed: CNI may allocate an IP even when
-	// ADD fails, so the record says "network" before ADD runs.
-	rec.Network = &network.Result{}
+	if !ns.network {
+		// A network teardown is already owed: CNI may allocate an IP even
+		// when ADD fails, so the record says "network" before ADD runs.
+		rec.Network = &network.Result{}
+	}
 	if err := saveSandboxAt(dir, rec); err != nil {
 		return err
 	}
@@ -179,30 +235,39 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		cgroupErr, netErr, volErr  error
 		cgroupTook, netTook, vTook time.Duration
 	)
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s := time.Now()
 		cgroupErr = joinCgroup(rec.Cgroup, proc.PID)
+		if cgroupErr == nil && rec.Holder.PID != 0 {
+			cgroupErr = joinCgroup(rec.Cgroup, rec.Holder.PID)
+		}
 		cgroupTook = time.Since(s)
 	}()
-	go func() {
-		defer wg.Done()
-		s := time.Now()
-		res, netErr = r.network.Setup(ctx, id, rec.NetNSPath, info)
-		netTook = time.Since(s)
-	}()
+	if !ns.network {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := time.Now()
+			res, netErr = r.network.Setup(ctx, id, rec.NetNSPath, info)
+			netTook = time.Since(s)
+		}()
+	}
 	if p != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := time.Now()
 			vols, volErr = r.volumes.Setup(ctx, dir, p.pod)
+			if volErr == nil && rec.UserNS != nil {
+				volErr = idmapVolumes(dir, vols, rec.Holder.NamespacePath("user"))
+			}
 			vTook = time.Since(s)
 		}()
 	}
 	wg.Wait()
-	if netErr == nil {
+	if netErr == nil && res != nil {
 		rec.Network = res
 	}
 	if volErr == nil && vols != nil {
@@ -220,7 +285,7 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		return fmt.Errorf("set up volumes: %w", volErr)
 	}
 	if p != nil {
-		if err := p.writeFiles(dir, podIPs(res)); err != nil {
+		if err := p.writeFiles(dir, sandboxIPs(rec)); err != nil {
 			return err
 		}
 	}
@@ -232,7 +297,7 @@ func (r *Runtime) makeSandbox(ctx context.Context, id, dir string, p *podPlan) (
 		log.Debug("warm sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "took", time.Since(t0))
 		return nil
 	}
-	log.Info("sandbox ready", "pausePID", proc.PID, "ip", podIPs(res), "netns", rec.NetNSPath,
+	log.Info("sandbox ready", "pausePID", proc.PID, "ip", sandboxIPs(rec), "netns", rec.NetNSPath,
 		"took", time.Since(t0), "netnsTook", t1.Sub(t0), "pauseTook", t2.Sub(t1),
 		"cgroupTook", cgroupTook, "networkTook", netTook, "volumesTook", vTook)
 	return nil

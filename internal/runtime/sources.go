@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/peapod/peapod/internal/runtime/spec"
@@ -72,16 +74,33 @@ func isNotFound(err error) bool {
 
 // RefreshVolumes brings the sandbox's configMap, secret, downwardAPI and
 // projected volumes up to date (and rotates service account tokens), as
-// the kubelet does periodically.
-func (r *Runtime) RefreshVolumes(ctx context.Context, sandboxID string) error {
+// the kubelet does periodically. current is the pod as the API has it
+// now: its labels and annotations, which the downward API shows and which
+// may have changed since the sandbox was made, are taken into the
+// sandbox's record too, so containers started later see them in their
+// env as well (the kubelet builds env from the pod it has at each start).
+// A nil current refreshes from the record alone.
+func (r *Runtime) RefreshVolumes(ctx context.Context, sandboxID string, current *corev1.Pod) error {
 	unlock := r.lockSandbox(sandboxID)
 	defer unlock()
 	sb, err := r.loadSandbox(sandboxID)
 	if err != nil {
 		return err
 	}
-	if !sb.Ready {
+	if !sb.Ready || sb.Pod == nil {
 		return nil
 	}
+	if current != nil && current.UID == sb.Pod.UID && !metadataEqual(current, sb.Pod) {
+		sb.Pod.Labels, sb.Pod.Annotations = maps.Clone(current.Labels), maps.Clone(current.Annotations)
+		if err := r.saveSandbox(sb); err != nil {
+			return err
+		}
+	}
 	return r.volumes.Refresh(ctx, r.sandboxDir(sandboxID), sb.Pod)
+}
+
+// metadataEqual reports whether two versions of a pod have the same
+// labels and annotations (nil and empty alike).
+func metadataEqual(a, b *corev1.Pod) bool {
+	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations)
 }

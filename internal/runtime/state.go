@@ -13,6 +13,7 @@ import (
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/network"
 	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/runtime/userns"
 )
 
 // sandboxRecord is what a sandbox needs to be found, inspected and torn down
@@ -28,6 +29,17 @@ type sandboxRecord struct {
 	Cgroup    string          `json:"cgroup"`
 	Pause     pause.Process   `json:"pause"`
 	Network   *network.Result `json:"network,omitempty"`
+	// NodeIPs are the node's addresses when the pod is on the node's
+	// network (hostNetwork): its IPs.
+	NodeIPs []string `json:"nodeIPs,omitempty"`
+	// UserNS is the pod's ID range when it has its own user namespace
+	// (hostUsers: false), and Holder the process holding that namespace
+	// and those it owns (see pause.StartHolder).
+	UserNS *userns.Mapping `json:"userNS,omitempty"`
+	Holder pause.Process   `json:"holder,omitzero"`
+	// SELinuxLevel is the MCS level the pod's containers share where
+	// SELinux is enabled; empty elsewhere.
+	SELinuxLevel string `json:"selinuxLevel,omitempty"`
 	// Volumes maps each pod volume to the host path containers bind.
 	Volumes map[string]string `json:"volumes,omitempty"`
 	// Warm marks a sandbox made ahead of any pod, in the warm pool.

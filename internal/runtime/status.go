@@ -67,6 +67,17 @@ type SandboxStatus struct {
 	HostVeth  string
 	Gateway   string
 	Hostname  string
+	// HostNetwork, HostIPC and HostPID say which of the node's namespaces
+	// the pod shares; a HostNetwork sandbox has no NetNSPath and the
+	// node's IPs.
+	HostNetwork bool `json:",omitempty"`
+	HostIPC     bool `json:",omitempty"`
+	HostPID     bool `json:",omitempty"`
+	// UserNamespace is the pod's own user namespace's ID mapping as
+	// uid_map shows it ("0 HOSTID LENGTH"), for hostUsers: false; the
+	// holder process keeps it (HolderPID).
+	UserNamespace string `json:",omitempty"`
+	HolderPID     int    `json:",omitempty"`
 	// Warm marks a sandbox of the warm pool, made ahead of any pod.
 	Warm       bool `json:",omitempty"`
 	Containers []*ContainerStatus
@@ -179,10 +190,16 @@ func sandboxHeader(sb *sandboxRecord) *SandboxStatus {
 	st := &SandboxStatus{
 		ID: sb.ID, Handler: sb.Handler, CreatedAt: sb.CreatedAt, Ready: sb.Ready,
 		Alive: pauseAlive(sb), PausePID: sb.Pause.PID, PIDNSPID: sb.Pause.PIDNamespacePID,
-		NetNSPath: sb.NetNSPath, Hostname: sb.Hostname, IPs: podIPs(sb.Network), Warm: sb.Warm,
+		NetNSPath: sb.NetNSPath, Hostname: sb.Hostname, IPs: sandboxIPs(sb), Warm: sb.Warm,
+		HolderPID: sb.Holder.PID,
 	}
 	if sb.Pod != nil {
 		st.PodName, st.PodNamespace, st.PodUID = sb.Pod.Name, sb.Pod.Namespace, string(sb.Pod.UID)
+		host := hostNamespacesOf(sb.Pod)
+		st.HostNetwork, st.HostIPC, st.HostPID = host.network, host.ipc, host.pid
+	}
+	if sb.UserNS != nil {
+		st.UserNamespace = sb.UserNS.String()
 	}
 	if sb.Network != nil {
 		st.Interface, st.HostVeth, st.Gateway = sb.Network.Interface, sb.Network.HostVeth, sb.Network.Gateway

@@ -2,14 +2,17 @@ package runtime
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
 // validatePod refuses what a node cannot run whatever the API server
-// allowed: a container name used twice, or two containers claiming one
-// host port. It is the node's last line, not a replacement for API
-// validation.
+// allowed: a container name used twice, two containers claiming one host
+// port, or host namespaces combined with what would change the node
+// itself through them (a net sysctl on the node's network, an IPC sysctl
+// on its IPC namespace) or defeat a user namespace. It is the node's last
+// line, not a replacement for API validation.
 func validatePod(pod *corev1.Pod) error {
 	if pod == nil {
 		return fmt.Errorf("%w: no pod", ErrInvalid)
@@ -20,8 +23,8 @@ func validatePod(pod *corev1.Pod) error {
 	if len(pod.Spec.Containers) == 0 {
 		return fmt.Errorf("%w: spec.containers: at least one container is required", ErrInvalid)
 	}
-	if pod.Spec.HostNetwork {
-		return fmt.Errorf("%w: spec.hostNetwork: not supported", ErrInvalid)
+	if err := validateHostNamespaces(&pod.Spec); err != nil {
+		return err
 	}
 	names := map[string]string{}
 	type hostPort struct {
@@ -65,4 +68,48 @@ func validatePod(pod *corev1.Pod) error {
 		return err
 	}
 	return check("containers", pod.Spec.Containers)
+}
+
+// validateHostNamespaces applies Kubernetes' rules for pods sharing the
+// node's namespaces.
+func validateHostNamespaces(s *corev1.PodSpec) error {
+	if s.HostUsers != nil && !*s.HostUsers {
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{s.HostNetwork, "hostNetwork"}, {s.HostPID, "hostPID"}, {s.HostIPC, "hostIPC"}} {
+			if f.set {
+				return fmt.Errorf("%w: spec.%s: Forbidden: when `hostUsers` is false", ErrInvalid, f.name)
+			}
+		}
+	}
+	if s.HostPID && s.ShareProcessNamespace != nil && *s.ShareProcessNamespace {
+		return fmt.Errorf("%w: spec.shareProcessNamespace: ShareProcessNamespace and HostPID cannot both be enabled", ErrInvalid)
+	}
+	if s.SecurityContext == nil {
+		return nil
+	}
+	for i, sc := range s.SecurityContext.Sysctls {
+		if s.HostNetwork && isNetSysctl(sc.Name) {
+			return fmt.Errorf("%w: spec.securityContext.sysctls[%d].name: %q may not be specified when 'hostNetwork' is true", ErrInvalid, i, sc.Name)
+		}
+		if s.HostIPC && isIPCSysctl(sc.Name) {
+			return fmt.Errorf("%w: spec.securityContext.sysctls[%d].name: %q may not be specified when 'hostIPC' is true", ErrInvalid, i, sc.Name)
+		}
+	}
+	return nil
+}
+
+// isNetSysctl reports whether a sysctl belongs to the network namespace
+// (Kubernetes' namespaced net.* sysctls).
+func isNetSysctl(name string) bool {
+	return strings.HasPrefix(strings.ReplaceAll(name, "/", "."), "net.")
+}
+
+// isIPCSysctl reports whether a sysctl belongs to the IPC namespace
+// (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*).
+func isIPCSysctl(name string) bool {
+	n := strings.ReplaceAll(name, "/", ".")
+	return strings.HasPrefix(n, "kernel.shm") || strings.HasPrefix(n, "kernel.msg") ||
+		n == "kernel.sem" || strings.HasPrefix(n, "fs.mqueue.")
 }

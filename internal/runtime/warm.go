@@ -197,10 +197,14 @@ func (r *Runtime) removeWarm(ctx context.Context, id string) error {
 }
 
 // warmFits reports whether a warm sandbox can serve the pod: the network
-// attachment must not depend on the pod, and pause must not need a PID
-// namespace for it.
+// attachment must not depend on the pod, pause must not need a PID
+// namespace for it, and the pod must want the namespaces a warm sandbox
+// has: its own network, IPC and UTS ones, in the node's user namespace.
 func (r *Runtime) warmFits(p podPlan) bool {
 	if r.warm == nil || !r.network.PodAgnostic() || len(podInfo(p.pod).PortMappings) > 0 {
+		return false
+	}
+	if host := hostNamespacesOf(p.pod); host.network || host.ipc || usesUserNamespace(p.pod) {
 		return false
 	}
 	share := p.pod.Spec.ShareProcessNamespace
@@ -248,6 +252,7 @@ func (r *Runtime) takeWarm(ctx context.Context, p podPlan) (id string, ok bool, 
 	rec.Pod = p.pod.DeepCopy()
 	rec.Handler = p.handler
 	rec.Hostname = p.hostname
+	rec.SELinuxLevel = r.selinux.newLevel()
 	rec.CreatedAt = time.Now()
 	if err := r.saveSandbox(rec); err != nil {
 		return id, true, err
@@ -264,7 +269,7 @@ func (r *Runtime) takeWarm(ctx context.Context, p podPlan) (id string, ok bool, 
 	go func() {
 		defer wg.Done()
 		if nameErr = setHostname(rec.Pause.PID, p.hostname); nameErr == nil {
-			nameErr = p.writeFiles(dir, podIPs(rec.Network))
+			nameErr = p.writeFiles(dir, sandboxIPs(rec))
 		}
 	}()
 	vols, volErr := r.volumes.Setup(ctx, dir, p.pod)

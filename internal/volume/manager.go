@@ -53,6 +53,9 @@ type Manager struct {
 	logger  *slog.Logger
 	sources Sources
 	now     func() time.Time
+	// allocatable is the node's allocatable, which a downward API
+	// resourceFieldRef to a limit the container does not set reads.
+	allocatable func() corev1.ResourceList
 }
 
 // Option configures a Manager.
@@ -65,12 +68,20 @@ func WithSources(s Sources) Option { return func(m *Manager) { m.sources = s } }
 // WithClock replaces time.Now for token rotation decisions (tests).
 func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
 
+// WithNodeAllocatable tells the Manager the node's allocatable, which a
+// downward API resourceFieldRef to a limit the container does not set
+// reads, as the kubelet substitutes it. Without it the machine's CPUs,
+// memory and root filesystem stand in.
+func WithNodeAllocatable(f func() corev1.ResourceList) Option {
+	return func(m *Manager) { m.allocatable = f }
+}
+
 // NewManager returns a Manager logging to logger (slog.Default() if nil).
 func NewManager(logger *slog.Logger, opts ...Option) *Manager {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	m := &Manager{logger: logger, now: time.Now}
+	m := &Manager{logger: logger, now: time.Now, allocatable: hostCapacity}
 	for _, o := range opts {
 		o(m)
 	}

@@ -47,7 +47,7 @@ func (m *Manager) setupProjection(ctx context.Context, podDir string, pod *corev
 	case v.DownwardAPI != nil:
 		plugin = PluginDownwardAPI
 		payload = map[string]fileProjection{}
-		err = downwardAPIPayload(pod, v.DownwardAPI.Items, modeOr(v.DownwardAPI.DefaultMode), fld+".downwardAPI", payload)
+		err = downwardAPIPayload(pod, v.DownwardAPI.Items, modeOr(v.DownwardAPI.DefaultMode), fld+".downwardAPI", m.allocatable(), payload)
 	case v.Projected != nil:
 		plugin = PluginProjected
 		payload, err = m.projectedPayload(ctx, pod, v.Projected, filepath.Join(podDir, "volumes", plugin, v.Name), fld+".projected")
@@ -178,7 +178,7 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *co
 		case s.Secret != nil:
 			err = m.secretPayload(ctx, pod, s.Secret.Name, s.Secret.Items, s.Secret.Optional, defaultMode, sf+".secret", payload)
 		case s.DownwardAPI != nil:
-			err = downwardAPIPayload(pod, s.DownwardAPI.Items, defaultMode, sf+".downwardAPI", payload)
+			err = downwardAPIPayload(pod, s.DownwardAPI.Items, defaultMode, sf+".downwardAPI", m.allocatable(), payload)
 		case s.ServiceAccountToken != nil:
 			err = m.tokenProjection(ctx, pod, s.ServiceAccountToken, tokenMode(src, pod), dir, sf+".serviceAccountToken", payload)
 		case s.ClusterTrustBundle != nil:
@@ -198,9 +198,9 @@ func (m *Manager) projectedPayload(ctx context.Context, pod *corev1.Pod, src *co
 // downwardAPIPayload renders downward API items as the kubelet does:
 // metadata.name/namespace/uid, metadata.labels and metadata.annotations
 // (sorted `key="value"` lines) or one label/annotation by key, and container
-// resource limits/requests (with divisor, rounded up; an unset limit is the
-// node's capacity, as the kubelet uses node allocatable).
-func downwardAPIPayload(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode int32, fld string, payload map[string]fileProjection) error {
+// resource limits/requests (with divisor, rounded up; an unset limit is
+// the node's allocatable, as the kubelet substitutes it).
+func downwardAPIPayload(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defaultMode int32, fld string, allocatable corev1.ResourceList, payload map[string]fileProjection) error {
 	for i, it := range items {
 		itf := fmt.Sprintf("%s.items[%d]", fld, i)
 		var (
@@ -214,7 +214,7 @@ func downwardAPIPayload(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, d
 				err = fmt.Errorf("%s.fieldRef.fieldPath: %w", itf, err)
 			}
 		case it.ResourceFieldRef != nil:
-			val, err = containerResource(pod, it.ResourceFieldRef)
+			val, err = containerResource(pod, it.ResourceFieldRef, allocatable)
 			if err != nil {
 				err = fmt.Errorf("%s.resourceFieldRef: %w", itf, err)
 			}
@@ -281,7 +281,7 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
-func containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (string, error) {
+func containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSelector, allocatable corev1.ResourceList) (string, error) {
 	var c *corev1.Container
 	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
 		for i := range list {
@@ -312,8 +312,8 @@ func containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (stri
 		if !set {
 			if kind == "requests" {
 				q = resource.Quantity{}
-			} else if q, set = nodeCapacity(name); !set {
-				return "", fmt.Errorf("unsupported resource %q", ref.Resource)
+			} else if q, set = allocatable[name]; !set {
+				return "", fmt.Errorf("%s has no limit and the node's allocatable %s is unknown", res, res)
 			}
 		}
 	}
@@ -330,26 +330,19 @@ func containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (stri
 	return "", fmt.Errorf("unsupported resource %q", ref.Resource)
 }
 
-// nodeCapacity is the node's total CPU and memory, standing in for the
-// kubelet's node allocatable when a container has no limit.
-func nodeCapacity(name corev1.ResourceName) (resource.Quantity, bool) {
-	switch name {
-	case corev1.ResourceCPU:
-		return *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI), true
-	case corev1.ResourceMemory:
-		var si unix.Sysinfo_t
-		if err := unix.Sysinfo(&si); err != nil {
-			return resource.Quantity{}, false
-		}
-		return *resource.NewQuantity(int64(si.Totalram)*int64(si.Unit), resource.BinarySI), true
-	case corev1.ResourceEphemeralStorage:
-		var st unix.Statfs_t
-		if err := unix.Statfs("/", &st); err != nil {
-			return resource.Quantity{}, false
-		}
-		return *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI), true
+// hostCapacity is the machine's CPUs, memory and root filesystem, the
+// node allocatable of a Manager not told it (WithNodeAllocatable).
+func hostCapacity() corev1.ResourceList {
+	c := corev1.ResourceList{corev1.ResourceCPU: *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI)}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		c[corev1.ResourceMemory] = *resource.NewQuantity(int64(si.Totalram)*int64(si.Unit), resource.BinarySI)
 	}
-	return resource.Quantity{}, false
+	var st unix.Statfs_t
+	if unix.Statfs("/", &st) == nil {
+		c[corev1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(st.Blocks)*st.Bsize, resource.BinarySI)
+	}
+	return c
 }
 
 // applyFSGroupReadOnly is the kubelet's SetVolumeOwnership for a read-only

@@ -342,3 +342,38 @@ func TestValidatePayloadPath(t *testing.T) {
 		}
 	}
 }
+
+// TestDownwardAPILimitsFromAllocatable: a resourceFieldRef to a limit the
+// container does not set reads the node's allocatable, divisor honoured,
+// as the kubelet's MergeContainerResourceLimits does. Pure.
+func TestDownwardAPILimitsFromAllocatable(t *testing.T) {
+	pod := testPod()
+	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
+	alloc := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3"), corev1.ResourceMemory: resource.MustParse("2Gi")}
+	ref := func(path, res, divisor string) corev1.DownwardAPIVolumeFile {
+		sel := &corev1.ResourceFieldSelector{ContainerName: "c", Resource: res}
+		if divisor != "" {
+			sel.Divisor = resource.MustParse(divisor)
+		}
+		return corev1.DownwardAPIVolumeFile{Path: path, ResourceFieldRef: sel}
+	}
+	payload := map[string]fileProjection{}
+	err := downwardAPIPayload(pod, []corev1.DownwardAPIVolumeFile{
+		ref("cpu", "limits.cpu", ""), ref("cpu_m", "limits.cpu", "1m"),
+		ref("mem", "limits.memory", "1Mi"), ref("cpu_req", "requests.cpu", ""),
+	}, 0o644, "spec.volumes[0].downwardAPI", alloc, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"cpu": "3", "cpu_m": "3000", "mem": "64", "cpu_req": "0"} {
+		if got := string(payload[p].data); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	err = downwardAPIPayload(pod, []corev1.DownwardAPIVolumeFile{ref("cpu", "limits.cpu", "")}, 0o644, "spec.volumes[0].downwardAPI", nil, map[string]fileProjection{})
+	if err == nil || !strings.Contains(err.Error(), "spec.volumes[0].downwardAPI.items[0].resourceFieldRef: cpu has no limit and the node's allocatable cpu is unknown") {
+		t.Errorf("without allocatable: %v", err)
+	}
+}

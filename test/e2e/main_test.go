@@ -11,7 +11,7 @@ import (
 
 var leakOptions = leakcheck.Options{
 	CgroupNames:  []string{e2eCgroup},
-	ProcessNames: []string{"peapod", "pause", "runc", "crun", "busybox", "sh", "sleep", "httpd", "etcd"},
+	ProcessNames: []string{"peapod", "pause", "pause-holder", "pause-pid1", "runc", "crun", "busybox", "sh", "sleep", "httpd", "etcd"},
 	// The pod network between nodes: its forward rules and its routes to
 	// peers, on the host (single-node clusters) and in every node's
 	// namespace (peapod cluster); its VXLAN device is among the links.

@@ -6,7 +6,7 @@
 // pkg/netns and CNI's pkg/ns:
 //
 //  1. New creates a namespace on a locked OS thread, pins it and switches
-//     the thread back.
+//     the thread back; Pin pins one a process already holds.
 //  2. Do runs a function inside a pinned namespace on a locked OS thread;
 //     only that goroutine (and processes it starts) is in the namespace.
 //  3. Remove unmounts and deletes the pin; it is idempotent.
@@ -40,27 +40,9 @@ const DefaultDir = "/run/netns"
 // It fails if dir/name already exists. On error nothing is left behind.
 // New does not change the calling goroutine's namespace.
 func New(dir, name string) (path string, retErr error) {
-	if dir == "" {
-		dir = DefaultDir
-	}
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return "", fmt.Errorf("create netns: invalid name %q", name)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create netns dir %s: %w", dir, err)
-	}
-	if err := ensureSharedMount(dir); err != nil {
-		return "", err
-	}
-
-	path = filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	path, err := pinFile(dir, name)
 	if err != nil {
-		return "", fmt.Errorf("create netns pin %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(path)
-		return "", fmt.Errorf("create netns pin %s: %w", path, err)
+		return "", err
 	}
 	defer func() {
 		if retErr != nil {
@@ -101,6 +83,53 @@ func New(dir, name string) (path string, retErr error) {
 	}()
 	if err := <-errCh; err != nil {
 		return "", fmt.Errorf("create netns %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// Pin pins the existing network namespace at nsPath (a process's
+// /proc/PID/ns/net, say) at dir/name, as New pins the one it creates, and
+// returns that path: containerd's NewNetNSFromPID, for a namespace made in
+// a pod's user namespace. It fails if dir/name already exists or nsPath is
+// not a network namespace; on error nothing is left behind.
+func Pin(nsPath, dir, name string) (path string, retErr error) {
+	if err := isNetNS(nsPath); err != nil {
+		return "", fmt.Errorf("pin netns: %w", err)
+	}
+	path, err := pinFile(dir, name)
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Mount(nsPath, path, "none", unix.MS_BIND, ""); err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("pin netns %s at %s: %w", nsPath, path, err)
+	}
+	return path, nil
+}
+
+// pinFile validates name, prepares dir (a shared mount point) and creates
+// the empty file dir/name a namespace is bind-mounted onto.
+func pinFile(dir, name string) (string, error) {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return "", fmt.Errorf("create netns: invalid name %q", name)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create netns dir %s: %w", dir, err)
+	}
+	if err := ensureSharedMount(dir); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("create netns pin %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("create netns pin %s: %w", path, err)
 	}
 	return path, nil
 }

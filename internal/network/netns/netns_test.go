@@ -156,3 +156,42 @@ func TestExistsAndBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPin: a namespace a process holds (here, one New pinned) pinned again
+// under another name is the same namespace, and outlives the first pin.
+func TestPin(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := tempDir(t)
+	first, err := New(dir, "made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(first) })
+	pinned, err := Pin(first, dir, "pinned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Remove(pinned) })
+	if inode(t, pinned) != inode(t, first) {
+		t.Fatal("the pin is another namespace")
+	}
+	want := inode(t, first)
+	if err := Remove(first); err != nil {
+		t.Fatal(err)
+	}
+	if !Exists(pinned) || inode(t, pinned) != want {
+		t.Fatal("the namespace did not outlive its first pin")
+	}
+	if _, err := Pin(pinned, dir, "pinned"); err == nil {
+		t.Error("pinning over an existing pin succeeded")
+	}
+	if _, err := Pin("/etc/hostname", dir, "bogus"); err == nil {
+		t.Error("a regular file was pinned as a netns")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bogus")); err == nil {
+		t.Error("a failed Pin left its pin file")
+	}
+	if err := Remove(pinned); err != nil || Exists(pinned) {
+		t.Fatalf("Remove: %v, exists %v", err, Exists(pinned))
+	}
+}

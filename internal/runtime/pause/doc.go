@@ -3,7 +3,12 @@
 // The infra process ("pause", a small static C program embedded in peapod,
 // built from pause.c by `make pause`) holds a pod's network, IPC and UTS
 // namespaces (and, with shareProcessNamespace, a PID namespace whose PID 1 it
-// forks). It is the child subreaper of the pod's containers: it launches
+// forks), or stays in the node's for a hostNetwork or hostIPC pod
+// (StartOptions.HostUTS, HostIPC). For a pod with its own user namespace
+// (hostUsers: false), StartHolder first starts `pause --hold` in it, with
+// network, IPC, UTS (and PID) namespaces the user namespace owns; pause
+// then joins those (IPCNSPath, UTSNSPath) without leaving the node's user
+// namespace, so it still launches the runtime as the node's root. It is the child subreaper of the pod's containers: it launches
 // the OCI runtime for each container, copies the container's stdout and
 // stderr into a Kubernetes CRI-format log file, and records the container's
 // exit status in an exit file. None of that depends on peapod staying alive:

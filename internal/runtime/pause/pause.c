@@ -12,9 +12,17 @@
  * Nothing here depends on peapod staying alive.
  *
  * Usage:
- *   pause --dir DIR [--netns PATH] [--hostname NAME] [--share-pid]
+ *   pause --dir DIR [--netns PATH] [--ipcns PATH] [--utsns PATH]
+ *         [--host-ipc] [--host-uts] [--hostname NAME] [--share-pid]
  *         [--log FILE] [--ready-fd N]
+ *   pause --hold                                   (see hold)
  *   pause --exec-shim STATUSFILE PIDFILE ARGV...   (see exec_shim)
+ *
+ * Namespaces: without --netns pause stays in the caller's network namespace
+ * (a hostNetwork pod). IPC and UTS are new namespaces unless --ipcns/--utsns
+ * name existing ones to join (those a user-namespace holder made) or
+ * --host-ipc/--host-uts keep the caller's (hostIPC, hostNetwork). The
+ * hostname is set only in a UTS namespace that is not the host's.
  *
  * Startup handshake on the ready fd (a socketpair end from peapod): after the
  * namespaces are set up pause reads one byte (peapod places it in its cgroup
@@ -945,8 +953,9 @@ static void pidns_reaper_sig(int sig)
 	_exit(0);
 }
 
-/* pidns_reaper is PID 1 of the pod's PID namespace: it only reaps. */
-static void pidns_reaper(void)
+/* reaper_loop only reaps children until SIGTERM or SIGINT; name is the
+ * process's comm. */
+static void reaper_loop(const char *name)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -958,9 +967,15 @@ static void pidns_reaper(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	prctl(PR_SET_NAME, "pause-pid1");
+	prctl(PR_SET_NAME, name);
 	for (;;)
 		pause();
+}
+
+/* pidns_reaper is PID 1 of the pod's PID namespace: it only reaps. */
+static void pidns_reaper(void)
+{
+	reaper_loop("pause-pid1");
 }
 
 static pid_t fork_pidns_reaper(void)
@@ -991,9 +1006,49 @@ static pid_t fork_pidns_reaper(void)
 static void usage(void)
 {
 	logf_("usage: pause --exec-shim STATUSFILE PIDFILE ARGV...");
-	logf_("usage: pause --dir DIR [--netns PATH] [--hostname NAME] "
+	logf_("usage: pause --hold");
+	logf_("usage: pause --dir DIR [--netns PATH] [--ipcns PATH] "
+	      "[--utsns PATH] [--host-ipc] [--host-uts] [--hostname NAME] "
 	      "[--share-pid] [--log FILE] [--ready-fd N]");
 	_exit(2);
+}
+
+/* hold is the --hold mode: the process peapod starts in a pod's new user
+ * namespace (with new network, IPC and UTS namespaces, and with
+ * shareProcessNamespace a new PID namespace, all owned by that user
+ * namespace), so that those namespaces belong to the pod's user namespace
+ * and its root may use them. It holds them and, when it is PID 1 of the
+ * pod's PID namespace, reaps; SIGTERM or SIGINT end it. */
+static int hold(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (syscall(SYS_close_range, 3, ~0U, 0) < 0) {
+		for (fd = 3; fd < 1024; fd++)
+			close(fd);
+	}
+	if (chdir("/") < 0) {
+		/* nothing to do: the holder touches no files */
+	}
+	reaper_loop("pause-holder");
+	return 0;
+}
+
+/* join_ns enters the namespace at path, of type nstype. */
+static void join_ns(const char *path, int nstype, const char *what)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(what);
+	if (setns(fd, nstype) < 0)
+		die(what);
+	close(fd);
 }
 
 /* exec_shim is the --exec-shim mode: a subreaper around a detached
@@ -1061,22 +1116,34 @@ out:
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *netns = NULL, *hostname = NULL, *logpath = NULL;
-	int share_pid = 0, ready = -1, i, fd, lfd, sfd;
+	const char *ipcns = NULL, *utsns = NULL;
+	int share_pid = 0, host_ipc = 0, host_uts = 0, ready = -1, i, fd, lfd,
+	    sfd, unshare_flags = 0;
 	struct sockaddr_un sa;
 	sigset_t mask;
 	char line[64];
 
 	if (argc > 1 && !strcmp(argv[1], "--exec-shim"))
 		return exec_shim(argc, argv);
+	if (argc == 2 && !strcmp(argv[1], "--hold"))
+		return hold();
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--share-pid"))
 			share_pid = 1;
+		else if (!strcmp(argv[i], "--host-ipc"))
+			host_ipc = 1;
+		else if (!strcmp(argv[i], "--host-uts"))
+			host_uts = 1;
 		else if (i + 1 >= argc)
 			usage();
 		else if (!strcmp(argv[i], "--dir"))
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--netns"))
 			netns = argv[++i];
+		else if (!strcmp(argv[i], "--ipcns"))
+			ipcns = argv[++i];
+		else if (!strcmp(argv[i], "--utsns"))
+			utsns = argv[++i];
 		else if (!strcmp(argv[i], "--hostname"))
 			hostname = argv[++i];
 		else if (!strcmp(argv[i], "--log"))
@@ -1086,7 +1153,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!dir)
+	if (!dir || (ipcns && host_ipc) || (utsns && host_uts))
 		usage();
 
 	/* stdio first, so diagnostics land in the log. */
@@ -1124,17 +1191,21 @@ int main(int argc, char **argv)
 	if (ready >= 0)
 		fcntl(ready, F_SETFD, FD_CLOEXEC);
 
-	if (netns) {
-		fd = open(netns, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			die("open netns");
-		if (setns(fd, CLONE_NEWNET) < 0)
-			die("setns netns");
-		close(fd);
-	}
-	if (unshare(CLONE_NEWIPC | CLONE_NEWUTS) < 0)
-		die("unshare ipc+uts");
-	if (hostname && sethostname(hostname, strlen(hostname)) < 0)
+	if (netns)
+		join_ns(netns, CLONE_NEWNET, "join netns");
+	if (ipcns)
+		join_ns(ipcns, CLONE_NEWIPC, "join ipc namespace");
+	else if (!host_ipc)
+		unshare_flags |= CLONE_NEWIPC;
+	if (utsns)
+		join_ns(utsns, CLONE_NEWUTS, "join uts namespace");
+	else if (!host_uts)
+		unshare_flags |= CLONE_NEWUTS;
+	if (unshare_flags && unshare(unshare_flags) < 0)
+		die("unshare ipc/uts");
+	/* Never the host's hostname: only a pod's own UTS namespace gets one. */
+	if (hostname && !host_uts &&
+	    sethostname(hostname, strlen(hostname)) < 0)
 		die("sethostname");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		die("set child subreaper");

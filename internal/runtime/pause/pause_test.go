@@ -391,3 +391,119 @@ func TestWaitExitContext(t *testing.T) {
 		t.Fatalf("es = %+v, err = %v", es, err)
 	}
 }
+
+func nsLink(t *testing.T, pid int, kind string) string {
+	t.Helper()
+	l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestHostNamespaces: without --netns and with HostIPC and HostUTS pause
+// stays in the caller's network, IPC and UTS namespaces (a hostNetwork,
+// hostIPC pod's) and leaves the hostname alone.
+func TestHostNamespaces(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bin := filepath.Join(tempDir(t), "pause")
+	if err := Install(bin); err != nil {
+		t.Fatal(err)
+	}
+	dir := tempDir(t)
+	host, _ := os.Hostname()
+	p, err := Start(t.Context(), StartOptions{Binary: bin, Dir: dir, HostIPC: true, HostUTS: true, Hostname: "never-set"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := Stop(context.Background(), *p, dir); err != nil {
+			t.Errorf("stop pause: %v", err)
+		}
+	}()
+	self := os.Getpid()
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		if nsLink(t, p.PID, kind) != nsLink(t, self, kind) {
+			t.Errorf("pause is not in the caller's %s namespace", kind)
+		}
+	}
+	if now, _ := os.Hostname(); now != host {
+		t.Errorf("the node's hostname changed from %q to %q", host, now)
+	}
+	if _, err := Start(t.Context(), StartOptions{Binary: bin, Dir: tempDir(t), HostIPC: true, IPCNSPath: "/proc/1/ns/ipc"}); err == nil {
+		t.Errorf("an IPC namespace both the host's and joined is accepted")
+	}
+}
+
+// TestHolder: the user-namespace holder maps the pod's range, owns new
+// network, IPC, UTS and PID namespaces (it is PID 1 of the last), and a
+// pause joining them stays in the node's user namespace, to launch the
+// runtime as the node's root.
+func TestHolder(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bin := filepath.Join(tempDir(t), "pause")
+	if err := Install(bin); err != nil {
+		t.Fatal(err)
+	}
+	const hostID = 9 * 65536
+	h, err := StartHolder(t.Context(), HolderOptions{Binary: bin, HostID: hostID, Length: 65536, SharePID: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = Stop(context.Background(), *h, "")
+		}
+	}()
+	uidMap, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", h.PID))
+	if got := strings.Join(strings.Fields(string(uidMap)), " "); got != "0 589824 65536" {
+		t.Errorf("holder uid_map %q", got)
+	}
+	// It names itself once it runs its loop, just after exec.
+	var comm []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if comm, _ = os.ReadFile(fmt.Sprintf("/proc/%d/comm", h.PID)); strings.TrimSpace(string(comm)) == "pause-holder" {
+			break
+		}
+	}
+	if strings.TrimSpace(string(comm)) != "pause-holder" || h.PIDNamespacePID != h.PID {
+		t.Errorf("holder comm %q, PID namespace PID %d (pid %d)", comm, h.PIDNamespacePID, h.PID)
+	}
+	self := os.Getpid()
+	for _, kind := range []string{"user", "net", "ipc", "uts", "pid"} {
+		if nsLink(t, h.PID, kind) == nsLink(t, self, kind) {
+			t.Errorf("holder shares the caller's %s namespace", kind)
+		}
+	}
+	dir := tempDir(t)
+	p, err := Start(t.Context(), StartOptions{Binary: bin, Dir: dir, NetNSPath: h.NamespacePath("net"),
+		IPCNSPath: h.NamespacePath("ipc"), UTSNSPath: h.NamespacePath("uts"), Hostname: "podhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"net", "ipc", "uts"} {
+		if nsLink(t, p.PID, kind) != nsLink(t, h.PID, kind) {
+			t.Errorf("pause did not join the holder's %s namespace", kind)
+		}
+	}
+	if nsLink(t, p.PID, "user") != nsLink(t, self, "user") {
+		t.Errorf("pause left the node's user namespace")
+	}
+	if out, err := exec.Command("nsenter", "-t", strconv.Itoa(h.PID), "-u", "hostname").Output(); err != nil || strings.TrimSpace(string(out)) != "podhost" {
+		t.Errorf("hostname in the pod's UTS namespace: %q, %v", out, err)
+	}
+	if err := Stop(context.Background(), *p, dir); err != nil {
+		t.Error(err)
+	}
+	if err := Stop(context.Background(), *h, ""); err != nil {
+		t.Error(err)
+	}
+	stopped = true
+	if Alive(*h) {
+		t.Errorf("holder alive after Stop")
+	}
+	if _, err := StartHolder(t.Context(), HolderOptions{Binary: bin, HostID: 0, Length: 65536}); err == nil {
+		t.Errorf("a holder mapping the host's root is accepted")
+	}
+}

@@ -33,9 +33,16 @@ type StartOptions struct {
 	// Dir/pause.sock. Its length is not limited by sun_path.
 	Dir string
 	// NetNSPath is the pinned network namespace to join; empty keeps the
-	// caller's (useful only in tests).
+	// caller's: the node's, for a hostNetwork pod.
 	NetNSPath string
-	// Hostname is set in the pod's new UTS namespace; empty leaves it.
+	// IPCNSPath and UTSNSPath name existing IPC and UTS namespaces to join
+	// (a user-namespace holder's, see StartHolder) instead of new ones.
+	IPCNSPath, UTSNSPath string
+	// HostIPC and HostUTS keep the caller's IPC and UTS namespaces
+	// (hostIPC; hostNetwork pods share the node's UTS namespace too).
+	HostIPC, HostUTS bool
+	// Hostname is set in the pod's own UTS namespace; empty leaves it. It
+	// is ignored with HostUTS: the node's hostname is never changed.
 	Hostname string
 	// SharePID makes pause fork a PID-1 reaper in a new PID namespace that
 	// the pod's containers join (Process.PIDNamespacePID).
@@ -66,6 +73,9 @@ func Start(ctx context.Context, opts StartOptions) (_ *Process, retErr error) {
 	if opts.Binary == "" || opts.Dir == "" {
 		return nil, fmt.Errorf("start pause: Binary and Dir are required")
 	}
+	if (opts.HostIPC && opts.IPCNSPath != "") || (opts.HostUTS && opts.UTSNSPath != "") {
+		return nil, fmt.Errorf("start pause: a namespace cannot be both the host's and joined by path")
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
@@ -89,7 +99,19 @@ func Start(ctx context.Context, opts StartOptions) (_ *Process, retErr error) {
 	if opts.NetNSPath != "" {
 		args = append(args, "--netns", opts.NetNSPath)
 	}
-	if opts.Hostname != "" {
+	if opts.IPCNSPath != "" {
+		args = append(args, "--ipcns", opts.IPCNSPath)
+	}
+	if opts.UTSNSPath != "" {
+		args = append(args, "--utsns", opts.UTSNSPath)
+	}
+	if opts.HostIPC {
+		args = append(args, "--host-ipc")
+	}
+	if opts.HostUTS {
+		args = append(args, "--host-uts")
+	}
+	if opts.Hostname != "" && !opts.HostUTS {
 		args = append(args, "--hostname", opts.Hostname)
 	}
 	if opts.SharePID {

@@ -11,7 +11,8 @@
 //     (hostname is what the UTS namespace gets; fqdn is "" without
 //     spec.subdomain).
 //  2. hosts := podfiles.Hosts(pod, podIPs, hostname, fqdn) once CNI has
-//     returned the pod IPs.
+//     returned the pod IPs; a hostNetwork pod instead has the node's
+//     hostname and podfiles.HostNetworkHosts(pod, nodeEtcHosts).
 //  3. resolv, err := podfiles.ResolvConf(pod, hostResolvConf, clusterDNS,
 //     clusterDomain).
 //  4. podfiles.Write(podDir, map[string][]byte{"hosts": hosts,

@@ -47,13 +47,30 @@ func Hosts(pod *corev1.Pod, podIPs []string, hostname, fqdn string) []byte {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, short)
 		}
 	}
-	if pod != nil && len(pod.Spec.HostAliases) > 0 {
-		b.WriteString("\n# Entries added by HostAliases.\n")
-		for _, a := range pod.Spec.HostAliases {
-			fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
-		}
-	}
+	writeHostAliases(&b, pod)
 	return b.Bytes()
+}
+
+// HostNetworkHosts returns a hostNetwork pod's /etc/hosts as the kubelet
+// writes it (nodeHostsFileContent): the header "# Kubernetes-managed hosts
+// file (host network).", the node's own hosts file as is, then
+// spec.hostAliases as Hosts adds them.
+func HostNetworkHosts(pod *corev1.Pod, nodeHosts []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Kubernetes-managed hosts file (host network).\n")
+	b.Write(nodeHosts)
+	writeHostAliases(&b, pod)
+	return b.Bytes()
+}
+
+func writeHostAliases(b *bytes.Buffer, pod *corev1.Pod) {
+	if pod == nil || len(pod.Spec.HostAliases) == 0 {
+		return
+	}
+	b.WriteString("\n# Entries added by HostAliases.\n")
+	for _, a := range pod.Spec.HostAliases {
+		fmt.Fprintf(b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
 }
 
 // Hostname is HostnameInDomain with DefaultClusterDomain.

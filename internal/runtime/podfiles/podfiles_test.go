@@ -177,6 +177,24 @@ func TestResolvConf(t *testing.T) {
 			want: "nameserver 192.0.2.1\n",
 		},
 		{
+			name: "hostNetwork ClusterFirstWithHostNet uses the cluster DNS",
+			pod: pod("p", "ns1", func(p *corev1.Pod) {
+				p.Spec.HostNetwork = true
+				p.Spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+			}),
+			host: "nameserver 192.0.2.1\n", clusterDNS: clusterDNS, domain: "cluster.local",
+			want: "search ns1.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+		},
+		{
+			name: "hostNetwork ClusterFirstWithHostNet without cluster DNS is Default",
+			pod: pod("p", "ns1", func(p *corev1.Pod) {
+				p.Spec.HostNetwork = true
+				p.Spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+			}),
+			host: "nameserver 192.0.2.1\n", domain: "cluster.local",
+			want: "nameserver 192.0.2.1\n",
+		},
+		{
 			name: "None with dnsConfig",
 			pod: pod("p", "ns1", func(p *corev1.Pod) {
 				p.Spec.DNSPolicy = corev1.DNSNone
@@ -337,5 +355,23 @@ func TestWrite(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "missing"), files); err == nil {
 		t.Error("Write into a missing dir succeeded")
+	}
+}
+
+func TestHostNetworkHosts(t *testing.T) {
+	node := "127.0.0.1\tlocalhost\n192.0.2.7\tnode1.example node1\n"
+	got := string(HostNetworkHosts(pod("web", "default", nil), []byte(node)))
+	if want := "# Kubernetes-managed hosts file (host network).\n" + node; got != want {
+		t.Errorf("HostNetworkHosts:\n%s\nwant:\n%s", got, want)
+	}
+	withAliases := pod("web", "default", func(p *corev1.Pod) {
+		p.Spec.HostNetwork = true
+		p.Spec.HostAliases = []corev1.HostAlias{{IP: "10.1.2.3", Hostnames: []string{"db", "db.local"}}}
+	})
+	got = string(HostNetworkHosts(withAliases, []byte(node)))
+	want := "# Kubernetes-managed hosts file (host network).\n" + node +
+		"\n# Entries added by HostAliases.\n10.1.2.3\tdb\tdb.local\n"
+	if got != want {
+		t.Errorf("HostNetworkHosts with aliases:\n%s\nwant:\n%s", got, want)
 	}
 }

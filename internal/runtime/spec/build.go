@@ -42,6 +42,15 @@ type SandboxNamespaces struct {
 	IPC string
 	UTS string
 	PID string // "" = a new PID namespace for this container
+	// User is the pod's user namespace, joined only with
+	// Input.UserNamespace set.
+	User string
+}
+
+// UserNamespace is a pod's ID range (hostUsers: false): container user
+// and group IDs 0..Length-1 are host IDs HostID..HostID+Length-1.
+type UserNamespace struct {
+	HostID, Length uint32
 }
 
 // Mount is one resolved volume mount, bound into the container.
@@ -54,6 +63,11 @@ type Mount struct {
 	// containers only). The caller is responsible for the host side being a
 	// shared (or slave) mount.
 	Propagation corev1.MountPropagationMode
+	// Locked are flags of the host side's mount ("nosuid", "nodev",
+	// "noexec") to repeat on the bind: in a user namespace they are locked,
+	// and a read-only remount that would clear them fails (runc before
+	// 1.1.9 does not carry them over by itself).
+	Locked []string
 }
 
 // RefKind names the kind of object a LookupFunc resolves.
@@ -103,7 +117,10 @@ type Input struct {
 	PodIP    string
 	PodIPs   []string
 	NodeName string
-	HostIP   string
+	// HostIP and HostIPs are the node's addresses (status.hostIP(s));
+	// HostIPs falls back to [HostIP].
+	HostIP  string
+	HostIPs []string
 	// NodeAllocatable stands in for unset cpu/memory limits in
 	// resourceFieldRef env vars, as the kubelet does.
 	NodeAllocatable corev1.ResourceList
@@ -124,6 +141,15 @@ type Input struct {
 	// SandboxID, if set, is recorded in the io.kubernetes.cri.sandbox-id
 	// annotation.
 	SandboxID string
+	// UserNamespace, for a pod with hostUsers: false, is its ID range: the
+	// container joins Namespaces.User and the spec carries the mappings
+	// (runc checks them against the namespace's). The caller shows the
+	// rootfs and volumes to it through idmapped mounts.
+	UserNamespace *UserNamespace
+	// SELinux are the container's labels where SELinux is enabled (see
+	// RenderSELinuxLabels); zero elsewhere, and seLinuxOptions are then
+	// ignored, as on a Kubernetes node without SELinux.
+	SELinux SELinuxLabels
 }
 
 // OCIVersion is the ociVersion Build writes. The types are runtime-spec
@@ -208,6 +234,7 @@ func Build(in Input) (*specs.Spec, error) {
 			Cwd:             cwd,
 			Capabilities:    caps,
 			NoNewPrivileges: noNewPrivs,
+			SelinuxLabel:    in.SELinux.Process,
 		},
 		Annotations: annotations(in),
 		Linux: &specs.Linux{
@@ -215,7 +242,15 @@ func Build(in Input) (*specs.Spec, error) {
 			Resources:   resources,
 			Namespaces:  namespaces(in),
 			Sysctl:      sysctls(in.Pod),
+			MountLabel:  in.SELinux.Mount,
 		},
+	}
+	if u := in.UserNamespace; u != nil {
+		if u.HostID == 0 || u.Length == 0 {
+			return nil, fmt.Errorf("%s: user namespace from host ID %d, length %d: the host's root may not be mapped and the range may not be empty: %w", path, u.HostID, u.Length, ErrInvalid)
+		}
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: u.HostID, Size: u.Length}}
+		s.Linux.UIDMappings, s.Linux.GIDMappings = m, append([]specs.LinuxIDMapping(nil), m...)
 	}
 	if in.DefaultRlimitNofile > 0 {
 		s.Process.Rlimits = []specs.POSIXRlimit{{
@@ -273,8 +308,9 @@ func containerPath(in Input) (string, error) {
 
 // namespaces returns the container's namespaces: a new mount namespace, the
 // sandbox's network, IPC, UTS and PID namespaces by path (or new ones where
-// the path is empty), none of those the pod shares with the host, and a new
-// cgroup namespace if asked for.
+// the path is empty), none of those the pod shares with the host, the
+// pod's user namespace if it has one, and a new cgroup namespace if asked
+// for.
 func namespaces(in Input) []specs.LinuxNamespace {
 	ps := in.Pod.Spec
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
@@ -288,6 +324,9 @@ func namespaces(in Input) []specs.LinuxNamespace {
 	}
 	if !ps.HostPID {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.Namespaces.PID})
+	}
+	if in.UserNamespace != nil {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.Namespaces.User})
 	}
 	if in.CgroupNamespace {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})

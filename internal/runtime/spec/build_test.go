@@ -111,6 +111,16 @@ func TestBuildNamespaces(t *testing.T) {
 			in.Namespaces = SandboxNamespaces{}
 			in.Pod.Spec.HostNetwork, in.Pod.Spec.HostIPC, in.Pod.Spec.HostPID = true, true, true
 		}, want: []specs.LinuxNamespace{ns("mount", "")}},
+		{name: "host network only keeps the pod's IPC and PID", mutate: func(in *Input) { in.Pod.Spec.HostNetwork = true },
+			want: []specs.LinuxNamespace{ns("mount", ""), ns("ipc", "/proc/1/ns/ipc"), ns("pid", "")}},
+		{name: "host PID only", mutate: func(in *Input) { in.Pod.Spec.HostPID = true },
+			want: []specs.LinuxNamespace{ns("mount", ""), ns("network", "/proc/1/ns/net"), ns("uts", "/proc/1/ns/uts"), ns("ipc", "/proc/1/ns/ipc")}},
+		{name: "user namespace joined", mutate: func(in *Input) {
+			in.Pod.Spec.HostUsers = ptr(false)
+			in.Namespaces.User = "/proc/3/ns/user"
+			in.UserNamespace = &UserNamespace{HostID: 131072, Length: 65536}
+		}, want: []specs.LinuxNamespace{ns("mount", ""), ns("network", "/proc/1/ns/net"), ns("uts", "/proc/1/ns/uts"),
+			ns("ipc", "/proc/1/ns/ipc"), ns("pid", ""), ns("user", "/proc/3/ns/user")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := testInput()
@@ -179,12 +189,6 @@ func TestBuildRefuses(t *testing.T) {
 			in.Container = &in.Pod.Spec.InitContainers[0]
 			in.Container.VolumeDevices = []corev1.VolumeDevice{{Name: "d", DevicePath: "/dev/xvda"}}
 		}, wantErr: "spec.initContainers[0].volumeDevices", sentinel: ErrUnsupported},
-		{name: "seLinuxOptions", mutate: func(in *Input) {
-			in.Container.SecurityContext = &corev1.SecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Level: "s0"}}
-		}, wantErr: "spec.containers[0].securityContext.seLinuxOptions: not supported yet", sentinel: ErrUnsupported},
-		{name: "pod seLinuxOptions", mutate: func(in *Input) {
-			in.Pod.Spec.SecurityContext = &corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Level: "s0"}}
-		}, wantErr: "spec.securityContext.seLinuxOptions", sentinel: ErrUnsupported},
 		{name: "windowsOptions", mutate: func(in *Input) {
 			in.Container.SecurityContext = &corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{}}
 		}, wantErr: "securityContext.windowsOptions", sentinel: ErrUnsupported},
@@ -197,8 +201,6 @@ func TestBuildRefuses(t *testing.T) {
 		{name: "procMount Unmasked", mutate: func(in *Input) {
 			in.Container.SecurityContext = &corev1.SecurityContext{ProcMount: ptr(corev1.UnmaskedProcMount)}
 		}, wantErr: "securityContext.procMount Unmasked: not supported yet", sentinel: ErrUnsupported},
-		{name: "hostUsers false", mutate: func(in *Input) { in.Pod.Spec.HostUsers = ptr(false) },
-			wantErr: "spec.hostUsers: not supported yet", sentinel: ErrUnsupported},
 		{name: "pod resources", mutate: func(in *Input) { in.Pod.Spec.Resources = &corev1.ResourceRequirements{} },
 			wantErr: "spec.resources: not supported yet", sentinel: ErrUnsupported},
 		{name: "windows pod", mutate: func(in *Input) { in.Pod.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
@@ -210,6 +212,9 @@ func TestBuildRefuses(t *testing.T) {
 		{name: "bindMountOptions", mutate: func(in *Input) {
 			in.Container.VolumeMounts = []corev1.VolumeMount{{Name: "v", MountPath: "/v", BindMountOptions: []string{"noexec"}}}
 		}, wantErr: "volumeMounts[0].bindMountOptions", sentinel: ErrUnsupported},
+		{name: "user namespace mapping the host's root", mutate: func(in *Input) {
+			in.UserNamespace = &UserNamespace{HostID: 0, Length: 65536}
+		}, wantErr: "spec.containers[0]: user namespace from host ID 0, length 65536: the host's root may not be mapped", sentinel: ErrInvalid},
 		{name: "not in pod", mutate: func(in *Input) { in.Container = &corev1.Container{Name: "ghost"} },
 			wantErr: "container \"ghost\" is not in pod default/web", sentinel: ErrInvalid},
 		{name: "relative rootfs", mutate: func(in *Input) { in.Rootfs = "rootfs" }, wantErr: "must be an absolute path", sentinel: ErrInvalid},
@@ -243,7 +248,47 @@ func TestBuildAccepts(t *testing.T) {
 	c.Resources.Limits = corev1.ResourceList{"ephemeral-storage": resource.MustParse("1Gi")}
 	in.Pod.Spec.OS = &corev1.PodOS{Name: corev1.Linux}
 	in.Pod.Spec.HostUsers = ptr(true)
-	if _, err := Build(in); err != nil {
+	// Ignored where SELinux is off: the runtime passes no labels then.
+	c.SecurityContext.SELinuxOptions = &corev1.SELinuxOptions{Type: "spc_t"}
+	in.Pod.Spec.SecurityContext = &corev1.PodSecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Level: "s0:c1,c2"}}
+	s, err := Build(in)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Process.SelinuxLabel != "" || s.Linux.MountLabel != "" {
+		t.Fatalf("labels without SELinux: %q, %q", s.Process.SelinuxLabel, s.Linux.MountLabel)
+	}
+}
+
+func TestBuildUserNamespaceMappings(t *testing.T) {
+	in := testInput()
+	in.Namespaces.User = "/proc/3/ns/user"
+	in.UserNamespace = &UserNamespace{HostID: 131072, Length: 65536}
+	s, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 131072, Size: 65536}}
+	if !reflect.DeepEqual(s.Linux.UIDMappings, want) || !reflect.DeepEqual(s.Linux.GIDMappings, want) {
+		t.Fatalf("uid mappings %+v, gid mappings %+v, want %+v", s.Linux.UIDMappings, s.Linux.GIDMappings, want)
+	}
+	if s.Process.User.UID != 0 {
+		t.Fatalf("uid %d inside, want 0 (the image's root, host ID 131072)", s.Process.User.UID)
+	}
+	in.UserNamespace = nil
+	if s, err = Build(in); err != nil || s.Linux.UIDMappings != nil || hasNamespace(s.Linux.Namespaces, specs.UserNamespace, "/proc/3/ns/user") {
+		t.Fatalf("without UserNamespace: mappings %+v, namespaces %+v, err %v", s.Linux.UIDMappings, s.Linux.Namespaces, err)
+	}
+}
+
+func TestBuildSELinuxLabels(t *testing.T) {
+	in := testInput()
+	in.SELinux = SELinuxLabels{Process: "system_u:system_r:container_t:s0:c1,c2", Mount: "system_u:object_r:container_file_t:s0:c1,c2"}
+	s, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Process.SelinuxLabel != in.SELinux.Process || s.Linux.MountLabel != in.SELinux.Mount {
+		t.Fatalf("labels %q, %q", s.Process.SelinuxLabel, s.Linux.MountLabel)
 	}
 }

@@ -32,9 +32,10 @@
 //   - env: image env, HOSTNAME, env and envFrom, valueFrom.fieldRef
 //     (metadata.name/namespace/uid, metadata.labels['k'],
 //     metadata.annotations['k'], spec.nodeName, spec.serviceAccountName,
-//     status.podIP(s), status.hostIP(s)), valueFrom.resourceFieldRef (cpu and
-//     memory limits/requests with divisor), configMapKeyRef, secretKeyRef and
-//     envFrom when Input.Lookup is set (Env);
+//     status.podIP(s), status.hostIP(s)), valueFrom.resourceFieldRef (cpu,
+//     memory and ephemeral-storage limits/requests with divisor, an unset
+//     limit reading Input.NodeAllocatable), configMapKeyRef, secretKeyRef
+//     and envFrom when Input.Lookup is set (Env);
 //   - user: runAsUser/runAsGroup (container over pod), image USER in every
 //     form resolved against the rootfs's passwd/group, supplementalGroups,
 //     supplementalGroupsPolicy, fsGroup, runAsNonRoot;
@@ -43,14 +44,20 @@
 //     RuntimeDefault/Unconfined (RuntimeDefault when unset, see
 //     UnsetSeccompProfile), procMount Default, pod sysctls;
 //   - cpu and memory limits and requests (CFS quota/period, shares, memory
-//     limit), hostNetwork/hostIPC/hostPID, bind mounts with mountPropagation.
+//     limit), hostNetwork/hostIPC/hostPID (no network and UTS, IPC or PID
+//     namespace of the pod's), bind mounts with mountPropagation;
+//   - hostUsers: false: the pod's user namespace joined by path with its ID
+//     mappings (Input.UserNamespace; the caller idmaps rootfs and volumes);
+//   - seLinuxOptions: the process and mount labels the caller renders with
+//     RenderSELinuxLabels where SELinux is enabled (Input.SELinux); without
+//     labels they are ignored, as on a node without SELinux.
 //
 // Refused with ErrUnsupported (the error names the field): volumeDevices,
 // resizePolicy, resources.claims, extended and hugepages resources,
-// seLinuxOptions, windowsOptions, appArmorProfile other than Unconfined,
-// seccompProfile Localhost, procMount Unmasked, hostUsers=false, pod-level
-// spec.resources, os.name other than linux, volumeMounts with
-// recursiveReadOnly Enabled or bindMountOptions, valueFrom.fileKeyRef, and
+// windowsOptions, appArmorProfile other than Unconfined, seccompProfile
+// Localhost, procMount Unmasked, pod-level spec.resources, os.name other
+// than linux, volumeMounts with recursiveReadOnly Enabled or
+// bindMountOptions, valueFrom.fileKeyRef, and
 // configMapKeyRef/secretKeyRef/envFrom when no Lookup is given.
 //
 // Accepted and ignored because other packages own them or they do not reach

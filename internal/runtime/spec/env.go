@@ -227,7 +227,15 @@ func fieldRefValue(in Input, ref *corev1.ObjectFieldSelector, fp string) (string
 			return strings.Join(in.PodIPs, ","), nil
 		}
 		return in.PodIP, nil
-	case "status.hostIP", "status.hostIPs":
+	case "status.hostIP":
+		if in.HostIP == "" && len(in.HostIPs) > 0 {
+			return in.HostIPs[0], nil
+		}
+		return in.HostIP, nil
+	case "status.hostIPs":
+		if len(in.HostIPs) > 0 {
+			return strings.Join(in.HostIPs, ","), nil
+		}
 		return in.HostIP, nil
 	default:
 		if k, ok := subscript(p, "metadata.labels"); ok {
@@ -249,10 +257,10 @@ func subscript(p, prefix string) (string, bool) {
 	return strings.TrimSuffix(rest, "']"), true
 }
 
-// resourceFieldRefValue implements resourceFieldRef for cpu and memory limits
-// and requests. An unset limit reads as the node's allocatable, as in the
-// kubelet; cpu rounds up to whole divisors of millicores, memory to whole
-// divisors of bytes.
+// resourceFieldRefValue implements resourceFieldRef for cpu, memory and
+// ephemeral-storage limits and requests. An unset limit reads as the
+// node's allocatable, as in the kubelet; cpu rounds up to whole divisors
+// of millicores, memory and storage to whole divisors of bytes.
 func resourceFieldRefValue(in Input, ref *corev1.ResourceFieldSelector, fp string) (string, error) {
 	c := in.Container
 	if ref.ContainerName != "" && ref.ContainerName != c.Name {
@@ -266,7 +274,7 @@ func resourceFieldRefValue(in Input, ref *corev1.ResourceFieldSelector, fp strin
 		divisor = resource.MustParse("1")
 	}
 	kind, name, _ := strings.Cut(ref.Resource, ".")
-	if name != "cpu" && name != "memory" {
+	if name != "cpu" && name != "memory" && name != "ephemeral-storage" {
 		return "", fmt.Errorf("%s: resource %q: %w", fp, ref.Resource, ErrUnsupported)
 	}
 	rn := corev1.ResourceName(name)

@@ -89,8 +89,20 @@ func TestEnv(t *testing.T) {
 			}, want: []string{defaultPath, "HOSTNAME=web", "CL=2"}},
 		{name: "resourceFieldRef no limit no allocatable", env: []corev1.EnvVar{resEnv("CL", "", "limits.memory", "")},
 			wantErr: "env[0].valueFrom.resourceFieldRef: memory has no limit", sentinel: ErrInvalid},
-		{name: "resourceFieldRef ephemeral-storage", env: []corev1.EnvVar{resEnv("E", "", "limits.ephemeral-storage", "")},
-			wantErr: "resourceFieldRef: resource \"limits.ephemeral-storage\"", sentinel: ErrUnsupported},
+		{name: "resourceFieldRef without limits reads node allocatable, divisor honoured", env: []corev1.EnvVar{
+			resEnv("CL", "", "limits.cpu", "1m"), resEnv("ML", "", "limits.memory", "1Mi"),
+			resEnv("EL", "", "limits.ephemeral-storage", "1Gi"), resEnv("ER", "", "requests.ephemeral-storage", ""),
+			resEnv("CR", "", "requests.cpu", ""),
+		}, mutate: func(in *Input) {
+			in.Image.Env = nil
+			in.NodeAllocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"),
+				corev1.ResourceMemory: resource.MustParse("3Gi"), corev1.ResourceEphemeralStorage: resource.MustParse("10Gi")}
+		}, want: []string{defaultPath, "HOSTNAME=web", "CL=2000", "ML=3072", "EL=10", "ER=0", "CR=0"}},
+		{name: "resourceFieldRef hugepages", env: []corev1.EnvVar{resEnv("H", "", "limits.hugepages-2Mi", "")},
+			wantErr: "resourceFieldRef: resource \"limits.hugepages-2Mi\"", sentinel: ErrUnsupported},
+		{name: "hostIPs", env: []corev1.EnvVar{fieldEnv("HIP", "status.hostIP"), fieldEnv("HIPS", "status.hostIPs")},
+			mutate: func(in *Input) { in.Image.Env = nil; in.HostIP = ""; in.HostIPs = []string{"192.168.1.1", "fd00::1"} },
+			want:   []string{defaultPath, "HOSTNAME=web", "HIP=192.168.1.1", "HIPS=192.168.1.1,fd00::1"}},
 		{name: "configMapKeyRef without lookup", env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "2"}, {Name: "C", ValueFrom: cmRef("cfg", "a", false)}},
 			mutate: func(in *Input) { in.Lookup = nil }, wantErr: "spec.containers[0].env[2].valueFrom.configMapKeyRef: not supported yet", sentinel: ErrUnsupported},
 		{name: "envFrom without lookup", envFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}}}},

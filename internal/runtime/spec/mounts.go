@@ -120,6 +120,7 @@ func buildMounts(in Input, privileged bool, path string) ([]specs.Mount, string,
 		} else {
 			opts = append(opts, "rw")
 		}
+		opts = append(opts, m.Locked...)
 		out = append(out, specs.Mount{Destination: m.ContainerPath, Type: "bind", Source: m.HostPath, Options: opts})
 	}
 	return out, rootProp, nil

@@ -81,6 +81,9 @@ func TestBuildMounts(t *testing.T) {
 		{name: "host to container", mutate: func(in *Input) {
 			in.Mounts = []Mount{{HostPath: "/a", ContainerPath: "/a", Propagation: corev1.MountPropagationHostToContainer}}
 		}, prop: "rslave", want: []string{proc, dev, pts, shm, mqueue, sysRO, cgRO, "/a bind /a rbind,rslave,rw"}},
+		{name: "locked flags of the source repeated", mutate: func(in *Input) {
+			in.Mounts = []Mount{{HostPath: "/secret", ContainerPath: "/s", ReadOnly: true, Locked: []string{"nosuid", "nodev", "noexec"}}}
+		}, want: []string{proc, dev, pts, shm, mqueue, sysRO, cgRO, "/s bind /secret rbind,rprivate,ro,nosuid,nodev,noexec"}},
 		{name: "bidirectional unprivileged", mutate: func(in *Input) {
 			in.Mounts = []Mount{{HostPath: "/b", ContainerPath: "/b", Propagation: corev1.MountPropagationBidirectional}}
 		}, wantErr: "only to privileged containers"},

@@ -16,16 +16,10 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 	if ps.OS != nil && ps.OS.Name != corev1.Linux {
 		return unsupported(fmt.Sprintf("spec.os.name %s", ps.OS.Name))
 	}
-	if ps.HostUsers != nil && !*ps.HostUsers {
-		return unsupported("spec.hostUsers")
-	}
 	if ps.Resources != nil {
 		return unsupported("spec.resources")
 	}
 	if psc := ps.SecurityContext; psc != nil {
-		if psc.SELinuxOptions != nil {
-			return unsupported("spec.securityContext.seLinuxOptions")
-		}
 		if psc.WindowsOptions != nil {
 			return unsupported("spec.securityContext.windowsOptions")
 		}
@@ -51,9 +45,6 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 	}
 	if sc := c.SecurityContext; sc != nil {
 		fp := path + ".securityContext"
-		if sc.SELinuxOptions != nil {
-			return unsupported(fp + ".seLinuxOptions")
-		}
 		if sc.WindowsOptions != nil {
 			return unsupported(fp + ".windowsOptions")
 		}
