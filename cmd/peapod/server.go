@@ -1,30 +1,42 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/daemon"
+	"github.com/peapod/peapod/internal/dns"
 )
 
 func newServerCommand() *cobra.Command {
 	var flags nodeFlags
 	var cfg daemon.ServerConfig
+	var clusterDNS string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API server, scheduler and controllers, and this machine's node",
 		Long: `server runs a Kubernetes-compatible API (HTTPS, authenticated) with its
 state in etcd (embedded in <data-dir>/etcd and reached only over TLS with
 client certificates, unless --etcd-servers is given; Secrets encrypted at
-rest), the scheduler and controllers, and, unless --disable-agent, the node
-agent for this machine: one command, a working single-node cluster. Use it
-with kubectl and <data-dir>/admin.kubeconfig. The cluster's network settings
-(--cluster-cidr, --node-cidr-mask-size, --service-cidr, --network-backend)
-are published in ConfigMap kube-system/peapod-network and fixed for the
-cluster's life: a restart with other values is refused.`,
+rest), the scheduler and controllers, the cluster DNS, and, unless
+--disable-agent, the node agent for this machine: one command, a working
+single-node cluster. Use it with kubectl and <data-dir>/admin.kubeconfig.
+The cluster's network settings (--cluster-cidr, --node-cidr-mask-size,
+--service-cidr, --network-backend) are published in ConfigMap
+kube-system/peapod-network and fixed for the cluster's life: a restart
+with other values is refused.
+
+The cluster DNS answers <service>.<namespace>.svc.<cluster-domain> and the
+other names of the Kubernetes DNS specification on this node's address,
+port --cluster-dns-port (UDP and TCP), behind Service kube-system/kube-dns
+(ClusterIP --cluster-dns), and forwards every other name to the node's
+resolvers (or --cluster-dns-upstream). Pods with dnsPolicy ClusterFirst get
+it as their nameserver.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			node, err := flags.node()
@@ -32,6 +44,11 @@ cluster's life: a restart with other values is refused.`,
 				return err
 			}
 			cfg.Node = node
+			if clusterDNS != "" {
+				if cfg.DNS.ClusterDNS, err = netip.ParseAddr(clusterDNS); err != nil {
+					return fmt.Errorf("--cluster-dns %q: not an IP address", clusterDNS)
+				}
+			}
 			cfg.API.DataDir = node.DataDir
 			// Kubernetes applies the default toleration at admission
 			// (kube-apiserver) and the eviction in the controller.
@@ -55,6 +72,10 @@ cluster's life: a restart with other values is refused.`,
 	f.StringVar(&cfg.API.EtcdKeyFile, "etcd-keyfile", "", "client key for the external etcd (with --etcd-certfile)")
 	f.StringVar(&cfg.API.EncryptionProviderConfig, "encryption-provider-config", "", "apiserver.config.k8s.io/v1 EncryptionConfiguration: which resources are encrypted at rest, with which keys (default: <data-dir>/pki/encryption-config.yaml, generated with a random key, encrypting Secrets)")
 	f.StringVar(&cfg.API.TokenFile, "token-file", "", "static bearer tokens (token,user,uid,\"group1,group2\")")
+	f.StringVar(&clusterDNS, "cluster-dns", "", "ClusterIP of the kube-dns Service, the nameserver of ClusterFirst pods (default: the 10th address of the Service range, 10.96.0.10)")
+	f.StringVar(&cfg.DNS.ClusterDomain, "cluster-domain", dns.DefaultClusterDomain, "the cluster's DNS domain: <service>.<namespace>.svc.<domain>, and the pods' search path")
+	f.IntVar(&cfg.DNS.Port, "cluster-dns-port", dns.DefaultPort, "port the cluster DNS listens on, UDP and TCP, on this node's address; kube-dns's port 53 leads to it")
+	f.StringSliceVar(&cfg.DNS.Upstreams, "cluster-dns-upstream", nil, "resolvers (IP or IP:PORT) for names outside the cluster (default: the nameservers of /etc/resolv.conf, or of /run/systemd/resolve/resolv.conf when systemd-resolved runs)")
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run only the control plane, no pods on this machine")
 	f.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its Lease before it is marked NotReady/Unknown")
 	f.Int64Var(&cfg.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node before eviction")

@@ -27,17 +27,23 @@ type sizes struct {
 	// Profiled is the unmeasured series of pod starts perf records.
 	OneByOne, Profiled, Burst, Apply, Density, Pending, Watches int
 	CPUWindow                                                   time.Duration
+	// DNSWindow is how long the cluster DNS is loaded; DNSServices how
+	// many new Services are timed until they resolve.
+	DNSWindow   time.Duration
+	DNSServices int
 }
 
-var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200, CPUWindow: 30 * time.Second}
-var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20, CPUWindow: 3 * time.Second}
+var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200, CPUWindow: 30 * time.Second,
+	DNSWindow: 5 * time.Second, DNSServices: 20}
+var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20, CPUWindow: 3 * time.Second,
+	DNSWindow: time.Second, DNSServices: 3}
 
 func main() {
 	peapodBin := flag.String("peapod", "bin/peapod", "the peapod binary to benchmark")
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
-	only := flag.String("only", "", `"podstart": only the pod-start figures; "multinode": only the multi-node figures (issue 10); printed, docs untouched`)
+	only := flag.String("only", "", `"podstart", "dns" or "multinode" (issue 10): only those figures, printed, docs untouched (for profiling work)`)
 	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -126,6 +132,7 @@ type bench struct {
 	pod, floor                               netResult
 	teardown                                 time.Duration
 	cp                                       controlPlaneResult
+	dns                                      dnsResult
 	mn                                       multiNodeResult
 	have                                     map[string]bool
 }

@@ -14,10 +14,12 @@ import (
 func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string, sz sizes) error {
 	switch what {
 	case "podstart":
+	case "dns":
+		return runOnlyDNS(ctx, bin, busybox, serverArgs, sz)
 	case "multinode":
 		return runOnlyMultiNode(ctx, bin, busybox, sz)
 	default:
-		return fmt.Errorf("-only %q: want podstart or multinode", what)
+		return fmt.Errorf("-only %q: the parts are podstart, dns and multinode", what)
 	}
 	preclean()
 	defer preclean()
@@ -56,6 +58,28 @@ func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string
 
 func printFigures(what string, took []time.Duration) {
 	fmt.Printf("%-40s n=%-3d p50 %6.1f ms  p99 %6.1f ms\n", what, len(took), percentile(took, .5), percentile(took, .99))
+}
+
+// runOnlyDNS runs the cluster DNS benchmark alone and prints its figures.
+func runOnlyDNS(ctx context.Context, bin, busybox string, serverArgs []string, sz sizes) error {
+	preclean()
+	defer preclean()
+	c, err := startCluster(ctx, bin, busybox, serverArgs...)
+	defer c.stop()
+	if err != nil {
+		return err
+	}
+	if err := c.namespace(ctx, "dnsb"); err != nil {
+		return err
+	}
+	r, err := measureDNS(ctx, c, "dnsb", sz.DNSWindow, sz.DNSServices)
+	if err != nil {
+		logf("peapod server log (tail):\n%s", c.tail())
+		return err
+	}
+	fmt.Printf("cluster DNS %s: %.0f queries/s (%d failed), latency p50 %.3f ms p99 %.3f ms; new Service resolvable p50 %.1f ms p99 %.1f ms\n",
+		r.Path, r.QPS, r.Failed, percentile(r.Lat, .5), percentile(r.Lat, .99), percentile(r.Propagation, .5), percentile(r.Propagation, .99))
+	return c.deleteAll(ctx)
 }
 
 // runOnlyMultiNode runs the multi-node section alone and prints its rows

@@ -193,6 +193,20 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		return nil
 	})
 
+	section("cluster DNS", func() error {
+		if err := c.namespace(ctx, "dnsb"); err != nil {
+			return err
+		}
+		r, err := measureDNS(ctx, c, "dnsb", b.sz.DNSWindow, b.sz.DNSServices)
+		if err != nil {
+			return err
+		}
+		b.dns = r
+		b.have["dns"] = true
+		b.dnsRows(add)
+		return nil
+	})
+
 	section("control plane", func() error {
 		if err := c.namespace(ctx, "cp"); err != nil {
 			return err

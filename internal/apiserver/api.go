@@ -64,6 +64,9 @@ type apiOptions struct {
 	// ServiceCIDR is the IPv4 range ClusterIPs come from; default
 	// 10.96.0.0/12. NodePortRange defaults to 30000-32767.
 	ServiceCIDR, NodePortRange string
+	// ReservedServiceIPs are never handed out to a Service that asks for
+	// no particular ClusterIP (see Config.ReservedServiceIPs).
+	ReservedServiceIPs []string
 }
 
 func newAPI(opts apiOptions) *api {
@@ -97,7 +100,7 @@ func newAPI(opts apiOptions) *api {
 		a.register(r)
 	}
 	a.openapi = newOpenAPI(a)
-	a.services = newServiceAllocators(a, opts.ServiceCIDR, opts.NodePortRange)
+	a.services = newServiceAllocators(a, opts.ServiceCIDR, opts.NodePortRange, opts.ReservedServiceIPs)
 	return a
 }
 

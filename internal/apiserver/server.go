@@ -91,6 +91,10 @@ type Config struct {
 	// 10.96.0.0/12 (its first address is the kubernetes Service's).
 	// NodePortRange defaults to 30000-32767.
 	ServiceCIDR, NodePortRange string
+	// ReservedServiceIPs are ClusterIPs of the server's own Services (the
+	// cluster DNS's, --cluster-dns): dynamic allocation never hands them
+	// out, so only a Service asking for one by its address gets it.
+	ReservedServiceIPs []string
 	// AutomountServiceAccountTokens turns on the ServiceAccount admission's
 	// kube-api-access-* volume for new pods (admission_serviceaccount.go).
 	// Off by default until the node agent serves projected
@@ -198,7 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	}
 	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
 		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM,
-		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange})
+		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange, ReservedServiceIPs: cfg.ReservedServiceIPs})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
 		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: newAPIGraph(s.api)},

@@ -127,6 +127,17 @@ type rangeAllocator struct {
 	size  int
 	mu    sync.Mutex
 	randn func(n int) int
+	// reserved offsets are skipped by allocateNext: only a request for
+	// that very item (allocate) takes one.
+	reserved map[int]bool
+}
+
+// reserve keeps off out of dynamic allocation. Call before use.
+func (r *rangeAllocator) reserve(off int) {
+	if r.reserved == nil {
+		r.reserved = map[int]bool{}
+	}
+	r.reserved[off] = true
 }
 
 func newRangeAllocator(a *api, key, rng string, size int) *rangeAllocator {
@@ -196,10 +207,17 @@ func (r *rangeAllocator) allocate(ctx context.Context, off int, used error) erro
 func (r *rangeAllocator) allocateNext(ctx context.Context) (int, error) {
 	var got int
 	err := r.modify(ctx, func(b *bitmap) (bool, error) {
+		search := b
+		if len(r.reserved) > 0 { // search a copy where reserved items look used
+			search = newBitmap(r.size, b.bits)
+			for off := range r.reserved {
+				search.set(off)
+			}
+		}
 		band := staticBand(r.size)
-		off, ok := b.next(band+r.randn(max(r.size-band, 1)), band, r.size)
+		off, ok := search.next(band+r.randn(max(r.size-band, 1)), band, r.size)
 		if !ok {
-			off, ok = b.next(0, 0, band)
+			off, ok = search.next(0, 0, band)
 		}
 		if !ok {
 			return false, errRangeFull

@@ -42,7 +42,7 @@ type serviceAllocators struct {
 	portA *rangeAllocator
 }
 
-func newServiceAllocators(a *api, cidr, ports string) *serviceAllocators {
+func newServiceAllocators(a *api, cidr, ports string, reserved []string) *serviceAllocators {
 	if cidr == "" {
 		cidr = DefaultServiceCIDR
 	}
@@ -58,6 +58,13 @@ func newServiceAllocators(a *api, cidr, ports string) *serviceAllocators {
 		return s
 	}
 	s.ipA = newRangeAllocator(a, serviceIPsKey, s.ips.cidr.String(), s.ips.size)
+	for _, ip := range reserved {
+		if off, ok := s.ips.offset(ip); ok {
+			s.ipA.reserve(off)
+		} else {
+			a.log.Warn("reserved ClusterIP outside the service range; ignored", "ip", ip, "range", s.ips.cidr)
+		}
+	}
 	s.portA = newRangeAllocator(a, serviceNodesKey, s.ports.String(), s.ports.size)
 	return s
 }

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -195,4 +196,38 @@ ports: [{name: http, port: 70000, protocol: ICMP}]
 		t.Errorf("slice table: %s", r.body)
 	}
 	_ = time.Second
+}
+
+// TestReservedServiceIP: the cluster DNS's address is never handed to a
+// Service that asks for none, even when it is the last free one, and a
+// Service asking for it by address gets it.
+func TestReservedServiceIP(t *testing.T) {
+	mem := storage.NewMemory()
+	defer mem.Close()
+	a := newAPI(apiOptions{Store: mem, ServiceCIDR: "10.96.0.0/28", ReservedServiceIPs: []string{"10.96.0.10"},
+		Authn: NewTokenAuthenticator(map[string]User{adminToken: {Name: "admin", Groups: []string{"system:masters"}}})})
+	if err := a.bootstrap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	const svcs = "/api/v1/namespaces/default/services"
+	svc := func(name, spec string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + "}\nspec: " + spec + "\n"
+	}
+	// 14 usable addresses: the kubernetes Service holds one, DNS is reserved, 12 remain.
+	for i := range 12 {
+		r := do(t, srv, "POST", svcs, "application/yaml", svc(fmt.Sprintf("s%d", i), "{ports: [{port: 80}]}"))
+		if r.code != 201 || jfield(r.obj, "spec", "clusterIP") == "10.96.0.10" {
+			t.Fatalf("service %d: %d %s", i, r.code, r.body)
+		}
+	}
+	if r := do(t, srv, "POST", svcs, "application/yaml", svc("full", "{ports: [{port: 80}]}")); r.code == 201 {
+		t.Fatalf("the reserved address was handed out: %s", r.body)
+	}
+	r := do(t, srv, "POST", "/api/v1/namespaces/kube-system/services", "application/yaml",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns}\nspec: {clusterIP: 10.96.0.10, ports: [{port: 53, protocol: UDP}]}\n")
+	if r.code != 201 {
+		t.Fatalf("asking for the reserved address: %d %s", r.code, r.body)
+	}
 }

@@ -30,14 +30,21 @@ func (s Settings) ConfigMap() *corev1.ConfigMap {
 
 // Ensure publishes s in the cluster's ConfigMap, or, when the cluster
 // already has one, checks that s does not change it (see CheckUnchanged).
-// s must be valid. It is what a starting server calls once its API serves,
-// before any controller or node runs.
-func Ensure(ctx context.Context, client kubernetes.Interface, s Settings) error {
+// extra are keys of other parts riding along for every node (the cluster
+// DNS address and domain): unlike the network settings they may change
+// from one start to the next, so they are written as given. s must be
+// valid. It is what a starting server calls once its API serves, before
+// any controller or node runs.
+func Ensure(ctx context.Context, client kubernetes.Interface, s Settings, extra map[string]string) error {
 	cms := client.CoreV1().ConfigMaps(ConfigMapNamespace)
 	for {
 		cm, err := cms.Get(ctx, ConfigMapName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			_, err = cms.Create(ctx, s.ConfigMap(), metav1.CreateOptions{})
+			want := s.ConfigMap()
+			for k, v := range extra {
+				want.Data[k] = v
+			}
+			_, err = cms.Create(ctx, want, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				continue // another server published first: check against it
 			}
@@ -53,15 +60,35 @@ func Ensure(ctx context.Context, client kubernetes.Interface, s Settings) error 
 		if err != nil {
 			return err
 		}
-		return s.CheckUnchanged(stored)
+		if err := s.CheckUnchanged(stored); err != nil {
+			return err
+		}
+		changed := false
+		for k, v := range extra {
+			if cm.Data[k] != v {
+				cm.Data[k], changed = v, true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			continue // another server wrote meanwhile: check against it
+		}
+		if err != nil {
+			return fmt.Errorf("update ConfigMap %s/%s: %w", ConfigMapNamespace, ConfigMapName, err)
+		}
+		return nil
 	}
 }
 
-// Read returns the cluster's settings from its ConfigMap, waiting with a
-// watch (and saying so in log) until the ConfigMap exists. It needs only
-// get, list and watch of that one ConfigMap, which the node authorizer
-// gives every node. It returns when ctx ends.
-func Read(ctx context.Context, client kubernetes.Interface, log *slog.Logger) (Settings, error) {
+// Read returns the cluster's settings from its ConfigMap, and the
+// ConfigMap's whole data for the keys other parts publish there (see
+// Ensure), waiting with a watch (and saying so in log) until the ConfigMap
+// exists. It needs only get, list and watch of that one ConfigMap, which
+// the node authorizer gives every node. It returns when ctx ends.
+func Read(ctx context.Context, client kubernetes.Interface, log *slog.Logger) (Settings, map[string]string, error) {
 	cms := client.CoreV1().ConfigMaps(ConfigMapNamespace)
 	cm, err := cms.Get(ctx, ConfigMapName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -69,9 +96,10 @@ func Read(ctx context.Context, client kubernetes.Interface, log *slog.Logger) (S
 		cm, err = waitForConfigMap(ctx, client)
 	}
 	if err != nil {
-		return Settings{}, fmt.Errorf("read cluster network settings from ConfigMap %s/%s: %w", ConfigMapNamespace, ConfigMapName, err)
+		return Settings{}, nil, fmt.Errorf("read cluster network settings from ConfigMap %s/%s: %w", ConfigMapNamespace, ConfigMapName, err)
 	}
-	return FromData(cm.Data)
+	settings, err := FromData(cm.Data)
+	return settings, cm.Data, err
 }
 
 func waitForConfigMap(ctx context.Context, client kubernetes.Interface) (*corev1.ConfigMap, error) {

@@ -106,7 +106,7 @@ func TestEnsurePublishesThenRefusesAChange(t *testing.T) {
 	ctx := context.Background()
 	client := fake.NewClientset()
 	s := Defaults()
-	if err := Ensure(ctx, client, s); err != nil {
+	if err := Ensure(ctx, client, s, nil); err != nil {
 		t.Fatalf("first Ensure: %v", err)
 	}
 	cm, err := client.CoreV1().ConfigMaps(ConfigMapNamespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
@@ -119,12 +119,12 @@ func TestEnsurePublishesThenRefusesAChange(t *testing.T) {
 			t.Errorf("data.%s = %q, want %q", k, cm.Data[k], v)
 		}
 	}
-	if err := Ensure(ctx, client, s); err != nil {
+	if err := Ensure(ctx, client, s, nil); err != nil {
 		t.Errorf("Ensure with the same settings: %v", err)
 	}
 	changed := s
 	changed.ClusterCIDR = "10.43.0.0/16"
-	if err := Ensure(ctx, client, changed); err == nil || !strings.Contains(err.Error(), "--cluster-cidr") {
+	if err := Ensure(ctx, client, changed, nil); err == nil || !strings.Contains(err.Error(), "--cluster-cidr") {
 		t.Errorf("Ensure with another cluster range = %v, want a refusal naming --cluster-cidr", err)
 	}
 	cm, _ = client.CoreV1().ConfigMaps(ConfigMapNamespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
@@ -144,7 +144,7 @@ func TestReadWaitsForTheConfigMap(t *testing.T) {
 	got := make(chan result, 1)
 	waiting := &signalWriter{c: make(chan struct{})}
 	go func() {
-		s, err := Read(ctx, client, slog.New(slog.NewTextHandler(waiting, nil)))
+		s, _, err := Read(ctx, client, slog.New(slog.NewTextHandler(waiting, nil)))
 		got <- result{s, err}
 	}()
 	select { // Read logs that it waits before it watches
@@ -153,7 +153,7 @@ func TestReadWaitsForTheConfigMap(t *testing.T) {
 		t.Fatal("Read did not say it waits for the ConfigMap")
 	}
 	want := Settings{ClusterCIDR: "10.60.0.0/16", NodeCIDRMaskSize: 24, ServiceCIDR: "10.96.0.0/12", Backend: BackendNone}
-	if err := Ensure(ctx, client, want); err != nil {
+	if err := Ensure(ctx, client, want, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -180,7 +180,32 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 func TestReadEndsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Read(ctx, fake.NewClientset(), slog.New(slog.DiscardHandler)); err == nil {
+	if _, _, err := Read(ctx, fake.NewClientset(), slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("Read with a cancelled context and no ConfigMap returned no error")
+	}
+}
+
+// The keys other parts publish beside the network settings (the cluster
+// DNS) are written at the first start and follow later starts, while the
+// network settings stay fixed; nodes read them back with Read.
+func TestEnsureCarriesExtraKeys(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	s := Defaults()
+	if err := Ensure(ctx, client, s, map[string]string{"clusterDNS": "10.96.0.10", "clusterDomain": "cluster.local"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(ctx, client, s, map[string]string{"clusterDNS": "10.96.0.53"}); err != nil {
+		t.Fatalf("a changed extra key was refused: %v", err)
+	}
+	got, data, err := Read(ctx, client, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != s {
+		t.Errorf("settings %+v, want %+v", got, s)
+	}
+	if data["clusterDNS"] != "10.96.0.53" || data["clusterDomain"] != "cluster.local" {
+		t.Errorf("extra keys %v, want the later clusterDNS and the earlier clusterDomain", data)
 	}
 }

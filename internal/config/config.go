@@ -10,7 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
+
+// DefaultClusterDomain is the cluster DNS domain unless configured.
+const DefaultClusterDomain = "cluster.local"
 
 // DefaultDataDir is where peapod keeps its state unless --data-dir says otherwise.
 const DefaultDataDir = "/var/lib/peapod"
@@ -58,6 +63,15 @@ type Node struct {
 	RegistryMirrors map[string][]string
 	// InsecureRegistries may be reached over plain HTTP.
 	InsecureRegistries []string
+	// ClusterDNS are the nameservers of the pods with dnsPolicy
+	// ClusterFirst (the kubelet's clusterDNS); empty makes them use the
+	// node's resolvers, as the kubelet does without one. A node of a
+	// cluster gets it from the server.
+	ClusterDNS []string
+	// ClusterDomain is the cluster's DNS domain (the kubelet's
+	// clusterDomain): pods' search path and FQDNs. Empty means
+	// DefaultClusterDomain.
+	ClusterDomain string
 	// WarmSandboxes is how many sandboxes the node keeps made ahead of any
 	// pod (netns, pause, cgroup, CNI attachment), so that a pod start skips
 	// that work. 0 turns the pool off.
@@ -105,6 +119,16 @@ func (n Node) Validate() error {
 	if err := validCgroupParent(n.CgroupParent); err != nil {
 		return fmt.Errorf("--cgroup-parent %q: %w", n.CgroupParent, err)
 	}
+	for _, s := range n.ClusterDNS {
+		if net.ParseIP(s) == nil {
+			return fmt.Errorf("cluster DNS %q: not an IP address", s)
+		}
+	}
+	if n.ClusterDomain != "" {
+		if msgs := validation.IsDNS1123Subdomain(n.ClusterDomain); len(msgs) > 0 {
+			return fmt.Errorf("cluster domain %q: %s", n.ClusterDomain, strings.Join(msgs, "; "))
+		}
+	}
 	if n.WarmSandboxes < 0 {
 		return fmt.Errorf("--warm-sandboxes %d: must be 0 or more", n.WarmSandboxes)
 	}
@@ -129,6 +153,14 @@ func validCgroupParent(p string) error {
 		return errors.New("must stay below the cgroup hierarchy's root")
 	}
 	return nil
+}
+
+// Domain returns ClusterDomain, or DefaultClusterDomain when unset.
+func (n Node) Domain() string {
+	if n.ClusterDomain == "" {
+		return DefaultClusterDomain
+	}
+	return n.ClusterDomain
 }
 
 // Paths are the locations derived from one data directory.

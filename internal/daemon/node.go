@@ -20,6 +20,7 @@ import (
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/config"
+	"github.com/peapod/peapod/internal/dns"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/nodenet"
 	"github.com/peapod/peapod/internal/runtime"
@@ -81,7 +82,9 @@ func runNode(ctx context.Context, d nodeDeps) error {
 type podNetwork struct {
 	podCIDR  netip.Prefix
 	settings clusternetwork.Settings
-	addr     nodeaddr.Address
+	// dns is the cluster DNS the node's pods resolve through.
+	dns  dns.NodeSettings
+	addr nodeaddr.Address
 	// mtu of the bridge and the pods' interfaces; 0 leaves the kernel's
 	// default. The overlay sets it (setUpOverlay).
 	mtu int
@@ -94,9 +97,16 @@ func joinPodNetwork(ctx context.Context, d nodeDeps, log *slog.Logger) (podNetwo
 	if err != nil {
 		return podNetwork{}, err
 	}
-	settings, err := clusternetwork.Read(ctx, d.client, log)
+	settings, data, err := clusternetwork.Read(ctx, d.client, log)
 	if err != nil {
 		return podNetwork{}, err
+	}
+	clusterDNS, err := dns.NodeSettingsFromData(data)
+	if err != nil {
+		// A cluster without DNS settings (a server from before cluster
+		// DNS) leaves ClusterFirst pods on the node's resolvers, as the
+		// kubelet does without --cluster-dns.
+		log.Warn("no cluster DNS for this node's pods", "configmap", clusternetwork.ConfigMapNamespace+"/"+clusternetwork.ConfigMapName, "err", err)
 	}
 	// The network annotations are nodenet's to publish (setUpOverlay), once
 	// it knows them all: registration writes none.
@@ -113,7 +123,7 @@ func joinPodNetwork(ctx context.Context, d nodeDeps, log *slog.Logger) (podNetwo
 	}
 	log.Info("pod network", "node", d.node.NodeName, "podCIDR", podCIDR, "clusterCIDR", settings.ClusterCIDR,
 		"backend", settings.Backend, "nodeIP", addr.IP, "link", addr.Link)
-	return podNetwork{podCIDR: podCIDR, settings: settings, addr: addr, mtu: d.node.MTU}, nil
+	return podNetwork{podCIDR: podCIDR, settings: settings, dns: clusterDNS, addr: addr, mtu: d.node.MTU}, nil
 }
 
 // nodePodCIDR returns the range the server gave node, refusing one that
@@ -147,7 +157,7 @@ func nodePodCIDR(node *corev1.Node, flag string, settings clusternetwork.Setting
 // server and the agent (step 5 of runNode).
 func startNode(g *group, d nodeDeps, pn podNetwork, log *slog.Logger) error {
 	ctx := g.ctx
-	cfg := d.node
+	cfg := withClusterDNS(d.node, pn.dns)
 	cfg.PodCIDR = pn.podCIDR.String()
 	cfg.ClusterCIDR = pn.settings.ClusterCIDR
 	cfg.NodeIP = pn.addr.IP.String()

@@ -10,6 +10,7 @@ import (
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller"
+	"github.com/peapod/peapod/internal/dns"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/scheduler"
 )
@@ -21,6 +22,8 @@ type ServerConfig struct {
 	// ServiceCIDR overrides API.ServiceCIDR. Zero means
 	// clusternetwork.Defaults().
 	Network clusternetwork.Settings
+	// DNS configures the cluster DNS this server runs (zero: defaults).
+	DNS dns.Settings
 	// Node configures the node this server also runs, unless DisableAgent.
 	Node         config.Node
 	DisableAgent bool
@@ -54,6 +57,16 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		}
 	}
 	cfg.API.ServiceCIDR = cfg.Network.ServiceCIDR
+	// Before anything is made: bad DNS flags leave nothing behind.
+	dnsSettings, err := cfg.DNS.Complete(serviceCIDR(cfg.API))
+	if err != nil {
+		return err
+	}
+	dnsAddr, err := dnsAddress(cfg.API.Listen)
+	if err != nil {
+		return err
+	}
+	cfg.API.ReservedServiceIPs = append(cfg.API.ReservedServiceIPs, dnsSettings.ClusterDNS.String())
 	cfg.API.Logger = log.With("component", "apiserver")
 	// Pods get their service account token and CA, as in Kubernetes; the
 	// node reads them through the TokenRequest API.
@@ -78,13 +91,24 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	log.Info("API server ready", "addr", srv.Addr(), "kubeconfig", srv.Kubeconfig())
 	// The cluster's network settings are published (or found unchanged)
 	// before any controller hands out a range or any node reads them.
-	if err := clusternetwork.Ensure(g.ctx, client, cfg.Network); err != nil {
+	if err := clusternetwork.Ensure(g.ctx, client, cfg.Network, dnsSettings.Node().Data()); err != nil {
 		g.cancel()
 		_ = g.Wait()
 		return err
 	}
 	log.Info("cluster network", "clusterCIDR", cfg.Network.ClusterCIDR, "nodeCIDRMaskSize", cfg.Network.NodeCIDRMaskSize,
 		"serviceCIDR", cfg.Network.ServiceCIDR, "backend", cfg.Network.Backend)
+
+	// The kube-dns Service takes its fixed address before anything else
+	// runs; a Service that holds it stops the start, naming it.
+	if err := dns.EnsureService(g.ctx, client, dnsSettings); err != nil {
+		g.cancel()
+		_ = g.Wait()
+		return err
+	}
+	g.Go("cluster DNS", func(ctx context.Context) error {
+		return dns.Run(ctx, client, dns.Options{Settings: dnsSettings, Bind: dnsAddr, Logger: log.With("component", "dns")})
+	})
 
 	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
 	g.Go("scheduler", sched.Run)

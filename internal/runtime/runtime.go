@@ -19,6 +19,7 @@ import (
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/runtime/oci"
 	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/runtime/podfiles"
 	"github.com/peapod/peapod/internal/runtime/spec"
 	"github.com/peapod/peapod/internal/runtime/userns"
 	"github.com/peapod/peapod/internal/volume"
@@ -128,9 +129,12 @@ func New(ctx context.Context, cfg config.Node, logger *slog.Logger, opts ...Opti
 	if err := images.ImportDir(ctx, paths.AirgapImages()); err != nil {
 		return nil, fmt.Errorf("import air-gapped images: %w", err)
 	}
-	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	// The kubelet's --resolv-conf: systemd-resolved's upstreams when it
+	// runs (its /etc/resolv.conf names a stub pods cannot reach).
+	hostResolvPath := podfiles.NodeResolvConfPath()
+	hostResolv, err := os.ReadFile(hostResolvPath)
 	if err != nil {
-		logger.Warn("no host resolv.conf; pods get an empty one", "err", err)
+		logger.Warn("no host resolv.conf; pods with dnsPolicy Default get an empty one", "path", hostResolvPath, "err", err)
 	}
 	if mnt := slowCgroupMoves(); mnt != "" {
 		logger.Info("container starts wait for an RCU grace period on each cgroup move; "+

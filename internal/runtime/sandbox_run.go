@@ -88,10 +88,12 @@ func (r *Runtime) planPod(pod *corev1.Pod, handler string) (podPlan, error) {
 			return p, fmt.Errorf("hostNetwork pod %s/%s: the node's hosts file: %w", pod.Namespace, pod.Name, err)
 		}
 		p.hosts = podfiles.HostNetworkHosts(pod, nodeHosts)
-	} else if p.hostname, p.fqdn, err = podfiles.Hostname(pod); err != nil {
+	} else if p.hostname, p.fqdn, err = podfiles.HostnameInDomain(pod, r.cfg.Domain()); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if p.resolv, err = podfiles.ResolvConf(pod, r.hostResolv, nil, "cluster.local"); err != nil {
+	// Computed for this pod even when it takes a warm sandbox: the search
+	// path names the pod's namespace, so it is written at take time.
+	if p.resolv, err = podfiles.ResolvConf(pod, r.hostResolv, r.cfg.ClusterDNS, r.cfg.Domain()); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return p, nil

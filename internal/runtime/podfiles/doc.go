@@ -2,7 +2,7 @@
 // bind-mounts into every container: /etc/hosts, /etc/resolv.conf and the
 // pod's hostname.
 //
-// Everything here except Write is pure: the same pod and node inputs give
+// Everything here except Write and NodeResolvConfPath is pure: the same pod and node inputs give
 // the same bytes, so the rules are tested table-driven without root.
 //
 // Usage, as the runtime does when it creates a sandbox:

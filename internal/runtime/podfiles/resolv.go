@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -244,4 +245,30 @@ func searchFitsLimits(search []string) []string {
 		return nil
 	}
 	return out
+}
+
+// Where the node's resolver configuration is read from.
+const (
+	// HostResolvConf is the usual resolv.conf.
+	HostResolvConf = "/etc/resolv.conf"
+	// SystemdResolvedConf lists systemd-resolved's real upstreams; its
+	// /etc/resolv.conf names only its loopback stub (127.0.0.53), which a
+	// pod cannot reach in its own network namespace.
+	SystemdResolvedConf = "/run/systemd/resolve/resolv.conf"
+)
+
+// NodeResolvConfPath is the file the node's pods (dnsPolicy Default) and
+// the cluster DNS's upstreams come from: systemd-resolved's upstream list
+// when the node runs it, else /etc/resolv.conf, as kubeadm configures the
+// kubelet's --resolv-conf and CoreDNS's guidance says.
+func NodeResolvConfPath() string {
+	if _, err := os.Stat(SystemdResolvedConf); err == nil {
+		return SystemdResolvedConf
+	}
+	return HostResolvConf
+}
+
+// Nameservers returns the nameserver addresses of a resolv.conf, in order.
+func Nameservers(data []byte) []string {
+	return parseResolvConf(data).servers
 }
