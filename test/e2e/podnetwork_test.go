@@ -224,6 +224,9 @@ spec:
 				t.Errorf("peapod net on %s: %v\n%s", n.Name, err, out)
 				continue
 			}
+			if n.Index == 2 {
+				t.Logf("peapod net on %s:\n%s", n.Name, out)
+			}
 			self := nodes[n.Name]
 			want := []string{"BACKEND     " + backend, n.Name, "node IP " + n.Address, "pod CIDR " + self.Spec.PodCIDR,
 				"FORWARD accepts the cluster range"}
