@@ -49,7 +49,7 @@ func measureDNS(ctx context.Context, c *cluster, ns string, window time.Duration
 	if err != nil {
 		return r, err
 	}
-	if _, err := startOneByOne(ctx, c, ns, "dnsclient", 1); err != nil {
+	if _, err := startOneByOne(ctx, c.client, ns, "dnsclient", 1); err != nil {
 		return r, err
 	}
 	sbs, err := c.sandboxes(ctx)

@@ -43,7 +43,7 @@ func main() {
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
-	only := flag.String("only", "", `"podstart" or "dns": only those figures, printed, docs untouched (for profiling work)`)
+	only := flag.String("only", "", `"podstart", "dns" or "multinode" (issue 10): only those figures, printed, docs untouched (for profiling work)`)
 	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -133,6 +133,7 @@ type bench struct {
 	teardown                                 time.Duration
 	cp                                       controlPlaneResult
 	dns                                      dnsResult
+	mn                                       multiNodeResult
 	have                                     map[string]bool
 }
 
@@ -149,6 +150,7 @@ func (b *bench) run(ctx context.Context) {
 	if b.crunOK {
 		b.peapodRuns(ctx, "crun")
 	}
+	b.multiNodeRuns(ctx)
 	b.targets()
 }
 

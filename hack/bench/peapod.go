@@ -13,14 +13,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 )
 
 const startTimeout = 60 * time.Second
 
 // startOneByOne creates n pods in ns one after another, each once the one
 // before is Running, and returns each one's create-to-Running time.
-func startOneByOne(ctx context.Context, c *cluster, ns, prefix string, n int) ([]time.Duration, error) {
-	tr, err := newTracker(ctx, c.client, ns)
+func startOneByOne(ctx context.Context, client kubernetes.Interface, ns, prefix string, n int) ([]time.Duration, error) {
+	tr, err := newTracker(ctx, client, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +29,7 @@ func startOneByOne(ctx context.Context, c *cluster, ns, prefix string, n int) ([
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		start := time.Now()
-		if _, err := c.client.CoreV1().Pods(ns).Create(ctx, benchPod(name, ns, nil), metav1.CreateOptions{}); err != nil {
+		if _, err := client.CoreV1().Pods(ns).Create(ctx, benchPod(name, ns, nil), metav1.CreateOptions{}); err != nil {
 			return took, fmt.Errorf("create pod %s: %w", name, err)
 		}
 		at, err := tr.wait(ctx, name, startTimeout)

@@ -106,7 +106,7 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w)
 	writeTable(w, r.Rows)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "## Targets (issues 2–6)")
+	fmt.Fprintln(w, "## Targets (issues 2–6, 10, 12)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| issue | target | this run | met |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- |")
@@ -176,6 +176,8 @@ var methodNotes = []string{
 	"**Pod network**: two pods on the node's bridge; iperf3 (the host's binary) runs inside each pod's network namespace via `nsenter --net=<NetNSPath from peapod ps -o json>`, so it measures the pod network path (pod veth → bridge → pod veth, with peapod's iptables rules and br_netfilter as configured), not the container's processes. TCP for 10 s, one stream; both ends run on the same 2 cores. RTT: 50 busybox pings at 0.1 s. Floor: two network namespaces made by hand with `ip` on a fresh veth + bridge pair in the same run, same MTU, same tools.",
 	"**Teardown**: 100 running pods deleted through the API at once (grace period 0); the time runs until every pod is gone from the API and every one of their resources is released on the node: netns `/run/netns/peapod-<id>`, host veth, host-local IP reservation file, mounts under the sandbox dir, cgroups `*/peapod/<id>`, pause process, sandbox dir. Anchor: `podman pod rm -f -t 0` of podman's 100 burst pods in one command.",
 	"**Control plane**: 1,000 pods that stay Pending (a nodeSelector nothing matches, so nothing runs) created by 16 client-go workers (creates/s); `kubectl get pods` over them (median of 5 runs, end to end including kubectl's start); watch latency from the start of a ConfigMap create to a client-go watch delivering it (200 writes). These have no anchor in the same run: the target is given instead.",
+	"**Pod network between nodes** (issue 10): clusters of `peapod cluster up` on this machine (every node a network namespace on an underlay bridge; 3 nodes with vxlan, 2 with host-gw). Two pods pinned to nodes 1 and 2; TCP throughput is iperf3 (one stream) between the pods' own namespaces, and ping RTT beside it (10 pings a round at 50 ms); a pair and its floor alternate round by round (every other round in reverse), so both run under the same load, and the figure is the median round. Floors: for vxlan, a VXLAN pair built by hand with netlink between the same two node namespaces over the same underlay (VNI 42, port 4789, learning off, MTU eth0 − 50, static FDB and neighbour entries), for host-gw the node namespaces' own underlay addresses.",
+	"**Nodes** (issue 10): on the 3-node vxlan cluster, `peapod cluster node add` (namespace, link, token, agent start, join) until a Node watch sees the new Node Ready; from the watch seeing the Node with its podCIDR and network annotations to the last of the other nodes' kernels notifying the route to its pods (netlink route subscriptions in each node namespace); after its agent is killed, from the Node delete to the last route removal. `peapod agent` RSS: VmRSS of node 2's agent process (node 1 runs the server) with 10 running pods. Pod start on 3 nodes: the method of the first row, the scheduler spreading the pods; its anchor is the first row's one-node figure from this run.",
 	"A ratio is peapod ÷ anchor: below 1 means peapod is faster (times) or lighter (memory); for throughput above 1 means faster.",
 }
 

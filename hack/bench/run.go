@@ -46,14 +46,14 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		if err := c.namespace(ctx, "seq"); err != nil {
 			return err
 		}
-		took, err := startOneByOne(ctx, c, "seq", "seq", b.sz.OneByOne)
+		took, err := startOneByOne(ctx, c.client, "seq", "seq", b.sz.OneByOne)
 		if err != nil {
 			return err
 		}
 		// The profile comes from a second, unmeasured series: perf
 		// following every process the server starts slows them down.
 		if prof := b.startProfile(c, optional); prof != nil {
-			_, err := startOneByOne(ctx, c, "seq", "prof", b.sz.Profiled)
+			_, err := startOneByOne(ctx, c.client, "seq", "prof", b.sz.Profiled)
 			b.r.Profile = prof.stop()
 			if err != nil {
 				return err
@@ -161,7 +161,7 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		if err := c.namespace(ctx, "net"); err != nil {
 			return err
 		}
-		if _, err := startOneByOne(ctx, c, "net", "net", 2); err != nil {
+		if _, err := startOneByOne(ctx, c.client, "net", "net", 2); err != nil {
 			return err
 		}
 		sbs, err := c.sandboxes(ctx)

@@ -29,8 +29,9 @@ import (
 type Config struct {
 	// NodeName is the Node this agent registers and runs the pods of.
 	NodeName string
-	// Annotations are set on the Node at registration (the node's address
-	// and network backend, for its peers).
+	// Annotations are set on the Node at registration. The pod network's
+	// network.peapod.io/ annotations are not among them: internal/nodenet
+	// owns those.
 	Annotations map[string]string
 	// ResyncPeriod bounds how long a pod may go without a sync, as a safety
 	// net under the event-driven syncs (container exits, pause deaths, probe

@@ -49,7 +49,9 @@ const (
 	BackendNone = "none"
 )
 
-// Annotations a node writes on its own Node, read by its peers.
+// Annotations a node writes on its own Node, read by its peers. Only
+// internal/nodenet writes them, once its Setup knows the values (the VTEP
+// MAC exists only then); node registration writes none.
 const (
 	// AnnotationBackendType is the backend the node programs (vxlan or
 	// host-gw; absent with none).

@@ -9,7 +9,8 @@
 //  2. RunAgent: a node on its own, joining a server from another machine.
 //
 // Both run their node with runNode: register, wait for the server's
-// podCIDR, then start the runtime on it (see node.go).
+// podCIDR, set up the pod network between nodes (internal/nodenet), then
+// start the runtime on the podCIDR (see node.go).
 //
 // A component that fails ends the process: a service manager restarts it,
 // and the pods keep running meanwhile.

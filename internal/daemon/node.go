@@ -22,6 +22,7 @@ import (
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/dns"
 	"github.com/peapod/peapod/internal/nodeaddr"
+	"github.com/peapod/peapod/internal/nodenet"
 	"github.com/peapod/peapod/internal/runtime"
 )
 
@@ -39,32 +40,41 @@ type nodeDeps struct {
 //  1. find the node's address (--node-ip, else the default route's);
 //  2. read the cluster's network settings (ConfigMap
 //     kube-system/peapod-network);
-//  3. register the Node, without a podCIDR, with its address and backend
-//     for its peers, and wait for the server to give it a podCIDR;
-//  4. [the pod network between nodes plugs in here];
-//  5. start the runtime (bridge and host-local IPAM on the podCIDR), the
-//     server the API server reaches for logs, exec, attach and
-//     port-forward, and the agent that serves the pods bound to the node.
+//  3. register the Node, without a podCIDR, and wait for the server to
+//     give it a podCIDR;
+//  4. set up the pod network between nodes (internal/nodenet, for the
+//     cluster's backend): the VXLAN device or the underlay routes, the
+//     forward rules, the pod MTU; publish this node's network annotations
+//     so that peers route to it; then follow the peers' Nodes until ctx
+//     ends;
+//  5. start the runtime (bridge and host-local IPAM on the podCIDR, with
+//     the overlay's MTU), the server the API server reaches for logs,
+//     exec, attach and port-forward, and the agent that serves the pods
+//     bound to the node.
+//
+// Steps 4 and 5 run as one group: the first of them to fail ends the
+// node. The kernel state of step 4 (device, FDB, neighbours, routes)
+// outlives the process, as the pods do, so pods keep talking across nodes
+// while the node is down; `peapod reset` removes it.
 func runNode(ctx context.Context, d nodeDeps) error {
 	log := d.log.With("component", "agent")
 	pn, err := joinPodNetwork(ctx, d, log)
 	if err != nil {
 		return err
 	}
-
-	// ── The pod network between nodes plugs in here. ──────────────────
-	// pn holds everything it needs: the node's podCIDR, the cluster's
-	// settings (range and backend) and the node's address and underlay
-	// link (pn.addr.Link, pn.addr.MTU); d.client reads the peers' Nodes.
-	// The overlay (internal/nodenet, issue 10) sets up this node's side
-	// for pn.settings.Backend, publishes its own annotations (the VTEP
-	// MAC) and sets pn.mtu to the underlay MTU less its encapsulation, all
-	// before the runtime builds the bridge below; its loop that follows
-	// the peers runs until ctx ends (hand it to startNode to join the
-	// node's group, so that its failure ends the node like the agent's).
-	// ──────────────────────────────────────────────────────────────────
-
-	return startNode(ctx, d, pn, log)
+	overlay, err := setUpOverlay(ctx, d, &pn, log)
+	if err != nil {
+		return err
+	}
+	defer overlay.Close()
+	g := newGroup(ctx, log)
+	g.Go("pod network between nodes", func(ctx context.Context) error { return nodenet.Run(ctx, d.client, overlay) })
+	if err := startNode(g, d, pn, log); err != nil {
+		g.cancel()
+		_ = g.Wait()
+		return err
+	}
+	return g.Wait()
 }
 
 // podNetwork is what a node knows of the pod network once the server has
@@ -75,10 +85,8 @@ type podNetwork struct {
 	// dns is the cluster DNS the node's pods resolve through.
 	dns  dns.NodeSettings
 	addr nodeaddr.Address
-	// annotations are the node's, for its peers (address, backend).
-	annotations map[string]string
 	// mtu of the bridge and the pods' interfaces; 0 leaves the kernel's
-	// default.
+	// default. The overlay sets it (setUpOverlay).
 	mtu int
 }
 
@@ -100,11 +108,9 @@ func joinPodNetwork(ctx context.Context, d nodeDeps, log *slog.Logger) (podNetwo
 		// kubelet does without --cluster-dns.
 		log.Warn("no cluster DNS for this node's pods", "configmap", clusternetwork.ConfigMapNamespace+"/"+clusternetwork.ConfigMapName, "err", err)
 	}
-	annotations := map[string]string{clusternetwork.AnnotationPublicIP: addr.IP.String()}
-	if settings.Backend != clusternetwork.BackendNone {
-		annotations[clusternetwork.AnnotationBackendType] = settings.Backend
-	}
-	if err := agent.RegisterNode(ctx, d.client, agent.Registration{NodeName: d.node.NodeName, Annotations: annotations}); err != nil {
+	// The network annotations are nodenet's to publish (setUpOverlay), once
+	// it knows them all: registration writes none.
+	if err := agent.RegisterNode(ctx, d.client, agent.Registration{NodeName: d.node.NodeName}); err != nil {
 		return podNetwork{}, err
 	}
 	node, err := agent.WaitForPodCIDR(ctx, d.client, d.node.NodeName, log)
@@ -117,7 +123,7 @@ func joinPodNetwork(ctx context.Context, d nodeDeps, log *slog.Logger) (podNetwo
 	}
 	log.Info("pod network", "node", d.node.NodeName, "podCIDR", podCIDR, "clusterCIDR", settings.ClusterCIDR,
 		"backend", settings.Backend, "nodeIP", addr.IP, "link", addr.Link)
-	return podNetwork{podCIDR: podCIDR, settings: settings, dns: clusterDNS, addr: addr, annotations: annotations, mtu: d.node.MTU}, nil
+	return podNetwork{podCIDR: podCIDR, settings: settings, dns: clusterDNS, addr: addr, mtu: d.node.MTU}, nil
 }
 
 // nodePodCIDR returns the range the server gave node, refusing one that
@@ -147,9 +153,10 @@ func nodePodCIDR(node *corev1.Node, flag string, settings clusternetwork.Setting
 	return got, nil
 }
 
-// startNode starts the runtime on the node's range, the node server and
-// the agent (step 5 of runNode), until ctx ends or one of them fails.
-func startNode(ctx context.Context, d nodeDeps, pn podNetwork, log *slog.Logger) error {
+// startNode starts the runtime on the node's range and, in g, the node
+// server and the agent (step 5 of runNode).
+func startNode(g *group, d nodeDeps, pn podNetwork, log *slog.Logger) error {
+	ctx := g.ctx
 	cfg := withClusterDNS(d.node, pn.dns)
 	cfg.PodCIDR = pn.podCIDR.String()
 	cfg.ClusterCIDR = pn.settings.ClusterCIDR
@@ -165,18 +172,16 @@ func startNode(ctx context.Context, d nodeDeps, pn podNetwork, log *slog.Logger)
 	}
 	port, _ := strconv.Atoi(portOf(ln.Addr()))
 	a := agent.New(d.client, rt, agent.Config{
-		NodeName:    cfg.NodeName,
-		Annotations: pn.annotations,
-		DaemonPort:  int32(port),
-		Logger:      log,
+		NodeName:   cfg.NodeName,
+		DaemonPort: int32(port),
+		Logger:     log,
 	})
 	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log, Pods: a,
 		Configz: &nodeserver.Configz{Port: int32(port), PodCIDR: cfg.PodCIDR, CgroupRoot: "/" + cfg.CgroupParent, CgroupDriver: "cgroupfs"}})
-	g := newGroup(ctx, log)
 	g.Go("node server", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	g.Go("agent", a.Run)
 	g.Go("warm sandboxes", rt.RunWarmPool)
-	return g.Wait()
+	return nil
 }
 
 type nodeTLS struct {

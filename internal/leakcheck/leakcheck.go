@@ -1,7 +1,8 @@
 // Package leakcheck proves that kernel tests (and the e2e suite) leave
 // nothing behind: network namespaces (and, for the namespaces named in
 // Options.NetNSLinks, the links inside them), links, mounts, cgroups,
-// processes, host-local IPAM reservations and iptables rules.
+// processes, host-local IPAM reservations, iptables rules and routes of
+// chosen protocols (the pod network's routes to other nodes).
 //
 // Usage in a test:
 //
@@ -50,6 +51,7 @@ type Snapshot struct {
 	Processes []string // "<pid> <comm>: <cmdline>"
 	IPAMFiles []string // paths of reservation files under IPAMDir
 	Rules     []string // "<table> <rule>" from iptables-save, e.g. "filter -A FORWARD ..."
+	Routes    []string // "<dst> via <gw> dev <link> proto <n>", with " in netns <name>" inside NetNSLinks namespaces
 }
 
 // Options says what to watch.
@@ -81,6 +83,11 @@ type Options struct {
 	// "peapod cluster" that `peapod cluster` puts on the rules it adds.
 	// Empty: rules are not watched.
 	RuleMatches []string
+	// RouteProtocols are route protocol numbers (rtm_protocol) whose IPv4
+	// routes are watched, in the host namespace and in the NetNSLinks
+	// namespaces, e.g. internal/nodenet's RouteProtocol for its routes to
+	// other nodes' pods. Empty: routes are not watched.
+	RouteProtocols []int
 	// Only, if set, limits Check to leaks whose line contains one of these
 	// substrings, so a test can ignore objects of tests running beside it.
 	Only []string
@@ -105,6 +112,9 @@ func Take(opts Options) (Snapshot, error) {
 	if s.Rules, err = ruleEntries(opts.RuleMatches); err != nil {
 		return s, err
 	}
+	if s.Routes, err = routeEntries(s.NetNS, opts.NetNSLinks, opts.RouteProtocols); err != nil {
+		return s, err
+	}
 	mounts, err := readMountInfo()
 	if err != nil {
 		return s, err
@@ -126,7 +136,8 @@ func Take(opts Options) (Snapshot, error) {
 // each ("netns /run/netns/peapod-abc", "veth veth1234", "mount tmpfs /x",
 // "cgroup /sys/fs/cgroup/pids/peapod/abc", "process 42 sleep: sleep 100",
 // "ipam /var/lib/peapod/cni/networks/peapod/10.88.0.5", "rule filter -A
-// FORWARD ..."), in that category
+// FORWARD ...", "route 10.42.1.0/24 via 172.31.0.3 dev eth0 proto 112"),
+// in that category
 // order, sorted within each. Entries are compared as multisets.
 func (s Snapshot) Leaked(after Snapshot) []string {
 	var out []string
@@ -142,6 +153,7 @@ func (s Snapshot) Leaked(after Snapshot) []string {
 	add("process ", s.Processes, after.Processes)
 	add("ipam ", s.IPAMFiles, after.IPAMFiles)
 	add("rule ", s.Rules, after.Rules)
+	add("route ", s.Routes, after.Routes)
 	return out
 }
 
@@ -283,6 +295,68 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// routeEntries lists the IPv4 routes whose protocol is one of protocols,
+// in the calling namespace and in each pinned namespace whose name starts
+// with one of prefixes (skipping one removed while it is read).
+func routeEntries(pins, prefixes []string, protocols []int) ([]string, error) {
+	if len(protocols) == 0 {
+		return nil, nil
+	}
+	list := func(h *netlink.Handle, where string) ([]string, error) {
+		var out []string
+		for _, proto := range protocols {
+			filter := &netlink.Route{Protocol: netlink.RouteProtocol(proto)}
+			routes, err := h.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_PROTOCOL)
+			for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
+				time.Sleep(10 * time.Millisecond)
+				routes, err = h.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_PROTOCOL)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list routes%s: %w", where, err)
+			}
+			for _, r := range routes {
+				dev := fmt.Sprintf("if%d", r.LinkIndex)
+				if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+					dev = l.Attrs().Name
+				}
+				out = append(out, fmt.Sprintf("%v via %v dev %s proto %d%s", r.Dst, r.Gw, dev, proto, where))
+			}
+		}
+		return out, nil
+	}
+	host, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	out, err := list(host, "")
+	host.Close()
+	if err != nil {
+		return nil, err
+	}
+	for _, pin := range pins {
+		name := filepath.Base(pin)
+		if !hasAnyPrefix(name, prefixes) {
+			continue
+		}
+		ns, err := netns.GetFromPath(pin)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		h, err := netlink.NewHandleAt(ns)
+		ns.Close()
+		if err != nil {
+			continue
+		}
+		routes, err := list(h, " in netns "+name)
+		h.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, routes...)
+	}
+	return out, nil
 }
 
 // ruleEntries lists the host's iptables rules (every table) whose text

@@ -277,15 +277,16 @@ func TestSuite(t *testing.T) {
 	}
 }
 
-// The links inside a watched node namespace and the matching iptables
-// rules are reported while they exist, and no longer once removed.
+// The links and the routes of a watched protocol inside a watched node
+// namespace, and the matching iptables rules, are reported while they
+// exist, and no longer once removed.
 func TestNetNSLinksAndRules(t *testing.T) {
 	testutil.RequiresRoot(t)
 	suffix := fmt.Sprintf("%d", os.Getpid()%100000)
 	nsName := "pp-lknode-" + suffix
 	chain := "PPLEAK-" + suffix
 	comment := "peapod leaktest " + suffix
-	opts := Options{NetNSLinks: []string{"pp-lknode-"}, RuleMatches: []string{comment}}
+	opts := Options{NetNSLinks: []string{"pp-lknode-"}, RuleMatches: []string{comment}, RouteProtocols: []int{112}}
 	before, err := Take(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -296,8 +297,18 @@ func TestNetNSLinksAndRules(t *testing.T) {
 	}
 	removeNS := func() { exec.Command("ip", "netns", "delete", nsName).Run() }
 	t.Cleanup(removeNS)
-	if out, err := exec.Command("ip", "-n", nsName, "link", "add", "ppbr9", "type", "bridge").CombinedOutput(); err != nil {
-		t.Fatalf("ip link add: %v: %s", err, out)
+	for _, args := range [][]string{
+		{"link", "add", "ppbr9", "type", "bridge"},
+		{"link", "add", "ppdum9", "type", "veth", "peer", "name", "ppdum9p"},
+		{"link", "set", "ppdum9p", "up"},
+		{"link", "set", "ppdum9", "up"},
+		{"addr", "add", "172.31.254.1/24", "dev", "ppdum9"},
+		{"route", "add", "10.42.9.0/24", "via", "172.31.254.2", "dev", "ppdum9", "proto", "112"},
+		{"route", "add", "10.42.10.0/24", "via", "172.31.254.3", "dev", "ppdum9"}, // another protocol: not watched
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", nsName}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
 	}
 	// A chain of our own: the rule in it changes no traffic.
 	removeChain := func() {
@@ -321,8 +332,11 @@ func TestNetNSLinksAndRules(t *testing.T) {
 		"netns /run/netns/" + nsName,
 		"bridge ppbr9 in netns " + nsName,
 		"device lo in netns " + nsName,
+		"veth ppdum9 in netns " + nsName,
+		"veth ppdum9p in netns " + nsName,
 		"mount nsfs /run/netns/" + nsName,
 		fmt.Sprintf("rule filter -A %s -m comment --comment \"%s\" -j RETURN", chain, comment),
+		"route 10.42.9.0/24 via 172.31.254.2 dev ppdum9 proto 112 in netns " + nsName,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Leaked =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

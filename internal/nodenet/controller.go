@@ -158,6 +158,20 @@ func (n *Network) Local() (Local, bool) {
 	return *n.local, true
 }
 
+// Publish writes the annotations Setup returned (backend-type, public-ip
+// and, for vxlan, vtep-mac) on this node's Node with one merge patch, so
+// that a caller can have its peers route to this node before it runs any
+// pod (the agent publishes before its runtime starts, so a node is never
+// Ready without them). Run publishes them too, and again whenever someone
+// changes them: nodenet alone owns the network.peapod.io annotations.
+func Publish(ctx context.Context, client kubernetes.Interface, n *Network) error {
+	local, ok := n.Local()
+	if !ok {
+		return errors.New("nodenet: Publish called before Setup")
+	}
+	return publish(ctx, client, n.s.NodeName, local.Annotations)
+}
+
 // publish merges ann into node's annotations.
 func publish(ctx context.Context, client kubernetes.Interface, node string, ann map[string]string) error {
 	if len(ann) == 0 {

@@ -7,15 +7,18 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/internal/clusternetwork"
 )
 
 // The annotations each node writes on its own Node for its peers to read
 // (the contract of issue 10; flannel's kube subnet manager keeps the same
-// three under flannel.alpha.coreos.com/).
+// three under flannel.alpha.coreos.com/). Their spelling is
+// clusternetwork's; nodenet is the only writer (Publish, Run).
 const (
-	AnnotationBackendType = "network.peapod.io/backend-type"
-	AnnotationPublicIP    = "network.peapod.io/public-ip"
-	AnnotationVTEPMAC     = "network.peapod.io/vtep-mac"
+	AnnotationBackendType = clusternetwork.AnnotationBackendType
+	AnnotationPublicIP    = clusternetwork.AnnotationPublicIP
+	AnnotationVTEPMAC     = clusternetwork.AnnotationVTEPMAC
 )
 
 // Peer is another node as this node's kernel needs it.

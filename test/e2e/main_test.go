@@ -6,11 +6,17 @@ import (
 	"testing"
 
 	"github.com/peapod/peapod/internal/leakcheck"
+	"github.com/peapod/peapod/internal/nodenet"
 )
 
 var leakOptions = leakcheck.Options{
 	CgroupNames:  []string{e2eCgroup},
 	ProcessNames: []string{"peapod", "pause", "pause-holder", "pause-pid1", "runc", "crun", "busybox", "sh", "sleep", "httpd", "etcd"},
+	// The pod network between nodes: its forward rules and its routes to
+	// peers, on the host (single-node clusters) and in every node's
+	// namespace (peapod cluster); its VXLAN device is among the links.
+	RuleMatches:    []string{"PEAPOD-FORWARD"},
+	RouteProtocols: []int{int(nodenet.RouteProtocol)},
 }
 
 // TestMain proves the suite leaks nothing: no netns, veth, mount, cgroup,

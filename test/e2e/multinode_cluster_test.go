@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/peapod/peapod/internal/leakcheck"
+	"github.com/peapod/peapod/internal/nodenet"
 )
 
 // agentPort is where every node's agent serves logs and exec (the
@@ -320,6 +321,8 @@ func TestMultiNodeUpDown(t *testing.T) {
 		NetNSLinks:   []string{"pp-" + name},
 		RuleMatches:  []string{"peapod cluster " + name},
 		DataDirs:     []string{os.TempDir()},
+		// The overlay's routes to peers, inside the node namespaces.
+		RouteProtocols: []int{int(nodenet.RouteProtocol)},
 	}
 	before, err := leakcheck.Take(opts)
 	if err != nil {
@@ -327,11 +330,8 @@ func TestMultiNodeUpDown(t *testing.T) {
 	}
 
 	t.Run("down leaves nothing", func(t *testing.T) {
-		var backend []string
-		if serverHasFlag(t, "--network-backend") {
-			backend = []string{"--network-backend", "none"}
-		}
-		mn := startMultiNode(t, name, 2, backend...) // its cleanup's down is a second one here
+		// The default backend, vxlan: down must remove the overlay too.
+		mn := startMultiNode(t, name, 2) // its cleanup's down is a second one here
 		mn.apply(`apiVersion: v1
 kind: Pod
 metadata: {name: doomed, namespace: default}
@@ -350,6 +350,9 @@ spec:
 			"netns " + node2.NetNS,
 			"veth eth0 in netns pp-" + node2.Name,
 			"bridge " + node2.PodBridge + " in netns pp-" + node2.Name,
+			"vxlan peapod.1 in netns pp-" + node2.Name,
+			// node 2's route to node 1's pods, through the VXLAN device
+			"dev peapod.1 proto 112 in netns pp-" + node2.Name,
 			"bridge ppu-" + name,
 			"veth " + node2.HostVeth,
 			node2.CgroupParent + "/", // a pod's cgroup below the node's parent

@@ -95,16 +95,6 @@ func startMultiNode(t *testing.T, name string, nodes int, extra ...string) *mult
 	return mn
 }
 
-// serverHasFlag reports whether this peapod's server takes a flag (the
-// network flags arrive with the multi-node network).
-func serverHasFlag(t testing.TB, flag string) bool {
-	out, err := exec.Command(peapodBinary(t), "server", "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("peapod server --help: %v\n%s", err, out)
-	}
-	return strings.Contains(string(out), flag+" ")
-}
-
 // withClusterLeaks adds to opts what `peapod cluster` makes: the pod
 // cgroups of its nodes (peapod-cluster/...), the links inside its node
 // namespaces (pp-<node>: eth0, the pod bridge, the pods' veths) and the

@@ -135,6 +135,25 @@ func testServerNodeRange(t *testing.T, c *cluster) {
 	if len(addrs) != 1 || addrs[0].IPNet.String() != "10.234.0.1/26" {
 		t.Errorf("bridge %s addresses = %v, want the range's gateway 10.234.0.1/26", ipamBridge, addrs)
 	}
+	// The server's own node sets up the pod network between nodes as any
+	// node does: with vxlan, its device (whose MAC it publishes, and whose
+	// MTU the bridge and the pods take) and no peers.
+	dev, err := netlink.LinkByName("peapod.1")
+	if err != nil {
+		t.Fatalf("the server's node has no VXLAN device: %v", err)
+	}
+	if mac := node.Annotations["network.peapod.io/vtep-mac"]; mac != dev.Attrs().HardwareAddr.String() {
+		t.Errorf("vtep-mac annotation %q, want the device's MAC %s", mac, dev.Attrs().HardwareAddr)
+	}
+	if br.Attrs().MTU != dev.Attrs().MTU {
+		t.Errorf("bridge %s MTU %d, want the VXLAN device's %d", ipamBridge, br.Attrs().MTU, dev.Attrs().MTU)
+	}
+	out, err := exec.Command(peapodBinary(t), "net", "--data-dir", c.dir).CombinedOutput()
+	for _, want := range []string{"BACKEND     vxlan", "pod CIDR " + ipamR0, "DEVICE      peapod.1", "(no peers)"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("peapod net on the server's node: %v, lacks %q:\n%s", err, want, out)
+		}
+	}
 	ns := c.namespace("ipam")
 	c.apply(fmt.Sprintf(`
 apiVersion: v1
@@ -150,6 +169,9 @@ spec:
 	ip, err := netip.ParseAddr(p.Status.PodIP)
 	if err != nil || !netip.MustParsePrefix(ipamR0).Contains(ip) {
 		t.Errorf("pod IP %q is not in the node's range %s", p.Status.PodIP, ipamR0)
+	}
+	if mtu := c.must("-n", ns, "exec", "ranged", "--", "cat", "/sys/class/net/eth0/mtu"); mtu != fmt.Sprint(dev.Attrs().MTU) {
+		t.Errorf("pod eth0 MTU %s, want the VXLAN device's %d", mtu, dev.Attrs().MTU)
 	}
 }
 

@@ -25,8 +25,9 @@ import (
 // annotations on its Node (seen with kubectl), programs the other from the
 // API, and pods on the two nodes talk by pod IP with their own source
 // address; `peapod net` in a node shows the peer; deleting a Node with
-// kubectl removes it from the other node's kernel. The server's own node,
-// which publishes no network annotations, is no peer.
+// kubectl removes it from the other node's kernel. The server's own node
+// publishes its annotations too, but its podCIDR lies outside the lab's
+// cluster range: the lab nodes refuse it as a peer.
 func TestPodNetworkBetweenNodesFollowsTheAPI(t *testing.T) {
 	c := startCluster(t)
 	lab := nodenettest.New(t, nodenettest.Options{Nodes: 2})
@@ -121,7 +122,7 @@ func TestPodNetworkBetweenNodesFollowsTheAPI(t *testing.T) {
 		}
 	}
 	if strings.Contains(string(out), "e2e-node") {
-		t.Errorf("the server's own node, which has no network annotations, is listed as a peer:\n%s", out)
+		t.Errorf("the server's own node, whose podCIDR is outside the lab's cluster range, is listed as a peer:\n%s", out)
 	}
 
 	// b leaves the cluster: a drops its route, neighbour and FDB entry.

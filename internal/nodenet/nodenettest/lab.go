@@ -11,9 +11,11 @@
 //     t.Cleanup removes every namespace (and with them every link, route
 //     and rule inside), also when the test fails.
 //  2. Run nodenet in a node with Config.NetNS = lab.Nodes[i].NetNS.
-//  3. Prove traffic with Ping, Exchange (TCP, reporting the source address
-//     the server saw), Throughput and RTTs between Endpoints (a pod's or a
-//     node's namespace and address).
+//  3. Prove traffic with Ping, Exchange and ExchangeUDP (TCP and UDP,
+//     reporting the source address the server saw), Throughput and RTTs
+//     between Endpoints (a pod's or a node's namespace and address). These
+//     need no lab: any two namespaces and addresses will do (the end-to-end
+//     tests use them on the pods of a `peapod cluster`).
 package nodenettest
 
 import (

@@ -133,6 +133,68 @@ func Exchange(ctx context.Context, from, to Endpoint, port int) (netip.Addr, err
 	return ap.Addr(), nil
 }
 
+// ExchangeUDP sends a datagram from `from` to `to` and returns the source
+// address the server saw, once the server's answer (which echoes it) came
+// back to the client. The client resends every 200 ms (a datagram may be
+// lost while a neighbour resolves) until the answer or ctx's end, at most
+// 10 s.
+func ExchangeUDP(ctx context.Context, from, to Endpoint, port int) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var srv net.PacketConn
+	err := netns.Do(to.NetNS, func() error {
+		var err error
+		srv, err = net.ListenPacket("udp4", netip.AddrPortFrom(to.IP, uint16(port)).String())
+		return err
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("listen on udp %s:%d: %w", to.IP, port, err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, src, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = srv.WriteTo(fmt.Appendf(nil, "%s %s", src, buf[:n]), src)
+		}
+	}()
+	var c net.Conn
+	err = netns.Do(from.NetNS, func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, "udp4", netip.AddrPortFrom(to.IP, uint16(port)).String())
+		return err
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("udp %s -> %s:%d: %w", from.IP, to.IP, port, err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	for {
+		if _, err := io.WriteString(c, "hello"); err != nil {
+			return netip.Addr{}, fmt.Errorf("udp %s -> %s:%d: %w", from.IP, to.IP, port, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, err := c.Read(buf)
+		if err == nil {
+			seen, rest, _ := strings.Cut(string(buf[:n]), " ")
+			if rest != "hello" {
+				return netip.Addr{}, fmt.Errorf("udp answer %q does not echo the request", buf[:n])
+			}
+			ap, err := netip.ParseAddrPort(seen)
+			if err != nil {
+				return netip.Addr{}, fmt.Errorf("udp answer %q: %w", buf[:n], err)
+			}
+			return ap.Addr(), nil
+		}
+		if ctx.Err() != nil {
+			return netip.Addr{}, fmt.Errorf("udp %s -> %s:%d: no answer: %w", from.IP, to.IP, port, err)
+		}
+	}
+}
+
 // Throughput streams TCP from `from` to `to` for d and returns the
 // receiver's rate in Gbit/s: iperf3 when it is installed (`hack/setup.sh
 // --bench`), else a Go stream (one connection, 128 KiB writes), both with
