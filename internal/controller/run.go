@@ -9,7 +9,11 @@
 //  3. deployment — apps/v1 Deployments (package deployment);
 //  4. statefulset — apps/v1 StatefulSets (package statefulset);
 //  5. garbagecollector — ownerReference propagation (package garbagecollector);
-//  6. nodelifecycle — lease monitoring, taints and evictions (package nodelifecycle).
+//  6. nodelifecycle — lease monitoring, taints and evictions (package nodelifecycle);
+//  7. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
+//  8. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
+//  9. endpointslicemirroring — user-written Endpoints mirrored into
+//     EndpointSlices (package endpointslicemirroring).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -31,6 +35,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/peapod/peapod/internal/controller/deployment"
+	"github.com/peapod/peapod/internal/controller/endpoints"
+	"github.com/peapod/peapod/internal/controller/endpointslice"
+	"github.com/peapod/peapod/internal/controller/endpointslicemirroring"
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
 	"github.com/peapod/peapod/internal/controller/replicaset"
@@ -97,6 +104,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		NodeMonitorGracePeriod: opts.NodeMonitorGracePeriod, DefaultTolerationSeconds: opts.DefaultTolerationSeconds,
 		Clock: opts.Clock, Logger: log, Recorder: recorder("node-controller"),
 	}))
+	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
+	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
+	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
