@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/peapod/peapod/internal/proxy"
 	"github.com/peapod/peapod/internal/runtime"
 )
 
@@ -14,11 +15,12 @@ func newResetCommand() *cobra.Command {
 	var flags nodeFlags
 	cmd := &cobra.Command{
 		Use:   "reset",
-		Short: "Remove every pod sandbox of this node and the node's pod network (bridge, masquerade rules)",
+		Short: "Remove every pod sandbox of this node, the node's pod network (bridge, masquerade rules) and the service proxy's table",
 		Long: `reset takes this node apart: every sandbox in the data dir is torn down
 (containers killed, network released, mounts, cgroups and netns removed),
-then the bridge and the masquerade rules peapod installed. Stop peapod
-first. The data dir's images and credentials stay.`,
+then the bridge and the masquerade rules peapod installed, and the
+service proxy's nftables table (ip peapod) with the conntrack entries of
+the connections it translated. Stop peapod first. The data dir's images and credentials stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.node()
@@ -46,6 +48,9 @@ first. The data dir's images and credentials stay.`,
 			if errors.Join(errs...) == nil {
 				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))
 			}
+			// The service proxy's table, and the conntrack entries of
+			// the connections it translated.
+			errs = append(errs, proxy.Cleanup(cmd.Context(), proxy.DefaultTable))
 			return errors.Join(errs...)
 		},
 	}

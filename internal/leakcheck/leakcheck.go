@@ -1,6 +1,6 @@
 // Package leakcheck proves that kernel tests (and the e2e suite) leave
-// nothing behind: network namespaces, links, mounts, cgroups, processes and
-// host-local IPAM reservations.
+// nothing behind: network namespaces, links, mounts, cgroups, processes,
+// host-local IPAM reservations, nftables tables and conntrack entries.
 //
 // Usage in a test:
 //
@@ -46,6 +46,8 @@ type Snapshot struct {
 	Cgroups   []string // "<hierarchy mount>/<name>/...", every dir below a named subtree
 	Processes []string // "<pid> <comm>: <cmdline>"
 	IPAMFiles []string // paths of reservation files under IPAMDir
+	NFTables  []string // "<family> <name>" of the watched nftables tables
+	Conntrack []string // "<proto> <src> -> <dst> mark <mark>" of the watched flows
 }
 
 // Options says what to watch.
@@ -69,6 +71,13 @@ type Options struct {
 	// Only, if set, limits Check to leaks whose line contains one of these
 	// substrings, so a test can ignore objects of tests running beside it.
 	Only []string
+	// NFTables are names of nftables tables (any family) to watch, e.g.
+	// "peapod", the service proxy's. Empty: tables are not watched.
+	NFTables []string
+	// ConntrackMark, if not 0, watches the IPv4 conntrack flows whose mark
+	// has one of these bits (the service proxy marks the connections it
+	// translates).
+	ConntrackMark uint32
 }
 
 // Take snapshots the objects opts watches. A category that cannot be read
@@ -96,6 +105,12 @@ func Take(opts Options) (Snapshot, error) {
 	if s.IPAMFiles, err = ipamEntries(opts.IPAMDir); err != nil {
 		return s, err
 	}
+	if s.NFTables, err = nftTableEntries(opts.NFTables); err != nil {
+		return s, err
+	}
+	if s.Conntrack, err = conntrackEntries(opts.ConntrackMark); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -117,6 +132,8 @@ func (s Snapshot) Leaked(after Snapshot) []string {
 	add("cgroup ", s.Cgroups, after.Cgroups)
 	add("process ", s.Processes, after.Processes)
 	add("ipam ", s.IPAMFiles, after.IPAMFiles)
+	add("nftables table ", s.NFTables, after.NFTables)
+	add("conntrack ", s.Conntrack, after.Conntrack)
 	return out
 }
 

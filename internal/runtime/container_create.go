@@ -113,6 +113,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: %w", ErrInvalid, name, err)
 	}
+	var serviceEnv map[string]string
+	if r.serviceEnv != nil {
+		if serviceEnv, err = r.serviceEnv(ctx, pod); err != nil {
+			return cid, fmt.Errorf("container %q: service environment variables: %w", name, err)
+		}
+	}
 	sbDir := r.sandboxDir(sandboxID)
 	in := spec.Input{
 		Pod:                 pod,
@@ -136,6 +142,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		Group:               readInRoot(rootfs, "/etc/group"),
 		DefaultRlimitNofile: defaultRlimitNofile,
 		Lookup:              r.lookup(ctx, pod.Namespace),
+		ServiceEnv:          serviceEnv,
 	}
 	s, err := spec.Build(in)
 	if err != nil {

@@ -49,6 +49,7 @@ type Runtime struct {
 
 	hostResolv []byte
 	sources    volume.Sources
+	serviceEnv ServiceEnvFunc
 	// hostCaps bounds what privileged containers get: what peapod holds.
 	hostCaps []string
 

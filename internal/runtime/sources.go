@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/peapod/peapod/internal/runtime/spec"
@@ -19,6 +20,18 @@ type Option func(*Runtime)
 // env. Without it, pods that use them fail with an error naming the field.
 func WithSources(s volume.Sources) Option {
 	return func(r *Runtime) { r.sources = s }
+}
+
+// ServiceEnvFunc returns the Service environment variables of a pod's
+// containers (see spec.ServiceEnv); an error (the node has not read the
+// Services yet) fails the container's creation, which is retried.
+type ServiceEnvFunc func(ctx context.Context, pod *corev1.Pod) (map[string]string, error)
+
+// WithServiceEnv gives the runtime the Service environment variables of
+// pods, as the kubelet sets them from its Service informer. Without it,
+// containers get none.
+func WithServiceEnv(f ServiceEnvFunc) Option {
+	return func(r *Runtime) { r.serviceEnv = f }
 }
 
 // lookup resolves env valueFrom/envFrom references of a pod in namespace.
