@@ -20,24 +20,31 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/peapod/peapod/internal/proxy"
 )
 
 // sizes are the sample counts; -quick shrinks them to check the harness.
 type sizes struct {
 	// Profiled is the unmeasured series of pod starts perf records.
 	OneByOne, Profiled, Burst, Apply, Density, Pending, Watches int
-	CPUWindow                                                   time.Duration
+	// Services × ServiceEndpoints fill the proxy's table; OneMore samples
+	// the programming of one more Service.
+	Services, ServiceEndpoints, OneMore int
+	CPUWindow                           time.Duration
 }
 
-var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200, CPUWindow: 30 * time.Second}
-var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20, CPUWindow: 3 * time.Second}
+var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200,
+	Services: 1000, ServiceEndpoints: 10, OneMore: 20, CPUWindow: 30 * time.Second}
+var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20,
+	Services: 50, ServiceEndpoints: 10, OneMore: 5, CPUWindow: 3 * time.Second}
 
 func main() {
 	peapodBin := flag.String("peapod", "bin/peapod", "the peapod binary to benchmark")
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
-	only := flag.String("only", "", `"podstart": only the pod-start figures, printed, docs untouched (for profiling work)`)
+	only := flag.String("only", "", `"podstart" or "services": only those figures, printed, docs untouched (for profiling work)`)
 	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -126,6 +133,7 @@ type bench struct {
 	pod, floor                               netResult
 	teardown                                 time.Duration
 	cp                                       controlPlaneResult
+	svc                                      serviceResult
 	have                                     map[string]bool
 }
 
@@ -153,6 +161,7 @@ func preclean() {
 	if _, err := os.Stat("/sys/class/net/" + benchBridge); err == nil {
 		_ = exec.Command("ip", "link", "del", benchBridge).Run()
 	}
+	_ = proxy.Cleanup(context.Background(), proxy.DefaultTable)
 }
 
 func (b *bench) machine() {

@@ -10,8 +10,12 @@ import (
 // before/after comparisons while working on that path; serverArgs go to
 // every peapod server it starts (e.g. --warm-sandboxes=0).
 func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string, sz sizes) error {
-	if what != "podstart" {
-		return fmt.Errorf("-only %q: the only part is podstart", what)
+	switch what {
+	case "podstart":
+	case "services":
+		return runOnlyServices(ctx, bin, busybox, serverArgs, sz)
+	default:
+		return fmt.Errorf("-only %q: the parts are podstart and services", what)
 	}
 	preclean()
 	defer preclean()
@@ -50,4 +54,24 @@ func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string
 
 func printFigures(what string, took []time.Duration) {
 	fmt.Printf("%-40s n=%-3d p50 %6.1f ms  p99 %6.1f ms\n", what, len(took), percentile(took, .5), percentile(took, .99))
+}
+
+// runOnlyServices runs the service proxy's measurements and prints them.
+func runOnlyServices(ctx context.Context, bin, busybox string, serverArgs []string, sz sizes) error {
+	preclean()
+	defer preclean()
+	c, err := startCluster(ctx, bin, busybox, serverArgs...)
+	defer c.stop()
+	if err != nil {
+		return err
+	}
+	r, err := services(ctx, c, sz.Services, sz.ServiceEndpoints, sz.OneMore)
+	if err != nil {
+		logf("peapod server log (tail):\n%s", c.tail())
+		return err
+	}
+	for _, x := range serviceRows(r) {
+		fmt.Printf("%-100s %8s %8s | %-40s %8s %8s %s\n", x.What, num(x.P50), num(x.P99), x.Anchor, num(x.AP50), num(x.AP99), x.Unit)
+	}
+	return nil
 }

@@ -21,8 +21,11 @@ type change struct{ old, new *part }
 // one by one. It returns the chains that went out of use: they are
 // flushed here and must be deleted by a later transaction (a kernel
 // before 6.2 may still see them referenced by the map elements deleted
-// in this one). Pure.
-func writeChanges(tx *knftables.Transaction, changes []change, full bool) (stale []string) {
+// in this one). hairpin counts, per endpoint address, the parts using
+// it; it is updated from changes (with full, rebuilt from the new parts),
+// and the hairpin set follows it: an address's element is added when its
+// count leaves 0 and deleted when it returns to 0. Pure but for hairpin.
+func writeChanges(tx *knftables.Transaction, changes []change, full bool, hairpin map[string]int) (stale []string) {
 	empty := newPart()
 	olds := make([]*part, len(changes))
 	for i, c := range changes {
@@ -92,6 +95,37 @@ func writeChanges(tx *knftables.Transaction, changes []change, full bool) (stale
 				}
 				tx.Add(element(cname, key, newe[key]))
 			}
+		}
+	}
+	// Endpoint addresses shared by several Services stay in the hairpin
+	// set while any of them uses one.
+	before := map[string]int{}
+	for ip, n := range hairpin {
+		before[ip] = n
+	}
+	if full {
+		clear(hairpin)
+		clear(before)
+	}
+	for i, c := range changes {
+		if !full && c.old != nil {
+			for _, ip := range c.old.hairpin {
+				hairpin[ip]--
+			}
+		}
+		for _, ip := range news[i].hairpin {
+			hairpin[ip]++
+		}
+	}
+	for _, ip := range sortedKeys(hairpin) {
+		switch n := hairpin[ip]; {
+		case n <= 0:
+			delete(hairpin, ip)
+			if before[ip] > 0 {
+				tx.Delete(element(setHairpin, ip+" . "+ip, ""))
+			}
+		case before[ip] <= 0:
+			tx.Add(element(setHairpin, ip+" . "+ip, ""))
 		}
 	}
 	// 4. Chains out of use are emptied now and deleted later; their

@@ -37,6 +37,7 @@ type Proxier struct {
 
 	// Owned by the sync loop.
 	applied  map[string]*part
+	hairpin  map[string]int // endpoint address → parts using it
 	stale    map[string]time.Time
 	needFull bool
 	lastFull time.Time
@@ -71,6 +72,7 @@ func New(cfg Config, factory informers.SharedInformerFactory, nft knftables.Inte
 		slices:   map[string]map[string]*discoveryv1.EndpointSlice{},
 		dirty:    map[string]bool{},
 		applied:  map[string]*part{},
+		hairpin:  map[string]int{},
 		stale:    map[string]time.Time{},
 		needFull: true,
 		stats:    syncStats{applied: make(chan struct{})},
@@ -292,7 +294,11 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 	if full {
 		addFixed(tx)
 	}
-	stale := writeChanges(tx, changes, full)
+	hairpin := make(map[string]int, len(p.hairpin))
+	for ip, n := range p.hairpin {
+		hairpin[ip] = n
+	}
+	stale := writeChanges(tx, changes, full, hairpin)
 	if full {
 		leftovers, err := p.leftovers(ctx, changes)
 		if err != nil {
@@ -311,6 +317,7 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 			return p.failed(keys, fmt.Errorf("write nftables table ip %s: %w", p.cfg.Table, err))
 		}
 	}
+	p.hairpin = hairpin
 	for i, k := range order {
 		if changes[i].new == nil {
 			delete(p.applied, k)

@@ -154,15 +154,18 @@ func TestClusterIPBalancesOverReadyEndpoints(t *testing.T) {
 		"add rule ip peapod services ip daddr . meta l4proto . th dport vmap @service-ips",
 	)
 	rules := rulesOf(d, svcChain)
-	if len(rules) != 2 || !strings.HasPrefix(rules[0], "ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade") ||
-		!strings.HasPrefix(rules[1], "numgen random mod 2 vmap { 0 : goto endpoint-") {
-		t.Errorf("service chain rules: %q", rules)
+	want := []string{
+		"ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
+		"ct mark set ct mark or 0x00100000",
+		"meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.42.0.5 . 8080 , 1 : 10.42.1.5 . 8080 }",
 	}
-	e := chainOf(t, d, "endpoint-", "10.42.0.5/8080")
-	want := []string{"ip saddr 10.42.0.5 jump mark-for-masquerade", "ct mark set ct mark or 0x00100000", "meta l4proto tcp dnat to 10.42.0.5:8080"}
-	if got := rulesOf(d, e); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("endpoint chain rules %q, want %q", got, want)
+	if fmt.Sprint(rules) != fmt.Sprint(want) {
+		t.Errorf("service chain rules:\n%q\nwant\n%q", rules, want)
 	}
+	// A pod reaching itself through the Service is masqueraded.
+	mustContain(t, "table", d, "add element ip peapod hairpin { 10.42.0.5 . 10.42.0.5 }", "add element ip peapod hairpin { 10.42.1.5 . 10.42.1.5 }",
+		"add rule ip peapod masquerading ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random")
+	mustNotContain(t, "table", d, "add chain ip peapod endpoint-")
 	mustNotContain(t, "table", d, "10.42.2.5") // not ready, not terminating: unused
 }
 
@@ -189,16 +192,15 @@ func TestTerminatingServingEndpointsAreTheFallback(t *testing.T) {
 		ep{ip: "10.42.0.6", node: testNode, terminating: true}))
 	h.sync()
 	d := h.dump()
-	mustContain(t, "table", d, "dnat to 10.42.0.5:8080")
+	mustContain(t, "table", d, "map { 0 : 10.42.0.5 . 8080 }")
 	mustNotContain(t, "table", d, "10.42.0.6")
 	// Once a ready endpoint exists, the terminating one is not used.
 	h.p.onSlice(slice("web-1", "web", 8080, corev1.ProtocolTCP,
 		ep{ip: "10.42.0.5", node: testNode, serving: true, terminating: true}, readyEp("10.42.0.7", testNode)))
 	h.sync()
 	d = h.dump()
-	mustContain(t, "table", d, "dnat to 10.42.0.7:8080")
 	svcChain := chainOf(t, d, "service-", "ns/web")
-	if r := rulesOf(d, svcChain); len(r) != 1 || !strings.Contains(r[0], "numgen random mod 1") {
+	if r := rulesOf(d, svcChain); len(r) != 2 || !strings.HasSuffix(r[1], "numgen random mod 1 map { 0 : 10.42.0.7 . 8080 }") {
 		t.Errorf("service chain %q, want only the ready endpoint", r)
 	}
 }
@@ -246,7 +248,7 @@ func TestNodePortAndTrafficPolicies(t *testing.T) {
 		if r := rulesOf(d, ext); len(r) != 4 || r[3] != "goto "+local {
 			t.Errorf("external chain %q, want it to end in goto %s", r, local)
 		}
-		if r := rulesOf(d, local); len(r) != 1 || !strings.Contains(r[0], "numgen random mod 1") {
+		if r := rulesOf(d, local); len(r) != 2 || !strings.HasSuffix(r[1], "numgen random mod 1 map { 0 : 10.42.0.5 . 8080 }") {
 			t.Errorf("local chain %q", r)
 		}
 		mustNotContain(t, "table", d, "no-endpoint-nodeports { tcp . 30080")
@@ -306,8 +308,10 @@ func TestMultiplePortsAndOnePortOverTCPAndUDP(t *testing.T) {
 	mustContain(t, "table", h.dump(),
 		"10.96.0.53 . udp . 53 : goto service-", "10.96.0.53 . tcp . 53 : goto service-", "10.96.0.53 . tcp . 9153 : goto service-",
 		"10.96.0.53 . sctp . 7777 : goto service-",
-		"meta l4proto udp dnat to 10.42.0.53:5353", "meta l4proto tcp dnat to 10.42.0.53:5353", "meta l4proto tcp dnat to 10.42.0.53:9153",
-		"meta l4proto sctp dnat to 10.42.0.53:7777")
+		"meta l4proto udp dnat ip to numgen random mod 1 map { 0 : 10.42.0.53 . 5353 }",
+		"meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 10.42.0.53 . 5353 }",
+		"meta l4proto tcp dnat ip to numgen random mod 1 map { 0 : 10.42.0.53 . 9153 }",
+		"meta l4proto sctp dnat ip to numgen random mod 1 map { 0 : 10.42.0.53 . 7777 }")
 }
 
 func TestIncrementalSyncTouchesOnlyWhatChanged(t *testing.T) {
@@ -329,13 +333,14 @@ func TestIncrementalSyncTouchesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("an unchanged Service wrote a transaction:\n%s", h.lastTx())
 	}
 
-	// One more endpoint for s05: its service chain is refilled, one
-	// endpoint chain added, nothing else.
+	// One more endpoint for s05: its service chain is refilled and the
+	// endpoint joins the hairpin set, nothing else.
 	h.p.onSlice(slice("s05-1", "s05", 8080, corev1.ProtocolTCP, readyEp("10.42.1.6", testNode), readyEp("10.42.9.9", testNode)))
 	h.sync()
 	tx := h.lastTx()
 	mustNotContain(t, "incremental sync", tx, "services", "ns/s04", "ns/s06", "service-ips", "flush map")
-	mustContain(t, "incremental sync", tx, "ns/s05/tcp/http", "10.42.9.9/8080", "numgen random mod 2")
+	mustContain(t, "incremental sync", tx, "ns/s05/tcp/http", "10.42.9.9 . 8080", "numgen random mod 2",
+		"add element ip peapod hairpin { 10.42.9.9 . 10.42.9.9 }")
 	if n := strings.Count(tx, "\n"); n > 8 {
 		t.Errorf("incremental sync wrote %d operations:\n%s", n, tx)
 	}
@@ -379,9 +384,9 @@ func TestFullSyncRemovesLeftoversOfAnEarlierRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := h.dump()
-	mustNotContain(t, "table", d, "10.96.0.20", "dnat to 10.42.0.20")
-	if len(p2.stale) != 2 {
-		t.Errorf("old chains scheduled for deletion: %v, want the service and endpoint chain", p2.stale)
+	mustNotContain(t, "table", d, "10.96.0.20", "10.42.0.20")
+	if len(p2.stale) != 1 {
+		t.Errorf("old chains scheduled for deletion: %v, want the service chain", p2.stale)
 	}
 	for c := range p2.stale {
 		p2.stale[c] = time.Now().Add(-2 * staleChainAge)
@@ -390,6 +395,33 @@ func TestFullSyncRemovesLeftoversOfAnEarlierRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustNotContain(t, "table after the stale delay", h.dump(), "ns/old")
+}
+
+func TestHairpinSetCountsSharedEndpoints(t *testing.T) {
+	h := newHarness(t, "")
+	two := func(s *corev1.Service) {
+		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "alt", Port: 81, Protocol: corev1.ProtocolTCP})
+	}
+	h.p.onService(svc("a", "10.96.0.21", two))
+	h.p.onService(svc("b", "10.96.0.22"))
+	for _, name := range []string{"a", "b"} {
+		s := slice(name+"-1", name, 8080, corev1.ProtocolTCP, readyEp("10.42.0.50", testNode))
+		s.Ports = append(s.Ports, discoveryv1.EndpointPort{Name: ptr.To("alt"), Port: ptr.To(int32(8081)), Protocol: ptr.To(corev1.ProtocolTCP)})
+		h.p.onSlice(s)
+	}
+	h.sync()
+	const el = "add element ip peapod hairpin { 10.42.0.50 . 10.42.0.50 }"
+	mustContain(t, "table", h.dump(), el)
+	h.p.onServiceDelete(svc("a", "10.96.0.21"))
+	h.sync()
+	mustContain(t, "table after a's deletion", h.dump(), el)
+	mustNotContain(t, "transaction", h.lastTx(), "hairpin")
+	h.p.onServiceDelete(svc("b", "10.96.0.22"))
+	h.sync()
+	mustNotContain(t, "table after b's deletion", h.dump(), "10.42.0.50 . 10.42.0.50")
+	if len(h.p.hairpin) != 0 {
+		t.Errorf("hairpin counts left: %v", h.p.hairpin)
+	}
 }
 
 func TestConfigRefusesBadClusterCIDR(t *testing.T) {

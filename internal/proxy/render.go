@@ -19,6 +19,7 @@ const (
 	mapNoEndpointSvcs    = "no-endpoint-services"
 	mapNoEndpointNodePts = "no-endpoint-nodeports"
 	setClusterIPs        = "cluster-ips"
+	setHairpin           = "hairpin"
 )
 
 // masqueradeMark is the packet mark bit asking the postrouting chain to
@@ -49,6 +50,10 @@ type part struct {
 	elements map[string]map[string]string
 	// affinity maps an affinity set to its timeout in seconds.
 	affinity map[string]int32
+	// hairpin lists the endpoint addresses in use (repeated when two
+	// ports share one); the hairpin set holds "ip . ip" for every address
+	// some Service uses, counted across Services.
+	hairpin []string
 	// udp lists the port's frontends and endpoints for conntrack
 	// cleanup (UDP ports only).
 	udp []udpFrontend
@@ -141,19 +146,26 @@ func renderPort(p *part, sp *servicePort, clusterCIDR string) {
 		}
 	}
 
-	// One chain per endpoint in use: masquerade a pod reaching itself
-	// (hairpin; its reply must come back through this node), remember
-	// the client for session affinity, mark the connection ours, DNAT.
+	// A pod reaching itself through the Service is masqueraded (its
+	// reply must come back through this node): the masquerading chain
+	// matches source . destination against the hairpin set.
 	for _, e := range reachable {
-		base := endpointBase(sp, e)
-		rules := []string{fmt.Sprintf("ip saddr %s jump %s", e.ip, chainMarkMasq)}
-		if sp.affinitySeconds > 0 {
+		p.hairpin = append(p.hairpin, e.ip)
+	}
+	// Only Services with session affinity have a chain per endpoint (to
+	// remember each client's endpoint); the others pick and translate in
+	// one rule.
+	if sp.affinitySeconds > 0 {
+		for _, e := range reachable {
+			base := endpointBase(sp, e)
 			set := affinitySet(base, sp.affinitySeconds)
 			p.affinity[set] = sp.affinitySeconds
-			rules = append(rules, fmt.Sprintf("update @%s { ip saddr }", set))
+			p.chains[prefixEndpoint+base] = []string{
+				fmt.Sprintf("update @%s { ip saddr }", set),
+				"ct mark set ct mark or " + connMarkHex,
+				fmt.Sprintf("meta l4proto %s dnat to %s", sp.protocol, e),
+			}
 		}
-		rules = append(rules, "ct mark set ct mark or "+connMarkHex, fmt.Sprintf("meta l4proto %s dnat to %s", sp.protocol, e))
-		p.chains[prefixEndpoint+base] = rules
 	}
 	if usesClusterChain {
 		p.chains[clusterChain] = balance(sp, cluster)
@@ -197,22 +209,31 @@ func renderPort(p *part, sp *servicePort, clusterCIDR string) {
 	}
 }
 
-// balance is a policy chain's rules: clients pinned by session affinity
-// go to their endpoint, the others to one picked at random — a single
-// verdict-map lookup.
+// balance is a policy chain's rules: mark the connection ours, then
+// pick an endpoint at random and translate to it (one map lookup). With
+// session affinity, pinned clients go to their endpoint's chain first and
+// the others to one picked at random (a verdict map).
 func balance(sp *servicePort, eps []endpoint) []string {
-	var rules []string
-	if sp.affinitySeconds > 0 {
-		for _, e := range eps {
-			base := endpointBase(sp, e)
-			rules = append(rules, fmt.Sprintf("ip saddr @%s goto %s", affinitySet(base, sp.affinitySeconds), prefixEndpoint+base))
+	if sp.affinitySeconds == 0 {
+		var m []string
+		for i, e := range eps {
+			m = append(m, fmt.Sprintf("%d : %s . %d", i, e.ip, e.port))
 		}
+		// Separate tokens around the commas, as nft prints them.
+		return []string{
+			"ct mark set ct mark or " + connMarkHex,
+			fmt.Sprintf("meta l4proto %s dnat ip to numgen random mod %d map { %s }", sp.protocol, len(eps), strings.Join(m, " , ")),
+		}
+	}
+	var rules []string
+	for _, e := range eps {
+		base := endpointBase(sp, e)
+		rules = append(rules, fmt.Sprintf("ip saddr @%s goto %s", affinitySet(base, sp.affinitySeconds), prefixEndpoint+base))
 	}
 	var vmap []string
 	for i, e := range eps {
 		vmap = append(vmap, fmt.Sprintf("%d : goto %s", i, prefixEndpoint+endpointBase(sp, e)))
 	}
-	// Separate tokens around the commas, as nft prints them.
 	return append(rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(eps), strings.Join(vmap, " , ")))
 }
 

@@ -55,6 +55,8 @@ func fixedChains() map[string][]string {
 		chainReject:     {"reject"},
 		chainMarkMasq:   {"mark set mark or " + masqueradeMark},
 		chainMasquerading: {
+			// A pod that reached itself through a Service.
+			"ct status dnat ip saddr . ip daddr @" + setHairpin + " masquerade fully-random",
 			"mark and " + masqueradeMark + " == 0 return",
 			"mark set mark xor " + masqueradeMark,
 			"masquerade fully-random",
@@ -75,6 +77,7 @@ func containers() []container {
 		{mapNoEndpointSvcs, "ipv4_addr . inet_proto . inet_service : verdict", true},
 		{mapNoEndpointNodePts, "inet_proto . inet_service : verdict", true},
 		{setClusterIPs, "ipv4_addr", false},
+		{setHairpin, "ipv4_addr . ipv4_addr", false},
 	}
 }
 

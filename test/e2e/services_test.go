@@ -32,6 +32,13 @@ func TestServices(t *testing.T) {
 	probe := svcProbeDir(t)
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	c := startClusterWith(t, "--listen", "0.0.0.0:"+port)
+	// Registered after the cluster's: runs first, so the teardown's pod
+	// deletion is not undone by Deployments replacing their pods.
+	t.Cleanup(func() {
+		if out, err := c.kubectl("delete", "deployments", "--all", "--all-namespaces", "--wait=false"); err != nil {
+			t.Errorf("delete the Deployments: %v %s", err, out)
+		}
+	})
 	s := &svcTest{probe: probe}
 	t.Run("ClusterIP reaches every replica", func(t *testing.T) { s.testClusterIP(t, c.with(t)) })
 	t.Run("scaled to zero refuses at once, scaled up serves", func(t *testing.T) { s.testScale(t, c.with(t)) })
