@@ -20,6 +20,7 @@ declare -A packages=(
 	[busybox-static]=/bin/busybox
 	[iproute2]=/usr/sbin/ip
 	[iptables]=/usr/sbin/iptables
+	[nftables]=/usr/sbin/nft
 	[musl-tools]=/usr/bin/musl-gcc
 	[etcd-server]=/usr/bin/etcd
 	[docker-registry]=/usr/bin/docker-registry

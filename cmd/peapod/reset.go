@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peapod/peapod/internal/nodenet"
+	"github.com/peapod/peapod/internal/proxy"
 	"github.com/peapod/peapod/internal/runtime"
 )
 
@@ -16,12 +17,14 @@ func newResetCommand() *cobra.Command {
 	var flags nodeFlags
 	cmd := &cobra.Command{
 		Use:   "reset",
-		Short: "Remove every pod sandbox of this node and the node's pod network (bridge, masquerade rules)",
+		Short: "Remove every pod sandbox of this node, the node's pod network (bridge, masquerade rules) and the service proxy's table",
 		Long: `reset takes this node apart: every sandbox in the data dir is torn down
 (containers killed, network released, mounts, cgroups and netns removed),
-then the bridge and the masquerade rules peapod installed, and the pod
+then the bridge and the masquerade rules peapod installed, the pod
 network between nodes (the VXLAN device, routes to peers, forward rules;
-the VTEP MAC record stays). Stop peapod first. The data dir's images and credentials stay.`,
+the VTEP MAC record stays), and the service proxy's nftables table (ip
+peapod) with the conntrack entries of the connections it translated.
+Stop peapod first. The data dir's images and credentials stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.standaloneNode()
@@ -50,6 +53,9 @@ the VTEP MAC record stays). Stop peapod first. The data dir's images and credent
 				errs = append(errs, rt.Network().RemoveNodeNetwork(cmd.Context()))
 			}
 			errs = append(errs, resetNodeNet(cmd.Context(), cfg.Paths().NodeNet()))
+			// The service proxy's table, and the conntrack entries of
+			// the connections it translated.
+			errs = append(errs, proxy.Cleanup(cmd.Context(), proxy.DefaultTable))
 			return errors.Join(errs...)
 		},
 	}

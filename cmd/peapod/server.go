@@ -65,7 +65,11 @@ it as their nameserver.`,
 	f.IntVar(&cfg.Network.NodeCIDRMaskSize, "node-cidr-mask-size", cfg.Network.NodeCIDRMaskSize, "prefix length of each node's pod range (24: up to 253 pods a node)")
 	f.StringVar(&cfg.Network.ServiceCIDR, "service-cidr", cfg.Network.ServiceCIDR, "range of Service ClusterIPs; must not overlap --cluster-cidr")
 	f.StringVar(&cfg.Network.Backend, "network-backend", cfg.Network.Backend, "how pod traffic crosses between nodes: vxlan, host-gw, or none (left to your own CNI config)")
-	f.StringVar(&cfg.API.Listen, "listen", "127.0.0.1:6443", "address of the HTTPS API")
+	// Every address, as kube-apiserver's --bind-address: pods reach the API
+	// through the kubernetes Service at the advertised address, and other
+	// machines' nodes at the node's. Every request needs a credential.
+	f.StringVar(&cfg.API.Listen, "listen", "0.0.0.0:6443", "address of the HTTPS API")
+	f.StringVar(&cfg.API.AdvertiseAddress, "advertise-address", "", "IPv4 address pods reach the API at, through the kubernetes Service (default: --listen's address if specific, else the default route's interface's)")
 	f.StringSliceVar(&cfg.API.EtcdServers, "etcd-servers", nil, "external etcd endpoints (default: embedded etcd in <data-dir>/etcd)")
 	f.StringVar(&cfg.API.EtcdCAFile, "etcd-cafile", "", "CA bundle that signed the external etcd's serving certificates")
 	f.StringVar(&cfg.API.EtcdCertFile, "etcd-certfile", "", "client certificate for the external etcd (with --etcd-keyfile)")

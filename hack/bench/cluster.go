@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/peapod/peapod/internal/proxy"
 )
 
 const (
@@ -183,6 +185,11 @@ func (c *cluster) stop() {
 	}
 	if link, err := netlink.LinkByName(benchBridge); err == nil {
 		_ = netlink.LinkDel(link)
+	}
+	// The service proxy's table outlives the server by design (pods keep
+	// their Services across restarts), as `peapod reset` knows.
+	if err := proxy.Cleanup(context.Background(), proxy.DefaultTable); err != nil {
+		logf("cleanup: %v", err)
 	}
 	if c.dir != "" {
 		_ = os.RemoveAll(c.dir)

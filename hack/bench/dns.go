@@ -12,7 +12,6 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"github.com/vishvananda/netns"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -45,7 +44,7 @@ type dnsResult struct {
 func measureDNS(ctx context.Context, c *cluster, ns string, window time.Duration, services int) (dnsResult, error) {
 	var r dnsResult
 	svcs := c.client.CoreV1().Services(ns)
-	bench, err := svcs.Create(ctx, benchService("bench"), metav1.CreateOptions{})
+	bench, err := svcs.Create(ctx, benchService(ns, "bench", []int32{80}), metav1.CreateOptions{})
 	if err != nil {
 		return r, err
 	}
@@ -88,11 +87,6 @@ func measureDNS(ctx context.Context, c *cluster, ns string, window time.Duration
 		r.Propagation = append(r.Propagation, took)
 	}
 	return r, nil
-}
-
-func benchService(name string) *corev1.Service {
-	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
 }
 
 // dnsServer is where the pod's queries go: kube-dns's ClusterIP if it
@@ -260,7 +254,7 @@ func propagation(ctx context.Context, c *cluster, ns, name, nsPath, server strin
 	q := new(mdns.Msg)
 	q.SetQuestion(name+"."+ns+".svc.cluster.local.", mdns.TypeA)
 	start := time.Now()
-	svc, err := c.client.CoreV1().Services(ns).Create(ctx, benchService(name), metav1.CreateOptions{})
+	svc, err := c.client.CoreV1().Services(ns).Create(ctx, benchService(ns, name, []int32{80}), metav1.CreateOptions{})
 	if err != nil {
 		return 0, err
 	}

@@ -20,30 +20,35 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/peapod/peapod/internal/proxy"
 )
 
 // sizes are the sample counts; -quick shrinks them to check the harness.
 type sizes struct {
 	// Profiled is the unmeasured series of pod starts perf records.
 	OneByOne, Profiled, Burst, Apply, Density, Pending, Watches int
-	CPUWindow                                                   time.Duration
+	// Services × ServiceEndpoints fill the proxy's table; OneMore samples
+	// the programming of one more Service.
+	Services, ServiceEndpoints, OneMore int
+	CPUWindow                           time.Duration
 	// DNSWindow is how long the cluster DNS is loaded; DNSServices how
 	// many new Services are timed until they resolve.
 	DNSWindow   time.Duration
 	DNSServices int
 }
 
-var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200, CPUWindow: 30 * time.Second,
-	DNSWindow: 5 * time.Second, DNSServices: 20}
-var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20, CPUWindow: 3 * time.Second,
-	DNSWindow: time.Second, DNSServices: 3}
+var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200,
+	Services: 1000, ServiceEndpoints: 10, OneMore: 20, CPUWindow: 30 * time.Second, DNSWindow: 5 * time.Second, DNSServices: 20}
+var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20,
+	Services: 50, ServiceEndpoints: 10, OneMore: 5, CPUWindow: 3 * time.Second, DNSWindow: time.Second, DNSServices: 3}
 
 func main() {
 	peapodBin := flag.String("peapod", "bin/peapod", "the peapod binary to benchmark")
 	busybox := flag.String("busybox", "bin/images/busybox.tar", "the busybox image tarball (make images)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	isQuick := flag.Bool("quick", false, "few samples: check the harness, not the figures")
-	only := flag.String("only", "", `"podstart", "dns" or "multinode" (issue 10): only those figures, printed, docs untouched (for profiling work)`)
+	only := flag.String("only", "", `"podstart", "dns", "services" or "multinode" (issue 10): only those figures, printed, docs untouched (for profiling work)`)
 	serverArgs := flag.String("server-args", "", "with -only: extra flags for peapod server, space-separated")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -134,6 +139,7 @@ type bench struct {
 	cp                                       controlPlaneResult
 	dns                                      dnsResult
 	mn                                       multiNodeResult
+	svc                                      serviceResult
 	have                                     map[string]bool
 }
 
@@ -162,6 +168,7 @@ func preclean() {
 	if _, err := os.Stat("/sys/class/net/" + benchBridge); err == nil {
 		_ = exec.Command("ip", "link", "del", benchBridge).Run()
 	}
+	_ = proxy.Cleanup(context.Background(), proxy.DefaultTable)
 }
 
 func (b *bench) machine() {

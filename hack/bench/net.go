@@ -29,34 +29,11 @@ type netResult struct {
 // from nsA to ipB; ns are paths of network namespaces.
 func measurePair(ctx context.Context, nsA, nsB, ipB string) (netResult, error) {
 	var r netResult
-	srv := exec.CommandContext(ctx, "nsenter", "--net="+nsB, "iperf3", "-s", "-1", "-B", ipB)
-	if err := srv.Start(); err != nil {
+	gbps, err := iperf(ctx, nsA, nsB, ipB, ipB)
+	if err != nil {
 		return r, err
 	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	var out []byte
-	var err error
-	for i := 0; i < 50; i++ { // until the server listens
-		time.Sleep(100 * time.Millisecond)
-		out, err = exec.CommandContext(ctx, "nsenter", "--net="+nsA, "iperf3", "-c", ipB, "-t", "10", "-J").Output()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return r, fmt.Errorf("iperf3 client: %w\n%s", err, lastLines(string(out), 5))
-	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return r, fmt.Errorf("iperf3 output: %w", err)
-	}
-	r.Gbps = res.End.SumReceived.BitsPerSecond / 1e9
+	r.Gbps = gbps
 	pout, err := run(ctx, "nsenter", "--net="+nsA, "/bin/busybox", "ping", "-c", "50", "-i", "0.1", ipB)
 	if err != nil {
 		return r, err
@@ -75,6 +52,39 @@ func measurePair(ctx context.Context, nsA, nsB, ipB string) (netResult, error) {
 		return r, fmt.Errorf("no ping replies:\n%s", lastLines(pout, 5))
 	}
 	return r, nil
+}
+
+// iperf runs an iperf3 server in nsB on ipB and a 10 s client in nsA to
+// target (ipB, or an address translated to it), and returns Gbit/s.
+func iperf(ctx context.Context, nsA, nsB, ipB, target string) (float64, error) {
+	srv := exec.CommandContext(ctx, "nsenter", "--net="+nsB, "iperf3", "-s", "-1", "-B", ipB)
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	var out []byte
+	var err error
+	for i := 0; i < 50; i++ { // until the server listens
+		time.Sleep(100 * time.Millisecond)
+		out, err = exec.CommandContext(ctx, "nsenter", "--net="+nsA, "iperf3", "-c", target, "-t", "10", "-J").Output()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 client to %s: %w\n%s", target, err, lastLines(string(out), 5))
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e9, nil
 }
 
 // floorNetwork builds two network namespaces joined by veths on a new

@@ -16,10 +16,12 @@ func runOnly(ctx context.Context, what, bin, busybox string, serverArgs []string
 	case "podstart":
 	case "dns":
 		return runOnlyDNS(ctx, bin, busybox, serverArgs, sz)
+	case "services":
+		return runOnlyServices(ctx, bin, busybox, serverArgs, sz)
 	case "multinode":
 		return runOnlyMultiNode(ctx, bin, busybox, sz)
 	default:
-		return fmt.Errorf("-only %q: the parts are podstart, dns and multinode", what)
+		return fmt.Errorf("-only %q: the parts are podstart, dns, services and multinode", what)
 	}
 	preclean()
 	defer preclean()
@@ -101,6 +103,26 @@ func runOnlyMultiNode(ctx context.Context, bin, busybox string, sz sizes) error 
 	fmt.Println(b.mn)
 	if len(b.r.Errors) > 0 {
 		return fmt.Errorf("%d errors: %v", len(b.r.Errors), b.r.Errors)
+	}
+	return nil
+}
+
+// runOnlyServices runs the service proxy's measurements and prints them.
+func runOnlyServices(ctx context.Context, bin, busybox string, serverArgs []string, sz sizes) error {
+	preclean()
+	defer preclean()
+	c, err := startCluster(ctx, bin, busybox, serverArgs...)
+	defer c.stop()
+	if err != nil {
+		return err
+	}
+	r, err := services(ctx, c, sz.Services, sz.ServiceEndpoints, sz.OneMore)
+	if err != nil {
+		logf("peapod server log (tail):\n%s", c.tail())
+		return err
+	}
+	for _, x := range serviceRows(r) {
+		fmt.Printf("%-100s %8s %8s | %-40s %8s %8s %s\n", x.What, num(x.P50), num(x.P99), x.Anchor, num(x.AP50), num(x.AP99), x.Unit)
 	}
 	return nil
 }

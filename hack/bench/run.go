@@ -207,6 +207,19 @@ func (b *bench) peapodRuns(ctx context.Context, rt string) {
 		return nil
 	})
 
+	section("services", func() error {
+		r, err := services(ctx, c, b.sz.Services, b.sz.ServiceEndpoints, b.sz.OneMore)
+		if err != nil {
+			return err
+		}
+		b.svc = r
+		b.have["svc"] = true
+		for _, x := range serviceRows(r) {
+			add(x)
+		}
+		return nil
+	})
+
 	section("control plane", func() error {
 		if err := c.namespace(ctx, "cp"); err != nil {
 			return err

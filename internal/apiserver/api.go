@@ -39,9 +39,12 @@ type api struct {
 	bookmarkInterval time.Duration
 	// serverAddress is announced in /api.
 	serverAddress string
-	caPEM         []byte
-	ready         func() bool
-	openapi       *openAPI
+	// advertise is where pods reach this server through the kubernetes
+	// Service (kubernetes_endpoints.go); ip is empty when unknown.
+	advertise kubernetesEndpoint
+	caPEM     []byte
+	ready     func() bool
+	openapi   *openAPI
 
 	// services allocates ClusterIPs and NodePorts (services.go).
 	services *serviceAllocators
@@ -59,6 +62,7 @@ type apiOptions struct {
 	Logger           *slog.Logger
 	BookmarkInterval time.Duration
 	ServerAddress    string
+	Advertise        kubernetesEndpoint
 	CAPEM            []byte
 	Metrics          *metrics
 	// ServiceCIDR is the IPv4 range ClusterIPs come from; default
@@ -80,6 +84,7 @@ func newAPI(opts apiOptions) *api {
 		byGVR:            map[schema.GroupVersionResource]*Resource{},
 		bookmarkInterval: opts.BookmarkInterval,
 		serverAddress:    opts.ServerAddress,
+		advertise:        opts.Advertise,
 		caPEM:            opts.CAPEM,
 		ready:            func() bool { return true },
 	}

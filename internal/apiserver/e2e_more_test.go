@@ -133,7 +133,10 @@ func testEndToEndKubectlResources(t *testing.T, start serverStarter) {
 	wantAll(t, "create nodeport", mustKubectl(t, kc, "", "create", "service", "nodeport", "np", "--tcp=80:80"), "service/np created")
 	out := mustKubectl(t, kc, "", "get", "svc")
 	wantAll(t, "get svc", out, "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "kubernetes", "10.96.0.1", "443/TCP", "80/TCP", "NodePort", "80:3")
-	wantAll(t, "get endpointslices", mustKubectl(t, kc, "", "get", "endpointslices"), "ADDRESSTYPE", "kubernetes", "IPv4", "127.0.0.1")
+	// The kubernetes Service's endpoint is the address pods reach the
+	// server at (the default route's interface here), never loopback.
+	wantAll(t, "get endpointslices", mustKubectl(t, kc, "", "get", "endpointslices"), "ADDRESSTYPE", "kubernetes", "IPv4", defaultRouteIPv4().String())
+	wantAll(t, "get endpoints", mustKubectl(t, kc, "", "get", "endpoints", "kubernetes"), "ENDPOINTS", defaultRouteIPv4().String()+":")
 	wantAll(t, "describe svc", mustKubectl(t, kc, "", "describe", "svc", "kubernetes"), "10.96.0.1", "443/TCP")
 	wantAll(t, "get all", mustKubectl(t, kc, "", "get", "all"), "deployment.apps/web", "replicaset.apps/web-h1", "statefulset.apps/db", "service/np", "replicationcontroller/legacy")
 

@@ -16,7 +16,8 @@ import (
 )
 
 // endpointSliceResource registers discovery.k8s.io/v1 EndpointSlices:
-// stored and validated (their controller is another package's job).
+// stored and validated (internal/controller/endpointslice and
+// endpointslicemirroring write them, the service proxy reads them).
 func endpointSliceResource() *Resource {
 	return &Resource{
 		GVR:  schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
@@ -114,10 +115,12 @@ func validateSliceAddress(p *field.Path, t discoveryv1.AddressType, addr string)
 		if ip == nil || ip.To4() == nil {
 			return field.ErrorList{field.Invalid(p, addr, "must be a valid IPv4 address")}
 		}
+		return validateEndpointIP(p, addr)
 	case discoveryv1.AddressTypeIPv6:
 		if ip == nil || ip.To4() != nil {
 			return field.ErrorList{field.Invalid(p, addr, "must be a valid IPv6 address")}
 		}
+		return validateEndpointIP(p, addr)
 	case discoveryv1.AddressTypeFQDN:
 		return validation.IsFullyQualifiedDomainName(p, addr)
 	}

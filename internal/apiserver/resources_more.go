@@ -3,21 +3,24 @@ package apiserver
 import "context"
 
 // extendedResources lists the kinds registered beyond the first slice
-// (workloads, services and endpoint slices, events.k8s.io events), in
+// (workloads, services, endpoints and endpoint slices, events.k8s.io events), in
 // discovery order. builtinResources appends them.
 func extendedResources() []*Resource {
-	return append(workloadResources(), serviceResource(), endpointSliceResource(), eventsV1Resource())
+	return append(workloadResources(), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
 }
 
 // bootstrapExtended runs at every start after the system namespaces
-// exist: it repairs the service allocation bitmaps and ensures the
-// kubernetes Service, and resumes the cleanup of terminating namespaces.
+// exist: it repairs the service allocation bitmaps, ensures the
+// kubernetes Service and lists this server in its endpoints, and resumes the cleanup of terminating namespaces.
 // Idempotent.
 func (a *api) bootstrapExtended(ctx context.Context) error {
 	if err := a.repairServiceAllocations(ctx); err != nil {
 		return err
 	}
 	if err := a.ensureKubernetesService(ctx); err != nil {
+		return err
+	}
+	if err := a.reconcileKubernetesEndpoints(ctx, true); err != nil {
 		return err
 	}
 	return a.resumeNamespaceCleanup(ctx)

@@ -78,6 +78,12 @@ type Config struct {
 	EncryptionProviderConfig string
 	// TokenFile is an optional static token file (token,user,uid,"groups").
 	TokenFile string
+	// AdvertiseAddress is the IPv4 address pods reach this server at, the
+	// kubernetes Service's endpoint (kube-apiserver's --advertise-address).
+	// Default: Listen's address when it is a specific routable one, else
+	// the address of the interface holding the default route. The server
+	// must be reachable there: with a loopback Listen it is not.
+	AdvertiseAddress string
 	// ExtraSANs are added to the serving certificate.
 	ExtraSANs []string
 	// Authorizer decides access; nil allows system:masters everything and
@@ -144,7 +150,20 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse listen address %q: %w", cfg.Listen, err)
 	}
-	sans := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, cfg.ExtraSANs...)
+	advertise, err := advertisedEndpoint(cfg.AdvertiseAddress, cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	// In-cluster clients connect to the kubernetes Service's ClusterIP and
+	// names, and to the advertised address.
+	sans := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local"}, cfg.ExtraSANs...)
+	if r, err := parseIPRange(serviceCIDROrDefault(cfg.ServiceCIDR)); err == nil {
+		sans = append(sans, r.ip(0))
+	}
+	if advertise.ip != "" {
+		sans = append(sans, advertise.ip)
+	}
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		sans = append(sans, host)
 	}
@@ -200,8 +219,15 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	advertise.port = int32(s.listener.Addr().(*net.TCPAddr).Port)
+	if advertise.ip == "" {
+		s.log.Warn("no address for pods to reach the API server at: the kubernetes Service has no endpoints; set --advertise-address")
+	} else if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		s.log.Warn("the API server listens on loopback only, so pods cannot reach it through the kubernetes Service; listen on 0.0.0.0 or the advertised address",
+			"listen", cfg.Listen, "advertise", advertise.ip)
+	}
 	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
-		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), CAPEM: s.pki.CAPEM,
+		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), Advertise: advertise, CAPEM: s.pki.CAPEM,
 		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange, ReservedServiceIPs: cfg.ReservedServiceIPs})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
@@ -284,6 +310,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
+	epCtx, stopEndpoints := context.WithCancel(ctx)
+	epDone := make(chan struct{})
+	go func() { defer close(epDone); s.api.runKubernetesEndpoints(epCtx) }()
+	defer func() {
+		// A server that stops takes its address out of the kubernetes
+		// Service, as kube-apiserver does, before its storage closes.
+		stopEndpoints()
+		<-epDone
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.api.reconcileKubernetesEndpoints(rctx, false); err != nil {
+			s.log.Warn("remove this server from the kubernetes Service", "err", err)
+		}
+	}()
 	s.isReady.Store(true)
 	close(s.ready)
 	s.log.Info("serving", "address", s.Addr(), "kubeconfig", s.Kubeconfig())

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -42,10 +39,15 @@ type serviceAllocators struct {
 	portA *rangeAllocator
 }
 
-func newServiceAllocators(a *api, cidr, ports string, reserved []string) *serviceAllocators {
+func serviceCIDROrDefault(cidr string) string {
 	if cidr == "" {
-		cidr = DefaultServiceCIDR
+		return DefaultServiceCIDR
 	}
+	return cidr
+}
+
+func newServiceAllocators(a *api, cidr, ports string, reserved []string) *serviceAllocators {
+	cidr = serviceCIDROrDefault(cidr)
 	if ports == "" {
 		ports = DefaultNodePortRange
 	}
@@ -234,23 +236,22 @@ func (a *api) repairServiceAllocations(ctx context.Context) error {
 }
 
 // ensureKubernetesService creates (or corrects) the `kubernetes` Service
-// in default, ClusterIP the first address of the range, port 443 → the
-// API server's port, and its EndpointSlice naming the server's address.
-// Idempotent; run at every start.
+// in default: ClusterIP the first address of the range, port 443 → the
+// API server's advertised port, no selector (its endpoints are the API
+// servers', kubernetes_endpoints.go). Idempotent; run at every start.
 func (a *api) ensureKubernetesService(ctx context.Context) error {
 	if a.services.err != nil {
 		return a.services.err
 	}
-	host, port := "", 6443
-	if h, p, err := net.SplitHostPort(a.serverAddress); err == nil {
-		host = h
-		port, _ = strconv.Atoi(p)
+	port := a.advertise.port
+	if port == 0 {
+		port = 6443
 	}
 	meta := metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
 		Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}}
 	svc := &corev1.Service{ObjectMeta: meta, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeClusterIP, ClusterIP: a.services.firstIP(),
-		Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(port))}},
+		Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port)}},
 	}}
 	if err := a.ensure(ctx, a.resourceFor("", "v1", "services"), svc, func(cur runtime.Object) {
 		c := cur.(*corev1.Service)
@@ -258,21 +259,6 @@ func (a *api) ensureKubernetesService(ctx context.Context) error {
 		c.Spec.Selector = nil
 	}); err != nil {
 		return fmt.Errorf("kubernetes service: %w", err)
-	}
-	if host == "" {
-		return nil
-	}
-	meta.Labels = map[string]string{discoveryv1.LabelServiceName: "kubernetes", discoveryv1.LabelManagedBy: "peapod-apiserver"}
-	ready := true
-	pname, proto, p32 := "https", corev1.ProtocolTCP, int32(port)
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: meta, AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
-		Ports:     []discoveryv1.EndpointPort{{Name: &pname, Protocol: &proto, Port: &p32}}}
-	if err := a.ensure(ctx, a.resourceFor("discovery.k8s.io", "v1", "endpointslices"), slice, func(cur runtime.Object) {
-		c := cur.(*discoveryv1.EndpointSlice)
-		c.Endpoints, c.Ports = slice.Endpoints, slice.Ports
-	}); err != nil {
-		return fmt.Errorf("kubernetes endpointslice: %w", err)
 	}
 	return nil
 }

@@ -11,7 +11,11 @@
 //  5. garbagecollector — ownerReference propagation (package garbagecollector);
 //  6. nodelifecycle — lease monitoring, taints and evictions (package nodelifecycle);
 //  7. nodeipam — each Node's podCIDR from the cluster range (package nodeipam),
-//     when Options.ClusterCIDR is set.
+//     when Options.ClusterCIDR is set;
+//  8. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
+//  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
+//  10. endpointslicemirroring — user-written Endpoints mirrored into
+//     EndpointSlices (package endpointslicemirroring).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -34,6 +38,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/peapod/peapod/internal/controller/deployment"
+	"github.com/peapod/peapod/internal/controller/endpoints"
+	"github.com/peapod/peapod/internal/controller/endpointslice"
+	"github.com/peapod/peapod/internal/controller/endpointslicemirroring"
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
@@ -111,6 +118,9 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 			Logger: log, Recorder: recorder("cidrAllocator"),
 		}))
 	}
+	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
+	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
+	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

@@ -5,11 +5,10 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/dns"
+	"github.com/peapod/peapod/internal/nodeaddr"
 )
 
 // withClusterDNS returns node configured with the cluster DNS its pods
@@ -34,12 +33,20 @@ func serviceCIDR(api apiserver.Config) string {
 }
 
 // dnsAddress is where this server's cluster DNS listens: the address
-// agents and pods reach the server at. That is the API's --listen address
-// when it names a routable one, else the first IPv4 address of the link
-// holding the default route (the address kube-apiserver advertises by
-// default). Never 0.0.0.0: a host resolver on 127.0.0.53 or on another
-// address must not be in the way.
-func dnsAddress(listen string) (netip.Addr, error) {
+// agents and pods reach the server at, the one it advertises for the
+// kubernetes Service. That is --advertise-address, else the API's --listen
+// address when it names a routable one, else the first IPv4 address of
+// the link holding the default route (kube-apiserver's default). Never
+// 0.0.0.0: a host resolver on 127.0.0.53 or on another address must not
+// be in the way.
+func dnsAddress(advertise, listen string) (netip.Addr, error) {
+	if advertise != "" {
+		a, err := netip.ParseAddr(advertise)
+		if err != nil || !a.Is4() || !a.IsGlobalUnicast() {
+			return netip.Addr{}, fmt.Errorf("--advertise-address %q: want an IPv4 address pods can reach", advertise)
+		}
+		return a, nil
+	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("--listen %q: %w", listen, err)
@@ -47,36 +54,13 @@ func dnsAddress(listen string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil && a.Is4() && a.IsGlobalUnicast() {
 		return a, nil
 	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	a, ok, err := nodeaddr.DefaultRoute()
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("cluster DNS: find the node's address: list routes: %w", err)
+		return netip.Addr{}, fmt.Errorf("cluster DNS: find the node's address: %w", err)
 	}
-	for _, r := range routes {
-		if r.Dst != nil && !(r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)) {
-			continue
-		}
-		if a, ok := netip.AddrFromSlice(r.Src.To4()); ok && a.IsGlobalUnicast() {
-			return a, nil
-		}
-		link, err := netlink.LinkByIndex(r.LinkIndex)
-		if err != nil {
-			continue
-		}
-		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-		if err != nil {
-			continue
-		}
-		for _, ad := range addrs {
-			if a, ok := netip.AddrFromSlice(ad.IP.To4()); ok && a.IsGlobalUnicast() {
-				return a, nil
-			}
-		}
+	if ok {
+		return a.IP, nil
 	}
 	return netip.Addr{}, fmt.Errorf("cluster DNS: no address for pods to reach it at: --listen %s names none and no link holds a default route; "+
-		"give --listen this node's address", listen)
-}
-
-func isZeroMask(m net.IPMask) bool {
-	ones, _ := m.Size()
-	return ones == 0
+		"give --advertise-address this node's address", listen)
 }

@@ -10,12 +10,12 @@ import (
 
 func TestDNSAddress(t *testing.T) {
 	// A routable --listen address is where pods reach the server.
-	if a, err := dnsAddress("192.0.2.7:6443"); err != nil || a.String() != "192.0.2.7" {
+	if a, err := dnsAddress("", "192.0.2.7:6443"); err != nil || a.String() != "192.0.2.7" {
 		t.Errorf("dnsAddress(192.0.2.7:6443) = %v, %v", a, err)
 	}
 	// Loopback and the wildcard are not: the default route's address is.
 	for _, listen := range []string{"127.0.0.1:6443", "0.0.0.0:6443"} {
-		a, err := dnsAddress(listen)
+		a, err := dnsAddress("", listen)
 		if err != nil {
 			if !strings.Contains(err.Error(), "no address for pods to reach it at") {
 				t.Errorf("dnsAddress(%s): %v", listen, err)
@@ -26,8 +26,14 @@ func TestDNSAddress(t *testing.T) {
 			t.Errorf("dnsAddress(%s) = %s, not an address pods reach", listen, a)
 		}
 	}
-	if _, err := dnsAddress("nonsense"); err == nil || !strings.Contains(err.Error(), `--listen "nonsense"`) {
+	if _, err := dnsAddress("", "nonsense"); err == nil || !strings.Contains(err.Error(), `--listen "nonsense"`) {
 		t.Errorf("dnsAddress(nonsense) = %v", err)
+	}
+	if a, err := dnsAddress("192.0.2.9", "0.0.0.0:6443"); err != nil || a.String() != "192.0.2.9" {
+		t.Errorf("dnsAddress(advertise 192.0.2.9) = %v, %v", a, err)
+	}
+	if _, err := dnsAddress("127.0.0.1", "0.0.0.0:6443"); err == nil || !strings.Contains(err.Error(), "--advertise-address") {
+		t.Errorf("dnsAddress(advertise loopback) = %v, want an error naming --advertise-address", err)
 	}
 }
 

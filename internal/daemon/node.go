@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peapod/peapod/internal/agent"
@@ -23,7 +26,9 @@ import (
 	"github.com/peapod/peapod/internal/dns"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/nodenet"
+	"github.com/peapod/peapod/internal/proxy"
 	"github.com/peapod/peapod/internal/runtime"
+	"github.com/peapod/peapod/internal/runtime/spec"
 )
 
 type nodeDeps struct {
@@ -49,8 +54,8 @@ type nodeDeps struct {
 //     ends;
 //  5. start the runtime (bridge and host-local IPAM on the podCIDR, with
 //     the overlay's MTU), the server the API server reaches for logs,
-//     exec, attach and port-forward, and the agent that serves the pods
-//     bound to the node.
+//     exec, attach and port-forward, the agent that serves the pods
+//     bound to the node, and the node's service proxy.
 //
 // Steps 4 and 5 run as one group: the first of them to fail ends the
 // node. The kernel state of step 4 (device, FDB, neighbours, routes)
@@ -68,8 +73,13 @@ func runNode(ctx context.Context, d nodeDeps) error {
 	}
 	defer overlay.Close()
 	g := newGroup(ctx, log)
+	// One informer factory for what the node watches cluster-wide: the
+	// Services and EndpointSlices the service proxy programs, and the
+	// Services whose variables containers get.
+	factory := informers.NewSharedInformerFactory(d.client, 0)
+	defer factory.Shutdown() // after g.Wait: g.ctx has ended
 	g.Go("pod network between nodes", func(ctx context.Context) error { return nodenet.Run(ctx, d.client, overlay) })
-	if err := startNode(g, d, pn, log); err != nil {
+	if err := startNode(g, d, pn, factory, log); err != nil {
 		g.cancel()
 		_ = g.Wait()
 		return err
@@ -154,17 +164,22 @@ func nodePodCIDR(node *corev1.Node, flag string, settings clusternetwork.Setting
 }
 
 // startNode starts the runtime on the node's range and, in g, the node
-// server and the agent (step 5 of runNode).
-func startNode(g *group, d nodeDeps, pn podNetwork, log *slog.Logger) error {
+// server, the agent and the service proxy (step 5 of runNode).
+func startNode(g *group, d nodeDeps, pn podNetwork, factory informers.SharedInformerFactory, log *slog.Logger) error {
 	ctx := g.ctx
 	cfg := withClusterDNS(d.node, pn.dns)
 	cfg.PodCIDR = pn.podCIDR.String()
 	cfg.ClusterCIDR = pn.settings.ClusterCIDR
 	cfg.NodeIP = pn.addr.IP.String()
 	cfg.MTU = pn.mtu
-	rt, err := runtime.New(ctx, cfg, log, runtime.WithSources(agent.NewSources(d.client)))
+	rt, err := runtime.New(ctx, cfg, log, runtime.WithSources(agent.NewSources(d.client)),
+		runtime.WithServiceEnv(serviceEnvFrom(factory)))
 	if err != nil {
 		return fmt.Errorf("start node runtime: %w", err)
+	}
+	px, err := newServiceProxy(cfg, factory, d.log)
+	if err != nil {
+		return err
 	}
 	ln, tlsCfg, err := nodeListener(d)
 	if err != nil {
@@ -178,10 +193,44 @@ func startNode(g *group, d nodeDeps, pn podNetwork, log *slog.Logger) error {
 	})
 	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log, Pods: a,
 		Configz: &nodeserver.Configz{Port: int32(port), PodCIDR: cfg.PodCIDR, CgroupRoot: "/" + cfg.CgroupParent, CgroupDriver: "cgroupfs"}})
+	factory.Start(g.ctx.Done())
 	g.Go("node server", func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	g.Go("agent", a.Run)
 	g.Go("warm sandboxes", rt.RunWarmPool)
+	g.Go("service proxy", px.Run)
 	return nil
+}
+
+// newServiceProxy sets up this node's service proxy over factory's
+// Service and EndpointSlice informers.
+func newServiceProxy(cfg config.Node, factory informers.SharedInformerFactory, log *slog.Logger) (*proxy.Proxier, error) {
+	nft, err := proxy.NewTable(proxy.DefaultTable)
+	if err != nil {
+		return nil, err
+	}
+	px, err := proxy.New(proxy.Config{NodeName: cfg.NodeName, ClusterCIDR: cfg.ClusterCIDR, Logger: log}, factory, nft)
+	if err != nil {
+		return nil, fmt.Errorf("start service proxy: %w", err)
+	}
+	return px, nil
+}
+
+// serviceEnvFrom computes pods' Service environment variables from
+// factory's Service informer, as the kubelet does; until the informer has
+// read the Services once, containers wait (their creation is retried).
+func serviceEnvFrom(factory informers.SharedInformerFactory) runtime.ServiceEnvFunc {
+	inf := factory.Core().V1().Services()
+	lister, synced := inf.Lister(), inf.Informer().HasSynced
+	return func(_ context.Context, pod *corev1.Pod) (map[string]string, error) {
+		if !synced() {
+			return nil, errors.New("the node has not read the Services from the API yet")
+		}
+		svcs, err := lister.List(labels.Everything())
+		if err != nil {
+			return nil, fmt.Errorf("list services: %w", err)
+		}
+		return spec.ServiceEnv(pod, svcs), nil
+	}
 }
 
 type nodeTLS struct {

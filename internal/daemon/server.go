@@ -62,7 +62,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	if err != nil {
 		return err
 	}
-	dnsAddr, err := dnsAddress(cfg.API.Listen)
+	dnsAddr, err := dnsAddress(cfg.API.AdvertiseAddress, cfg.API.Listen)
 	if err != nil {
 		return err
 	}

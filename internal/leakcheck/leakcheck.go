@@ -2,7 +2,8 @@
 // nothing behind: network namespaces (and, for the namespaces named in
 // Options.NetNSLinks, the links inside them), links, mounts, cgroups,
 // processes, host-local IPAM reservations, iptables rules and routes of
-// chosen protocols (the pod network's routes to other nodes).
+// chosen protocols (the pod network's routes to other nodes), nftables
+// tables and conntrack entries.
 //
 // Usage in a test:
 //
@@ -52,6 +53,8 @@ type Snapshot struct {
 	IPAMFiles []string // paths of reservation files under IPAMDir
 	Rules     []string // "<table> <rule>" from iptables-save, e.g. "filter -A FORWARD ..."
 	Routes    []string // "<dst> via <gw> dev <link> proto <n>", with " in netns <name>" inside NetNSLinks namespaces
+	NFTables  []string // "<family> <name>" of the watched nftables tables
+	Conntrack []string // "<proto> <src> -> <dst> mark <mark>" of the watched flows
 }
 
 // Options says what to watch.
@@ -91,6 +94,13 @@ type Options struct {
 	// Only, if set, limits Check to leaks whose line contains one of these
 	// substrings, so a test can ignore objects of tests running beside it.
 	Only []string
+	// NFTables are names of nftables tables (any family) to watch, e.g.
+	// "peapod", the service proxy's. Empty: tables are not watched.
+	NFTables []string
+	// ConntrackMark, if not 0, watches the IPv4 conntrack flows whose mark
+	// has one of these bits (the service proxy marks the connections it
+	// translates).
+	ConntrackMark uint32
 }
 
 // Take snapshots the objects opts watches. A category that cannot be read
@@ -129,6 +139,12 @@ func Take(opts Options) (Snapshot, error) {
 	if s.IPAMFiles, err = ipamEntries(opts.IPAMDir); err != nil {
 		return s, err
 	}
+	if s.NFTables, err = nftTableEntries(opts.NFTables); err != nil {
+		return s, err
+	}
+	if s.Conntrack, err = conntrackEntries(opts.ConntrackMark); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -154,6 +170,8 @@ func (s Snapshot) Leaked(after Snapshot) []string {
 	add("ipam ", s.IPAMFiles, after.IPAMFiles)
 	add("rule ", s.Rules, after.Rules)
 	add("route ", s.Routes, after.Routes)
+	add("nftables table ", s.NFTables, after.NFTables)
+	add("conntrack ", s.Conntrack, after.Conntrack)
 	return out
 }
 

@@ -352,3 +352,16 @@ func TestNetNSLinksAndRules(t *testing.T) {
 		t.Errorf("after removal Check reported %q", rec.errs)
 	}
 }
+
+func TestParseNFTTables(t *testing.T) {
+	out := "table ip nat\ntable ip peapod\ntable inet filter\ntable ip6 peapod\n"
+	got := parseNFTTables(out, []string{"peapod"})
+	if len(got) != 2 || got[0] != "ip peapod" || got[1] != "ip6 peapod" {
+		t.Errorf("parseNFTTables = %q", got)
+	}
+	before := Snapshot{NFTables: []string{"ip nat"}}
+	if l := before.Leaked(Snapshot{NFTables: []string{"ip nat", "ip peapod"}, Conntrack: []string{"proto 6 a -> b"}}); len(l) != 2 ||
+		l[0] != "nftables table ip peapod" || l[1] != "conntrack proto 6 a -> b" {
+		t.Errorf("Leaked = %q", l)
+	}
+}

@@ -37,9 +37,24 @@ func Resolve(nodeIP string) (Address, error) {
 	if nodeIP != "" {
 		return configured(nodeIP)
 	}
-	routes, err := retryInterrupted(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
+	a, ok, err := DefaultRoute()
 	if err != nil {
 		return Address{}, fmt.Errorf("find the default route for the node's address (give --node-ip): %w", err)
+	}
+	if ok {
+		return a, nil
+	}
+	return configured("127.0.0.1")
+}
+
+// DefaultRoute returns the first routable IPv4 address of the interface
+// the IPv4 default route leaves through; ok is false when there is no
+// default route or its interface has no such address. The kubelet,
+// flannel and kube-apiserver (for --advertise-address) pick the same one.
+func DefaultRoute() (a Address, ok bool, err error) {
+	routes, err := retryInterrupted(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
+	if err != nil {
+		return Address{}, false, fmt.Errorf("list routes: %w", err)
 	}
 	for _, r := range routes {
 		if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
@@ -53,13 +68,13 @@ func Resolve(nodeIP string) (Address, error) {
 		if err != nil {
 			continue
 		}
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip.IsGlobalUnicast() {
-				return Address{IP: ip, Link: link.Attrs().Name, MTU: link.Attrs().MTU}, nil
+		for _, ad := range addrs {
+			if ip, ok := netip.AddrFromSlice(ad.IP.To4()); ok && ip.IsGlobalUnicast() {
+				return Address{IP: ip, Link: link.Attrs().Name, MTU: link.Attrs().MTU}, true, nil
 			}
 		}
 	}
-	return configured("127.0.0.1")
+	return Address{}, false, nil
 }
 
 // configured finds the interface holding nodeIP.

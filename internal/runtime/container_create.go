@@ -137,6 +137,12 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: SELinux labels: %w", ErrInvalid, name, err)
 	}
+	var serviceEnv map[string]string
+	if r.serviceEnv != nil {
+		if serviceEnv, err = r.serviceEnv(ctx, pod); err != nil {
+			return cid, fmt.Errorf("container %q: service environment variables: %w", name, err)
+		}
+	}
 	sbDir := r.sandboxDir(sandboxID)
 	shm := filepath.Join(sbDir, "shm")
 	if pod.Spec.HostIPC {
@@ -167,6 +173,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		DefaultRlimitNofile: defaultRlimitNofile,
 		Lookup:              r.lookup(ctx, pod.Namespace),
 		SELinux:             labels,
+		ServiceEnv:          serviceEnv,
 	}
 	if sb.UserNS != nil {
 		in.UserNamespace = &spec.UserNamespace{HostID: sb.UserNS.HostID, Length: sb.UserNS.Length}

@@ -59,6 +59,8 @@ type Runtime struct {
 	userns *userns.Allocator
 	// selinux says whether SELinux labels apply here, and their defaults.
 	selinux selinuxHost
+	// serviceEnv computes pods' Service environment variables (WithServiceEnv).
+	serviceEnv ServiceEnvFunc
 	// hostCaps bounds what privileged containers get: what peapod holds.
 	hostCaps []string
 

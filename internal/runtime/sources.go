@@ -23,6 +23,18 @@ func WithSources(s volume.Sources) Option {
 	return func(r *Runtime) { r.sources = s }
 }
 
+// ServiceEnvFunc returns the Service environment variables of a pod's
+// containers (see spec.ServiceEnv); an error (the node has not read the
+// Services yet) fails the container's creation, which is retried.
+type ServiceEnvFunc func(ctx context.Context, pod *corev1.Pod) (map[string]string, error)
+
+// WithServiceEnv gives the runtime the Service environment variables of
+// pods, as the kubelet sets them from its Service informer. Without it,
+// containers get none.
+func WithServiceEnv(f ServiceEnvFunc) Option {
+	return func(r *Runtime) { r.serviceEnv = f }
+}
+
 // lookup resolves env valueFrom/envFrom references of a pod in namespace.
 func (r *Runtime) lookup(ctx context.Context, namespace string) spec.LookupFunc {
 	if r.sources == nil {

@@ -1,5 +1,3 @@
-//go:build svcproxy
-
 // LEAD: remove the build constraint above when merging branch svcproxy.
 // These tests ask the cluster DNS through kube-dns's ClusterIP
 // (10.96.0.10), which only the service proxy's DNAT leads to the DNS

@@ -8,7 +8,8 @@
 //   - update: optimistic concurrency (a stale non-empty resourceVersion is a
 //     Conflict), a fresh resourceVersion, the status subresource (an update
 //     of "status" changes only status, a main update keeps the stored
-//     status), generation bumped when spec changes;
+//     status), generation bumped when anything but metadata and status
+//     changes;
 //   - delete: UID preconditions; propagationPolicy Foreground/Orphan and
 //     finalizers set deletionTimestamp (adding the foregroundDeletion or
 //     orphan finalizer) instead of deleting; an update that leaves a
@@ -117,7 +118,7 @@ func update(tr clienttesting.ObjectTracker, ua clienttesting.UpdateAction) (bool
 	rm.SetGeneration(cm.GetGeneration())
 	if ua.GetSubresource() == "" {
 		rm.SetDeletionTimestamp(cm.GetDeletionTimestamp())
-		if !reflect.DeepEqual(newU["spec"], curU["spec"]) {
+		if contentChanged(newU, curU) {
 			rm.SetGeneration(cm.GetGeneration() + 1)
 		}
 		if cm.GetDeletionTimestamp() != nil && len(rm.GetFinalizers()) == 0 {
@@ -126,6 +127,22 @@ func update(tr clienttesting.ObjectTracker, ua clienttesting.UpdateAction) (bool
 	}
 	rm.SetResourceVersion(nextRV())
 	return true, res, tr.Update(gvr, res, ns)
+}
+
+// contentChanged compares everything but metadata and status, as the API
+// server does to bump metadata.generation (kinds without a spec, such as
+// EndpointSlices, carry their content at the top level).
+func contentChanged(a, b map[string]interface{}) bool {
+	strip := func(m map[string]interface{}) map[string]interface{} {
+		c := make(map[string]interface{}, len(m))
+		for k, v := range m {
+			if k != "metadata" && k != "status" && k != "apiVersion" && k != "kind" {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	return !reflect.DeepEqual(strip(a), strip(b))
 }
 
 func del(tr clienttesting.ObjectTracker, da clienttesting.DeleteAction) (bool, runtime.Object, error) {

@@ -133,6 +133,10 @@ type Input struct {
 	// Lookup resolves configMapKeyRef, secretKeyRef and envFrom; nil makes
 	// them ErrUnsupported.
 	Lookup LookupFunc
+	// ServiceEnv are the Service environment variables (see ServiceEnv):
+	// $(VAR) references in env, command and args see them, and those the
+	// container does not set itself are added after its own, sorted.
+	ServiceEnv map[string]string
 	// HostCapabilities is the set a privileged container or capabilities.add
 	// ALL gets; nil means AllCapabilities(). Runtimes fail to start a
 	// container asking for a capability they lack themselves, so callers

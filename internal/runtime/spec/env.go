@@ -80,10 +80,21 @@ func runtimeEnv(in Input, kenv envList) []string {
 }
 
 // kubeletEnv computes the container's env vars the way the kubelet's
-// makeEnvironmentVariables does: envFrom first, then env in order.
+// makeEnvironmentVariables does: envFrom first, then env in order, then
+// the Service variables the container does not set itself.
 func kubeletEnv(in Input, path string) (envList, error) {
 	c := in.Container
 	var env envList
+	// $(VAR) sees the container's variables set so far, then the
+	// Services'.
+	vars := make(map[string]string, len(in.ServiceEnv))
+	for k, v := range in.ServiceEnv {
+		vars[k] = v
+	}
+	set := func(name, val string) {
+		env.set(name, val)
+		vars[name] = val
+	}
 	for i, ef := range c.EnvFrom {
 		fp := fmt.Sprintf("%s.envFrom[%d]", path, i)
 		var (
@@ -121,13 +132,13 @@ func kubeletEnv(in Input, path string) (envList, error) {
 			if len(validation.IsEnvVarName(n)) != 0 {
 				continue // the kubelet skips these and records an event
 			}
-			env.set(n, data[k])
+			set(n, data[k])
 		}
 	}
 	for i, e := range c.Env {
 		fp := fmt.Sprintf("%s.env[%d]", path, i)
 		if e.ValueFrom == nil {
-			env.set(e.Name, expand(e.Value, env.vals))
+			set(e.Name, expand(e.Value, vars))
 			continue
 		}
 		val, ok, err := valueFrom(in, e.ValueFrom, fp+".valueFrom")
@@ -135,8 +146,18 @@ func kubeletEnv(in Input, path string) (envList, error) {
 			return env, err
 		}
 		if ok {
-			env.set(e.Name, val)
+			set(e.Name, val)
 		}
+	}
+	names := make([]string, 0, len(in.ServiceEnv))
+	for k := range in.ServiceEnv {
+		if _, own := env.vals[k]; !own {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env.set(k, in.ServiceEnv[k])
 	}
 	return env, nil
 }
