@@ -57,6 +57,12 @@ func DefaultPod(pod *corev1.Pod) {
 		defaultContainer(&s.Containers[i])
 	}
 	defaultTolerations(s, DefaultTolerationSeconds)
+	for _, c := range ephemeralAsContainers(s) {
+		defaultContainer(c)
+	}
+	// Pod-level defaults come after the containers' own (requests
+	// defaulted to limits), as in Kubernetes.
+	defaultPodResources(pod)
 }
 
 func defaultVolume(v *corev1.Volume) {
