@@ -43,13 +43,18 @@
 //     RuntimeDefault/Unconfined (RuntimeDefault when unset, see
 //     UnsetSeccompProfile), procMount Default, pod sysctls;
 //   - cpu and memory limits and requests (CFS quota/period, shares, memory
-//     limit), hostNetwork/hostIPC/hostPID, bind mounts with mountPropagation.
+//     limit; LinuxResources for resizing a running container),
+//     hostNetwork/hostIPC/hostPID, bind mounts with mountPropagation;
+//   - ephemeral containers (spec.ephemeralContainers[i] in error paths);
+//   - what the node needs beside the spec: the kubelet's env for
+//     subPathExpr (KubeletEnv, ExpandSubPathExpr) and the stop signal
+//     (StopSignal: lifecycle.stopSignal, else the image's, else SIGTERM).
 //
 // Refused with ErrUnsupported (the error names the field): volumeDevices,
-// resizePolicy, resources.claims, extended and hugepages resources,
+// resources.claims, extended and hugepages resources (pod-level too),
 // seLinuxOptions, windowsOptions, appArmorProfile other than Unconfined,
-// seccompProfile Localhost, procMount Unmasked, hostUsers=false, pod-level
-// spec.resources, os.name other than linux, volumeMounts with
+// seccompProfile Localhost, procMount Unmasked, hostUsers=false,
+// os.name other than linux, volumeMounts with
 // recursiveReadOnly Enabled or bindMountOptions, valueFrom.fileKeyRef, and
 // configMapKeyRef/secretKeyRef/envFrom when no Lookup is given.
 //

@@ -19,8 +19,8 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 	if ps.HostUsers != nil && !*ps.HostUsers {
 		return unsupported("spec.hostUsers")
 	}
-	if ps.Resources != nil {
-		return unsupported("spec.resources")
+	if err := checkPodResources(ps.Resources); err != nil {
+		return err
 	}
 	if psc := ps.SecurityContext; psc != nil {
 		if psc.SELinuxOptions != nil {
@@ -36,9 +36,6 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 
 	if len(c.VolumeDevices) > 0 {
 		return unsupported(path + ".volumeDevices")
-	}
-	if len(c.ResizePolicy) > 0 {
-		return unsupported(path + ".resizePolicy")
 	}
 	for i, vm := range c.VolumeMounts {
 		fp := fmt.Sprintf("%s.volumeMounts[%d]", path, i)
