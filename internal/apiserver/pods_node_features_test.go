@@ -253,7 +253,9 @@ func TestValidatePodResize(t *testing.T) {
 		{"QoS change", burstable, func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Requests = rl("cpu", "200m", "memory", "64Mi")
 		}, []string{`spec: Invalid value: "Guaranteed": Pod QOS Class may not change as a result of resizing`}},
-		{"other resource", burstable, func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits["ephemeral-storage"] = resource.MustParse("1Gi") },
+		{"other resource", burstable, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Limits["ephemeral-storage"] = resource.MustParse("1Gi")
+		},
 			[]string{"spec: Forbidden: only cpu and memory resources are mutable"}},
 		{"regular init container", func() *corev1.Pod {
 			pod := burstable()

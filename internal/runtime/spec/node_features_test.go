@@ -40,7 +40,9 @@ func TestKubeletEnvForSubPath(t *testing.T) {
 }
 
 func TestStopSignal(t *testing.T) {
-	sig := func(s corev1.Signal) *corev1.Container { return &corev1.Container{Lifecycle: &corev1.Lifecycle{StopSignal: &s}} }
+	sig := func(s corev1.Signal) *corev1.Container {
+		return &corev1.Container{Lifecycle: &corev1.Lifecycle{StopSignal: &s}}
+	}
 	for _, tc := range []struct {
 		name     string
 		c        *corev1.Container
