@@ -195,8 +195,14 @@ func (a *Agent) allocate(ctx context.Context, w *podWorker, pod *corev1.Pod, sb 
 // resources, in place or, where its resizePolicy says so, by restarting
 // it; then the pod cgroup gets the pod's. It returns when to try again,
 // or 0.
-func (a *Agent) actuateResize(ctx context.Context, w *podWorker, alloc *corev1.Pod, sandboxID string) time.Duration {
-	sb, err := a.rt.SandboxStatus(ctx, sandboxID)
+func (a *Agent) actuateResize(ctx context.Context, w *podWorker, alloc *corev1.Pod, seen *runtime.SandboxStatus) time.Duration {
+	if !resizeInProgress(alloc, seen) {
+		// Nothing to apply (containers started since were made with the
+		// allocation): no need to read the sandbox again.
+		w.setResize(func(r *resizeState) { r.inProgress, r.errMessage = false, "" })
+		return 0
+	}
+	sb, err := a.rt.SandboxStatus(ctx, seen.ID)
 	if err != nil {
 		return resizeErrorRetry
 	}

@@ -48,7 +48,7 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 		} else {
 			alloc := a.allocate(ctx, w, pod, sb)
 			requeue = a.runContainers(ctx, w, pod, sb)
-			for _, d := range []time.Duration{a.startEphemeralContainers(ctx, w, pod, sb), a.actuateResize(ctx, w, alloc, sb.ID)} {
+			for _, d := range []time.Duration{a.startEphemeralContainers(ctx, w, pod, sb), a.actuateResize(ctx, w, alloc, sb)} {
 				if d > 0 && (requeue == 0 || d < requeue) {
 					requeue = d
 				}

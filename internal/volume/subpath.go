@@ -37,21 +37,32 @@ func SubPath(volumePath, subPath string) (string, error) {
 	return fdPath(fd)
 }
 
+// ValidateSubPath refuses, with the kubelet's messages, a subPath (or an
+// expanded subPathExpr) that is absolute or has a ".." element; the
+// latter wraps ErrSubPathEscape. Pure.
+func ValidateSubPath(subPath string) error {
+	if filepath.IsAbs(subPath) {
+		return fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	}
+	for _, c := range strings.Split(subPath, "/") {
+		if c == ".." {
+			return fmt.Errorf("unable to provision SubPath `%s`: must not contain '..': %w", subPath, ErrSubPathEscape)
+		}
+	}
+	return nil
+}
+
 // openSubPath is SubPath returning an O_PATH descriptor of the resolved
 // file or directory, which the caller closes.
 func openSubPath(volumePath, subPath string) (int, error) {
-	if filepath.IsAbs(subPath) {
-		return -1, fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	if err := ValidateSubPath(subPath); err != nil {
+		return -1, err
 	}
 	var comps []string
 	for _, c := range strings.Split(subPath, "/") {
-		switch c {
-		case "..":
-			return -1, fmt.Errorf("unable to provision SubPath `%s`: must not contain '..': %w", subPath, ErrSubPathEscape)
-		case "", ".":
-			continue
+		if c != "" && c != "." {
+			comps = append(comps, c)
 		}
-		comps = append(comps, c)
 	}
 	rootFD, err := unix.Open(volumePath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
