@@ -65,9 +65,6 @@ func validatePodResources(s *corev1.PodSpec, p *field.Path) field.ErrorList {
 	if len(r.Claims) > 0 {
 		errs = append(errs, field.Forbidden(p.Child("claims"), unsupportedMsg))
 	}
-	if len(errs) > 0 {
-		return errs
-	}
 	// The pod's requests must cover its containers' effective requests.
 	pod := &corev1.Pod{Spec: *s}
 	aggregate := resourcehelper.AggregateContainerRequests(pod, resourcehelper.PodResourcesOptions{})

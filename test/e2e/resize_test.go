@@ -160,7 +160,7 @@ spec:
 
 	t.Run("memory below usage", func(t *testing.T) {
 		c := c.with(t)
-		resize(`{"spec":{"containers":[{"name":"filler","resources":{"limits":{"memory":"32Mi"}}}]}}`)
+		resize(`{"spec":{"containers":[{"name":"filler","resources":{"requests":{"memory":"32Mi"},"limits":{"memory":"32Mi"}}}]}}`)
 		p := c.waitPod("default", "elastic", 30*time.Second, "PodResizeInProgress Error", func(p *corev1.Pod) bool {
 			cond := condition(p, corev1.PodResizeInProgress)
 			return cond != nil && cond.Reason == corev1.PodReasonError
@@ -172,7 +172,7 @@ spec:
 		if !cs.Resources.Limits.Memory().Equal(resource.MustParse("128Mi")) || cs.RestartCount != 0 {
 			t.Errorf("filler after a refused shrink: resources %v, restarts %d", cs.Resources, cs.RestartCount)
 		}
-		resize(`{"spec":{"containers":[{"name":"filler","resources":{"limits":{"memory":"128Mi"}}}]}}`)
+		resize(`{"spec":{"containers":[{"name":"filler","resources":{"requests":{"memory":"64Mi"},"limits":{"memory":"128Mi"}}}]}}`)
 		c.waitPod("default", "elastic", 30*time.Second, "no resize in progress", func(p *corev1.Pod) bool {
 			return condition(p, corev1.PodResizeInProgress) == nil && condition(p, corev1.PodResizePending) == nil
 		})
