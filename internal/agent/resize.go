@@ -290,19 +290,19 @@ func (a *Agent) retryDeferredResizes() {
 }
 
 // resizeConditions are the pod conditions a resize shows, as the kubelet
-// sets them.
-func resizeConditions(r resizeState) []corev1.PodCondition {
+// sets them, observing the pod's generation (the one the resize made).
+func resizeConditions(r resizeState, generation int64) []corev1.PodCondition {
 	var out []corev1.PodCondition
 	if r.pendingReason != "" {
 		out = append(out, corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue,
-			Reason: r.pendingReason, Message: r.pendingMessage})
+			Reason: r.pendingReason, Message: r.pendingMessage, ObservedGeneration: generation})
 	}
 	switch {
 	case r.errMessage != "":
 		out = append(out, corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue,
-			Reason: corev1.PodReasonError, Message: r.errMessage})
+			Reason: corev1.PodReasonError, Message: r.errMessage, ObservedGeneration: generation})
 	case r.inProgress:
-		out = append(out, corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue})
+		out = append(out, corev1.PodCondition{Type: corev1.PodResizeInProgress, Status: corev1.ConditionTrue, ObservedGeneration: generation})
 	}
 	return out
 }

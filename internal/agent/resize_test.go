@@ -108,6 +108,7 @@ func TestAllocationBookkeeping(t *testing.T) {
 func TestStatusOfResize(t *testing.T) {
 	now := time.Now()
 	desired := resizePod("a", "500m")
+	desired.Generation = 3 // the resize bumped it
 	alloc := resizePod("a", "100m")
 	running := &runtime.ContainerStatus{ID: "c1", Name: "c", State: runtime.ContainerRunning, StartedAt: now, StopSignal: "SIGUSR1",
 		Resources: &corev1.ResourceRequirements{Requests: res("cpu", "100m", "memory", "64Mi"), Limits: res("cpu", "100m", "memory", "96Mi")}}
@@ -133,7 +134,7 @@ func TestStatusOfResize(t *testing.T) {
 	for _, c := range st.Conditions {
 		conds[c.Type] = c
 	}
-	if c := conds[corev1.PodResizePending]; c.Status != corev1.ConditionTrue || c.Reason != corev1.PodReasonDeferred {
+	if c := conds[corev1.PodResizePending]; c.Status != corev1.ConditionTrue || c.Reason != corev1.PodReasonDeferred || c.ObservedGeneration != 3 {
 		t.Errorf("PodResizePending %+v", c)
 	}
 	if c := conds[corev1.PodResizeInProgress]; c.Status != corev1.ConditionTrue || c.Reason != "" {

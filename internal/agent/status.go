@@ -103,7 +103,7 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 			conds = append([]corev1.PodCondition{c}, conds...)
 		}
 	}
-	conds = append(conds, resizeConditions(o.resize)...)
+	conds = append(conds, resizeConditions(o.resize, pod.Generation)...)
 	for i := range conds {
 		conds[i].LastTransitionTime = metav1.NewTime(now)
 		for _, p := range prev.Conditions {
