@@ -145,6 +145,16 @@ func (a *Agent) startContainer(ctx context.Context, w *podWorker, pod *corev1.Po
 		}
 		a.backoff.Next(backoffKey, last.FinishedAt)
 	}
+	return a.launchContainer(ctx, w, pod, sb, c, runs)
+}
+
+// launchContainer pulls c's image as its policy says, creates and starts
+// its next run and runs its postStart hook, without the crash-loop
+// back-off: for startContainer, and for what the kubelet starts at once
+// (a container its resize policy restarts, an ephemeral container). It
+// returns how long an image pull back-off still holds it, or 0.
+func (a *Agent) launchContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus, c corev1.Container, runs []*runtime.ContainerStatus) time.Duration {
+	backoffKey := string(pod.UID) + "/" + c.Name
 	if d := a.pullImage(ctx, w, pod, c); d != 0 {
 		return d
 	}
@@ -310,6 +320,11 @@ func containerSpec(pod *corev1.Pod, name string) *corev1.Container {
 			if list[i].Name == name {
 				return &list[i]
 			}
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
 		}
 	}
 	return nil

@@ -37,6 +37,9 @@ func (w *podWorker) observe(sb *runtime.SandboxStatus, probes *probe.Manager) ob
 		started:  map[string]bool{},
 		restarts: map[string]int32{},
 		failed:   st.failed,
+
+		allocated: st.allocated,
+		resize:    st.resize,
 	}
 	for k, v := range st.waiting {
 		o.waiting[k] = v
@@ -184,5 +187,29 @@ func (w *podWorker) sandboxRetryIn() time.Duration {
 func (w *podWorker) sandboxMade() {
 	w.mu.Lock()
 	w.sandboxRetry = 0
+	w.mu.Unlock()
+}
+
+// setResize changes what the worker knows of its pod's resize.
+func (w *podWorker) setResize(change func(*resizeState)) {
+	st := w.state()
+	w.mu.Lock()
+	change(&st.resize)
+	w.mu.Unlock()
+}
+
+// resize is what the worker knows of its pod's resize.
+func (w *podWorker) resize() resizeState {
+	st := w.state()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return st.resize
+}
+
+// setAllocated records the pod with the resources allocated to it.
+func (w *podWorker) setAllocated(pod *corev1.Pod) {
+	st := w.state()
+	w.mu.Lock()
+	st.allocated = pod
 	w.mu.Unlock()
 }

@@ -32,6 +32,11 @@ type observed struct {
 	// pullFailed is when each container's image pull last failed (only in
 	// the worker's memory, for the pull back-off).
 	pullFailed map[string]time.Time
+	// allocated is the pod with the resources the node allocated to its
+	// containers; nil means the spec's.
+	allocated *corev1.Pod
+	// resize is where the pod's in-place resize stands.
+	resize resizeState
 }
 
 type waitReason struct{ Reason, Message string }
@@ -108,6 +113,7 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 			conds = append([]corev1.PodCondition{c}, conds...)
 		}
 	}
+	conds = append(conds, resizeConditions(o.resize, pod.Generation)...)
 	for i := range conds {
 		conds[i].LastTransitionTime = metav1.NewTime(now)
 		for _, p := range prev.Conditions {
@@ -120,6 +126,8 @@ func computeStatus(pod *corev1.Pod, o observed, now time.Time) corev1.PodStatus 
 		}
 	}
 	st.Conditions = conds
+	st.EphemeralContainerStatuses = ephemeralStatuses(pod, o)
+	fillContainerResources(&st, pod, o)
 	return st
 }
 
@@ -322,12 +330,15 @@ func notReady(statuses []corev1.ContainerStatus) []string {
 	return out
 }
 
-// qosClass follows Kubernetes' GetPodQOS.
+// qosClass follows Kubernetes' ComputePodQOS, pod-level resources included.
 func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
 	zero := resource.MustParse("0")
 	guaranteed := true
 	all := append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...)
+	if r := pod.Spec.Resources; r != nil && len(r.Requests)+len(r.Limits) > 0 {
+		all = []corev1.Container{{Resources: *r}} // pod-level resources decide
+	}
 	for _, c := range all {
 		for name, q := range c.Resources.Requests {
 			if (name == corev1.ResourceCPU || name == corev1.ResourceMemory) && q.Cmp(zero) > 0 {

@@ -47,7 +47,16 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (tim
 		if failed := a.checkDeadline(ctx, pod, sb); failed != nil {
 			st.failed = failed
 		} else {
+			alloc := a.allocate(ctx, w, pod, sb)
 			requeue = a.runContainers(ctx, w, pod, sb)
+			for _, d := range []time.Duration{a.startEphemeralContainers(ctx, w, pod, sb), a.actuateResize(ctx, w, alloc, sb)} {
+				if d > 0 && (requeue == 0 || d < requeue) {
+					requeue = d
+				}
+			}
+			if w.resize().pendingReason == corev1.PodReasonDeferred && (requeue == 0 || deferredResizeRetry < requeue) {
+				requeue = deferredResizeRetry
+			}
 			if left, ok := deadlineLeft(pod, time.Now()); ok && (requeue == 0 || left < requeue) {
 				requeue = max(left, time.Millisecond)
 			}
@@ -217,6 +226,10 @@ func (a *Agent) removeSandboxes(ctx context.Context, uid types.UID, pod *corev1.
 		errs = append(errs, a.rt.RemovePodLogs(pod))
 	}
 	a.probes.RemovePod(uid)
+	if len(sandboxes) > 0 {
+		// The pod's resources are free: a resize waiting for room may fit.
+		a.retryDeferredResizes()
+	}
 	return errors.Join(errs...)
 }
 

@@ -102,9 +102,9 @@ func (a *api) writeResourceList(w http.ResponseWriter, r *http.Request, gv schem
 		for _, sub := range subresourceNames(res) {
 			ar := metav1.APIResource{Name: res.GVR.Resource + "/" + sub, Namespaced: res.Namespaced,
 				Kind: res.Kind, Verbs: metav1.Verbs{"get", "patch", "update"}}
-			switch sub {
-			case "status":
-			case "scale":
+			switch {
+			case sub == "status", res.Views[sub] != nil:
+			case sub == "scale":
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
 			default:
 				ar.Verbs, ar.Kind = metav1.Verbs{"create"}, strings.ToUpper(sub[:1])+sub[1:]
@@ -128,6 +128,9 @@ func subresourceNames(res *Resource) []string {
 		subs = append(subs, "scale")
 	}
 	for name := range res.Subresources {
+		subs = append(subs, name)
+	}
+	for name := range res.Views {
 		subs = append(subs, name)
 	}
 	sort.Strings(subs)
@@ -170,7 +173,7 @@ func (a *api) aggregated(legacy bool) *apidiscoveryv2.APIGroupDiscoveryList {
 						ResponseKind: &metav1.GroupVersionKind{Group: g, Version: gv.Version, Kind: res.Kind}}
 					if sub == "scale" {
 						sd.ResponseKind = &metav1.GroupVersionKind{Group: "autoscaling", Version: "v1", Kind: "Scale"}
-					} else if sub != "status" {
+					} else if sub != "status" && res.Views[sub] == nil {
 						sd.Verbs = []string{"create"}
 						sd.ResponseKind = &metav1.GroupVersionKind{Version: "v1", Kind: strings.ToUpper(sub[:1]) + sub[1:]}
 					}

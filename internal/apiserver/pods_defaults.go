@@ -64,6 +64,12 @@ func DefaultPod(pod *corev1.Pod) {
 		defaultHostNetworkPorts(s.Containers)
 	}
 	defaultTolerations(s, DefaultTolerationSeconds)
+	for _, c := range ephemeralAsContainers(s) {
+		defaultContainer(c)
+	}
+	// Pod-level defaults come after the containers' own (requests
+	// defaulted to limits), as in Kubernetes.
+	defaultPodResources(pod)
 }
 
 // defaultHostNetworkPorts sets hostPort = containerPort where unset

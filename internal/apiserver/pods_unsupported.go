@@ -20,11 +20,9 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 			errs = append(errs, field.Forbidden(p, unsupportedMsg))
 		}
 	}
-	forbid(len(s.EphemeralContainers) > 0, spec.Child("ephemeralContainers"))
 	forbid(len(s.ResourceClaims) > 0, spec.Child("resourceClaims"))
 	forbid(s.Overhead != nil, spec.Child("overhead"))
 	forbid(s.OS != nil && s.OS.Name != corev1.Linux, spec.Child("os", "name"))
-	forbid(s.Resources != nil, spec.Child("resources"))
 	for i, v := range s.Volumes {
 		p := spec.Child("volumes").Index(i)
 		vs := v.VolumeSource
@@ -37,14 +35,7 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 	containers := func(p *field.Path, cs []corev1.Container) {
 		for i, c := range cs {
 			cp := p.Index(i)
-			forbid(len(c.ResizePolicy) > 0, cp.Child("resizePolicy"))
 			forbid(len(c.VolumeDevices) > 0, cp.Child("volumeDevices"))
-			forbid(c.Lifecycle != nil && c.Lifecycle.StopSignal != nil, cp.Child("lifecycle", "stopSignal"))
-			for j, m := range c.VolumeMounts {
-				forbid(m.SubPathExpr != "", cp.Child("volumeMounts").Index(j).Child("subPathExpr"))
-				forbid(m.MountPropagation != nil && *m.MountPropagation != corev1.MountPropagationNone,
-					cp.Child("volumeMounts").Index(j).Child("mountPropagation"))
-			}
 			if sc := c.SecurityContext; sc != nil {
 				forbid(sc.WindowsOptions != nil, cp.Child("securityContext", "windowsOptions"))
 				forbid(sc.AppArmorProfile != nil && sc.AppArmorProfile.Type == corev1.AppArmorProfileTypeLocalhost, cp.Child("securityContext", "appArmorProfile"))
@@ -53,6 +44,11 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 	}
 	containers(spec.Child("initContainers"), s.InitContainers)
 	containers(spec.Child("containers"), s.Containers)
+	ephemeral := make([]corev1.Container, len(s.EphemeralContainers))
+	for i, c := range ephemeralAsContainers(s) {
+		ephemeral[i] = *c
+	}
+	containers(spec.Child("ephemeralContainers"), ephemeral)
 	if sc := s.SecurityContext; sc != nil {
 		forbid(sc.WindowsOptions != nil, spec.Child("securityContext", "windowsOptions"))
 	}

@@ -99,6 +99,7 @@ func ValidatePod(pod *corev1.Pod) field.ErrorList {
 			}
 		}
 		errs = append(errs, validateResources(p.Child("resources"), c.Resources)...)
+		errs = append(errs, validateContainerExtras(p, c, s, init)...)
 		probes := map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe, "startupProbe": c.StartupProbe}
 		for _, name := range []string{"livenessProbe", "readinessProbe", "startupProbe"} {
 			pr := probes[name]
@@ -118,6 +119,11 @@ func ValidatePod(pod *corev1.Pod) field.ErrorList {
 	for i := range s.Containers {
 		check(spec.Child("containers").Index(i), &s.Containers[i], false)
 	}
+	for i, c := range ephemeralAsContainers(s) {
+		check(spec.Child("ephemeralContainers").Index(i), c, false)
+	}
+	errs = append(errs, validateEphemeralContainers(s, spec.Child("ephemeralContainers"))...)
+	errs = append(errs, validatePodResources(s, spec.Child("resources"))...)
 	switch s.RestartPolicy {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
 	default:

@@ -45,6 +45,10 @@ type Resource struct {
 	AfterCreate func(ctx context.Context, a *api, obj runtime.Object) error
 	// Subresources handled by custom code (e.g. pods/binding), by name.
 	Subresources map[string]SubresourceHandler
+	// Views are subresources that read and write the whole object but may
+	// change only part of it (pods/ephemeralcontainers, pods/resize), by
+	// name; see View.
+	Views map[string]*View
 	// Scale enables the /scale subresource (autoscaling/v1 Scale).
 	Scale *ScaleAccess
 	// Decode and Encode convert between this resource's type and the type
@@ -67,6 +71,19 @@ type Resource struct {
 	// AfterTerminate runs after a delete kept an object because Terminate
 	// said so (namespaces start deleting their content).
 	AfterTerminate func(a *api, obj runtime.Object)
+}
+
+// View is a subresource serving the whole object on GET, PUT and PATCH,
+// as kube-apiserver serves pods/ephemeralcontainers and pods/resize: a
+// write takes from the object it is given only what Merge copies, then
+// the kind's PrepareForUpdate runs and ValidateUpdate replaces the kind's
+// own update validation.
+type View struct {
+	// Merge returns old (a copy the caller owns) with what the view may
+	// change taken from obj, the object the client sent or the patch made.
+	Merge func(obj, old runtime.Object) runtime.Object
+	// ValidateUpdate returns every failure of the merged object.
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
 }
 
 // ScaleAccess reads and writes the replica count behind /scale.

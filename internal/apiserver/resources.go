@@ -65,7 +65,7 @@ func builtinResources() []*Resource {
 					DefaultPod(pod)
 					preserveObservedGeneration(pod, old.(*corev1.Pod))
 				},
-				Validate: func(obj runtime.Object) field.ErrorList { return ValidatePod(obj.(*corev1.Pod)) },
+				Validate: func(obj runtime.Object) field.ErrorList { return ValidatePodCreate(obj.(*corev1.Pod)) },
 				ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 					return ValidatePodUpdate(obj.(*corev1.Pod), old.(*corev1.Pod))
 				},
@@ -90,6 +90,7 @@ func builtinResources() []*Resource {
 				return corev1.DefaultTerminationGracePeriodSeconds
 			},
 			Subresources: map[string]SubresourceHandler{"binding": bindPod},
+			Views:        podViews(),
 		},
 		{
 			GVR: core("nodes"), Kind: "Node", Singular: "node", ShortNames: []string{"no"},
@@ -188,28 +189,4 @@ func defaultSecret(s *corev1.Secret) {
 		s.Data[k] = []byte(v)
 	}
 	s.StringData = nil
-}
-
-// podQOS computes status.qosClass from requests and limits.
-func podQOS(pod *corev1.Pod) corev1.PodQOSClass {
-	any, guaranteed := false, true
-	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			req, hasReq := c.Resources.Requests[r]
-			lim, hasLim := c.Resources.Limits[r]
-			if hasReq || hasLim {
-				any = true
-			}
-			if !hasLim || (hasReq && req.Cmp(lim) != 0) {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case !any:
-		return corev1.PodQOSBestEffort
-	case guaranteed:
-		return corev1.PodQOSGuaranteed
-	}
-	return corev1.PodQOSBurstable
 }

@@ -17,6 +17,9 @@ import (
 )
 
 func (a *api) handleGet(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if v := info.res.Views[info.subresource]; v != nil {
+		return a.handleView(ctx, w, r, info, v)
+	}
 	if info.subresource == "scale" && info.res.Scale != nil {
 		return a.handleScale(ctx, w, r, info)
 	}

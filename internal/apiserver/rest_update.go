@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/peapod/peapod/internal/storage"
 )
@@ -45,6 +46,9 @@ func (a *api) checkSubresource(info requestInfo) (statusOnly bool, err error) {
 }
 
 func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if v := info.res.Views[info.subresource]; v != nil {
+		return a.handleView(ctx, w, r, info, v)
+	}
 	if info.subresource == "scale" && info.res.Scale != nil {
 		return a.handleScale(ctx, w, r, info)
 	}
@@ -75,6 +79,9 @@ func (a *api) handleUpdate(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Request, info requestInfo) error {
+	if v := info.res.Views[info.subresource]; v != nil {
+		return a.handleView(ctx, w, r, info, v)
+	}
 	if info.subresource == "scale" && info.res.Scale != nil {
 		return a.handleScale(ctx, w, r, info)
 	}
@@ -152,6 +159,20 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 // written (its resourceVersion stays), unless its stored value is stale
 // (encrypted with a key being rotated out): then it is rewritten.
 func (a *api) update(ctx context.Context, res *Resource, ns, name string, statusOnly, dryRun bool, mutate mutateFunc) (runtime.Object, error) {
+	return a.updateWith(ctx, res, ns, name, updateOptions{statusOnly: statusOnly, dryRun: dryRun}, mutate)
+}
+
+// updateOptions say how updateWith writes: to /status only, as a dry run,
+// and with which validation instead of the kind's own ValidateUpdate (a
+// View's).
+type updateOptions struct {
+	statusOnly, dryRun bool
+	validate           func(obj, old runtime.Object) field.ErrorList
+}
+
+// updateWith is update with its options spelled out.
+func (a *api) updateWith(ctx context.Context, res *Resource, ns, name string, opts updateOptions, mutate mutateFunc) (runtime.Object, error) {
+	statusOnly, dryRun := opts.statusOnly, opts.dryRun
 	for attempt := 0; ; attempt++ {
 		old, rev, stale, err := a.getStored(ctx, res, ns, name)
 		if err != nil {
@@ -177,7 +198,9 @@ func (a *api) update(ctx context.Context, res *Resource, ns, name string, status
 		a.trackManagedFields(ctx, res, obj, old, applied)
 		m = metaOf(obj)
 		errs := validateObjectMeta(res, m, false)
-		if v := res.Strategy.ValidateUpdate; v != nil {
+		if v := opts.validate; v != nil {
+			errs = append(errs, v(obj, old)...)
+		} else if v := res.Strategy.ValidateUpdate; v != nil {
 			errs = append(errs, v(obj, old)...)
 		} else if v := res.Strategy.Validate; v != nil {
 			errs = append(errs, v(obj)...)

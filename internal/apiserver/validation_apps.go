@@ -171,6 +171,9 @@ func validateTemplate(t *corev1.PodTemplateSpec) field.ErrorList {
 		e.Field = tp.String() + "." + e.Field
 		errs = append(errs, e)
 	}
+	if len(t.Spec.EphemeralContainers) > 0 {
+		errs = append(errs, field.Forbidden(tp.Child("spec", "ephemeralContainers"), "ephemeral containers not allowed in pod template"))
+	}
 	if t.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		errs = append(errs, field.NotSupported(tp.Child("spec", "restartPolicy"), t.Spec.RestartPolicy, []string{string(corev1.RestartPolicyAlways)}))
 	}

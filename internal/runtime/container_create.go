@@ -17,7 +17,6 @@ import (
 	"github.com/peapod/peapod/internal/image"
 	"github.com/peapod/peapod/internal/runtime/spec"
 	"github.com/peapod/peapod/internal/runtime/userns"
-	"github.com/peapod/peapod/internal/volume"
 )
 
 // defaultRlimitNofile is the open-files limit containers get, containerd's
@@ -65,6 +64,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		return "", fmt.Errorf("container %q: %w", name, err)
 	}
 
+	stopSignal, _, err := spec.StopSignal(c, img.Config.StopSignal)
+	if err != nil {
+		return "", fmt.Errorf("%w: container %q: stop signal: %w", ErrInvalid, name, err)
+	}
+
 	cid = newID()
 	dir := r.containerDir(sandboxID, cid)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -81,6 +85,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 		ImageID:   img.ID,
 		Handler:   sb.Handler,
 		CreatedAt: time.Now(),
+
+		StopSignal: stopSignal,
+		Resources:  c.Resources.DeepCopy(),
 	}
 	defer func() {
 		if retErr == nil {
@@ -182,6 +189,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	if err != nil {
 		return cid, fmt.Errorf("%w: container %q: %w", ErrInvalid, name, err)
 	}
+	if err := r.finishSpec(ctx, sb, c, in, s); err != nil {
+		return cid, fmt.Errorf("container %q: %w", name, err)
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return cid, fmt.Errorf("encode OCI spec: %w", err)
@@ -198,7 +208,8 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID, name string, o
 	return cid, nil
 }
 
-// containerMounts resolves a container's volumeMounts to host paths.
+// containerMounts resolves a container's volumeMounts to host paths: the
+// volumes' own; finishSpec swaps in the subPath binds.
 func containerMounts(c *corev1.Container, volumes map[string]string, termLog string) ([]spec.Mount, error) {
 	var mounts []spec.Mount
 	for i, vm := range c.VolumeMounts {
@@ -206,14 +217,13 @@ func containerMounts(c *corev1.Container, volumes map[string]string, termLog str
 		if !ok {
 			return nil, fmt.Errorf("volumeMounts[%d].name: volume %q not found", i, vm.Name)
 		}
-		if vm.SubPath != "" {
-			p, err := volume.SubPath(host, vm.SubPath)
-			if err != nil {
-				return nil, fmt.Errorf("volumeMounts[%d].subPath: %w", i, err)
-			}
-			host = p
+		// A subPath or subPathExpr is bound in place of the volume once
+		// the spec is built (finishSpec), which knows the container's env.
+		m := spec.Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly}
+		if vm.MountPropagation != nil {
+			m.Propagation = *vm.MountPropagation
 		}
-		mounts = append(mounts, spec.Mount{HostPath: host, ContainerPath: vm.MountPath, ReadOnly: vm.ReadOnly})
+		mounts = append(mounts, m)
 	}
 	tmp := c.TerminationMessagePath
 	if tmp == "" {
@@ -302,7 +312,8 @@ func readInRoot(root, name string) []byte {
 	return data
 }
 
-// findContainer finds a container or init container of the pod by name.
+// findContainer finds a container, init container or ephemeral container
+// of the pod by name.
 func findContainer(pod *corev1.Pod, name string) (c *corev1.Container, init bool) {
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == name {
@@ -312,6 +323,11 @@ func findContainer(pod *corev1.Pod, name string) (c *corev1.Container, init bool
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i], false
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return (*corev1.Container)(&pod.Spec.EphemeralContainers[i].EphemeralContainerCommon), false
 		}
 	}
 	return nil, false

@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/peapod/peapod/internal/runtime/pause"
+	"github.com/peapod/peapod/internal/runtime/spec"
 )
 
 // killWait bounds how long a container may take to die after SIGKILL.
 const killWait = 10 * time.Second
 
-// StopContainer stops a container as the kubelet does: SIGTERM, up to
-// grace for it to exit, then SIGKILL. A container already stopped is fine.
+// StopContainer stops a container as the kubelet and containerd do: its
+// stop signal (lifecycle.stopSignal, else the image's STOPSIGNAL, else
+// SIGTERM), up to grace for it to exit, then SIGKILL. A container already
+// stopped is fine.
 func (r *Runtime) StopContainer(ctx context.Context, cid string, grace time.Duration) error {
 	sandboxID, err := r.sandboxOf(cid)
 	if err != nil {
@@ -42,7 +45,7 @@ func (r *Runtime) stopContainer(ctx context.Context, rec *containerRecord, grace
 		return err
 	}
 	if grace > 0 {
-		if err := h.Kill(ctx, rec.ID, syscall.SIGTERM, false); err != nil {
+		if err := h.Kill(ctx, rec.ID, stopSignalOf(rec), false); err != nil {
 			return fmt.Errorf("stop container %s: %w", rec.Name, err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, grace)
@@ -129,4 +132,13 @@ func processAlive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// stopSignalOf is the signal recorded to stop a container; SIGTERM for one
+// created before peapod recorded it.
+func stopSignalOf(rec *containerRecord) syscall.Signal {
+	if sig, err := spec.ParseSignal(rec.StopSignal); err == nil && rec.StopSignal != "" {
+		return sig
+	}
+	return syscall.SIGTERM
 }

@@ -47,6 +47,9 @@ type sandboxRecord struct {
 	// Ready is set once every step of RunPodSandbox succeeded; a record
 	// without it is a half-made sandbox that only teardown may touch.
 	Ready bool `json:"ready"`
+	// PodCgroup is what the pod cgroup was last given (see
+	// podCgroupConfig); nil until the first container is created.
+	PodCgroup *podCgroupConfig `json:"podCgroup,omitempty"`
 }
 
 // containerRecord is a container's metadata, written to
@@ -69,6 +72,13 @@ type containerRecord struct {
 	// TerminationMessagePath is the host file bound at the container's
 	// terminationMessagePath.
 	TerminationMessagePath string `json:"terminationMessagePath,omitempty"`
+	// StopSignal is the signal that stops the container, as Kubernetes
+	// names it: its lifecycle.stopSignal, the image's, or SIGTERM.
+	StopSignal string `json:"stopSignal,omitempty"`
+	// Resources are the cpu and memory requests and limits the
+	// container's cgroup has: those it was created with, then each
+	// in-place resize's.
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // View reads the sandboxes and containers recorded in a data directory. It

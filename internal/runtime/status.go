@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/peapod/peapod/internal/runtime/pause"
 )
 
@@ -46,6 +48,11 @@ type ContainerStatus struct {
 	// Message is the termination message the container wrote, if any.
 	Message string
 	LogPath string
+	// StopSignal is the signal that stops it ("SIGTERM", "SIGUSR1", ...).
+	StopSignal string
+	// Resources are the cpu and memory requests and limits its cgroup has
+	// (nil for a container created before peapod recorded them).
+	Resources *corev1.ResourceRequirements
 }
 
 // SandboxStatus is what the runtime knows of one sandbox.
@@ -108,6 +115,7 @@ func (r *View) containerStatus(sb *sandboxRecord, cid string) (*ContainerStatus,
 		ID: rec.ID, SandboxID: rec.SandboxID, Name: rec.Name, Init: rec.Init, Attempt: rec.Attempt,
 		Image: rec.Image, ImageRef: rec.ImageRef, ImageID: rec.ImageID, Handler: rec.Handler,
 		PID: rec.PID, CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, LogPath: rec.LogPath,
+		StopSignal: rec.StopSignal, Resources: rec.Resources,
 	}
 	switch exit, err := pause.ReadExit(filepath.Join(dir, exitFile)); {
 	case err == nil:

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
 )
 
 // Default requests the scheduler assumes, for scoring only, for a container
@@ -95,84 +97,33 @@ func (r *Resources) Sub(o Resources) {
 	}
 }
 
-// setMax raises each quantity of r to at least o's.
-func (r *Resources) setMax(o Resources) {
-	r.MilliCPU = max(r.MilliCPU, o.MilliCPU)
-	r.Memory = max(r.Memory, o.Memory)
-	r.EphemeralStorage = max(r.EphemeralStorage, o.EphemeralStorage)
-	for k, v := range o.Scalar {
-		if r.Scalar == nil {
-			r.Scalar = map[v1.ResourceName]int64{}
-		}
-		r.Scalar[k] = max(r.Scalar[k], v)
-	}
-}
-
 // PodRequests returns a pod's effective requests the way Kubernetes computes
-// them for scheduling: the sum of its app containers and restartable
-// (sidecar) init containers, raised to the largest regular init container
-// (plus the sidecars started before it), plus spec.overhead. Pod-level
-// spec.resources requests, when set, replace the CPU and memory figures.
+// them for scheduling (component-helpers' PodRequests, as kube-scheduler
+// calls it): the sum of its app containers and restartable (sidecar) init
+// containers, raised to the largest regular init container (plus the
+// sidecars started before it), plus spec.overhead; pod-level spec.resources
+// requests, when set, replace the CPU and memory figures. While a resize
+// is pending or in progress, each container counts the largest of its
+// desired, allocated and actual requests, as reported in the pod's status
+// (only the allocated and actual ones when the resize is infeasible).
 func PodRequests(pod *v1.Pod) Resources {
 	return podRequests(pod, false)
+}
+
+// nonZeroDefaults are the requests podRequests assumes, with nonZero, for
+// a container that requests no CPU or memory.
+var nonZeroDefaults = v1.ResourceList{
+	v1.ResourceCPU:    *resource.NewMilliQuantity(defaultMilliCPURequest, resource.DecimalSI),
+	v1.ResourceMemory: *resource.NewQuantity(defaultMemoryRequest, resource.BinarySI),
 }
 
 // podRequests implements PodRequests; with nonZero, a container without a
 // CPU or memory request counts the scheduler's defaults instead (used for
 // scoring only, as Kubernetes' NonZeroRequested).
 func podRequests(pod *v1.Pod, nonZero bool) Resources {
-	containerReqs := func(c *v1.Container) Resources {
-		r := resourcesOf(c.Resources.Requests)
-		if nonZero {
-			if _, ok := c.Resources.Requests[v1.ResourceCPU]; !ok {
-				r.MilliCPU = defaultMilliCPURequest
-			}
-			if _, ok := c.Resources.Requests[v1.ResourceMemory]; !ok {
-				r.Memory = defaultMemoryRequest
-			}
-		}
-		return r
+	opts := resourcehelper.PodResourcesOptions{UseStatusResources: true}
+	if nonZero {
+		opts.NonMissingContainerRequests = nonZeroDefaults
 	}
-	var reqs Resources
-	for i := range pod.Spec.Containers {
-		reqs.Add(containerReqs(&pod.Spec.Containers[i]))
-	}
-	var sidecars, initMax Resources
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		cr := containerReqs(c)
-		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			// A sidecar keeps running: it adds to the steady state and to
-			// every init container started after it.
-			reqs.Add(cr)
-			sidecars.Add(cr)
-			cr = cloneResources(sidecars)
-		} else {
-			cr.Add(sidecars)
-		}
-		initMax.setMax(cr)
-	}
-	reqs.setMax(initMax)
-	if pr := pod.Spec.Resources; pr != nil {
-		if q, ok := pr.Requests[v1.ResourceCPU]; ok {
-			reqs.MilliCPU = q.MilliValue()
-		}
-		if q, ok := pr.Requests[v1.ResourceMemory]; ok {
-			reqs.Memory = q.Value()
-		}
-	}
-	reqs.add(pod.Spec.Overhead)
-	return reqs
-}
-
-func cloneResources(r Resources) Resources {
-	c := r
-	c.Scalar = nil
-	for k, v := range r.Scalar {
-		if c.Scalar == nil {
-			c.Scalar = make(map[v1.ResourceName]int64, len(r.Scalar))
-		}
-		c.Scalar[k] = v
-	}
-	return c
+	return resourcesOf(resourcehelper.PodRequests(pod, opts))
 }

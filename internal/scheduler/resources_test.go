@@ -72,3 +72,35 @@ func TestExtendedResources(t *testing.T) {
 		t.Fatal("isScalar misclassifies")
 	}
 }
+
+// TestPodRequestsDuringResize: a pending or unfinished resize makes a
+// container count the largest of its desired, allocated and actual
+// requests, and an infeasible one only what the node allocated.
+func TestPodRequestsDuringResize(t *testing.T) {
+	cpu := func(q string) v1.ResourceList { return v1.ResourceList{v1.ResourceCPU: resource.MustParse(q)} }
+	pod := func(spec, allocated, actual string, infeasible bool) *v1.Pod {
+		return mkPod("p", func(p *v1.Pod) {
+			p.Spec.Containers = []v1.Container{{Name: "c", Resources: v1.ResourceRequirements{Requests: cpu(spec)}}}
+			p.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "c", AllocatedResources: cpu(allocated),
+				Resources: &v1.ResourceRequirements{Requests: cpu(actual)}}}
+			if infeasible {
+				p.Status.Conditions = []v1.PodCondition{{Type: v1.PodResizePending, Status: v1.ConditionTrue, Reason: v1.PodReasonInfeasible}}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		pod  *v1.Pod
+		want int64
+	}{
+		{"grow pending: the desired", pod("800m", "200m", "200m", false), 800},
+		{"shrink in progress: the actual", pod("100m", "100m", "500m", false), 500},
+		{"infeasible: what the node has", pod("64", "200m", "200m", true), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PodRequests(tc.pod).MilliCPU; got != tc.want {
+				t.Errorf("cpu = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

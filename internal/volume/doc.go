@@ -24,7 +24,15 @@
 //     refreshes configMap/secret/downwardAPI/projected contents through the
 //     ..data swap, as the kubelet's periodic sync does) and on error undoes
 //     what that call created.
-//  3. For a volumeMount with subPath: src, err := volume.SubPath(prep.Paths[name], subPath).
+//  3. For a volumeMount with subPath (or an expanded subPathExpr):
+//     volume.BindSubPath(prep.Paths[name], subPath, target) with target
+//     under <podDir>/volume-subpaths (SubPathsDir), then bind target into
+//     the container: the bind holds the resolved directory, so nothing
+//     written into the volume can redirect it. Before binding a volume
+//     with mountPropagation, CheckPropagation(path, mode) refuses a host
+//     side that cannot carry it (containerd's rule); Setup puts the pod's
+//     volumes on a shared mount itself when its spec asks for propagation
+//     on them (ShareVolumes, as the kubelet keeps its pods dir shared).
 //     While the pod runs, call m.Refresh(ctx, podDir, pod) periodically
 //     (every minute, say): it rewrites configMap/secret/downwardAPI/projected
 //     contents that changed and renews service-account tokens at 80% of
@@ -32,7 +40,8 @@
 //     kept in memory); unchanged volumes are not touched.
 //  4. m.Teardown(ctx, podDir, pod), or m.TeardownDir(ctx, podDir) when the
 //     spec is gone (after a restart): unmounts every mount under
-//     <podDir>/volumes and removes the directory. Idempotent.
+//     <podDir>/volume-subpaths and <podDir>/volumes and removes both
+//     directories. Idempotent.
 //
 // A disk-backed emptyDir's sizeLimit is not enforced here: Setup reports it
 // in Prepared.EmptyDirLimits and eviction (the agent's job) enforces it. A

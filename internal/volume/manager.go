@@ -129,6 +129,15 @@ func (m *Manager) Setup(ctx context.Context, podDir string, pod *corev1.Pod) (_ 
 	if err := validateNames(pod); err != nil {
 		return nil, err
 	}
+	if NeedsSharedVolumes(pod) {
+		bound, err := ShareVolumes(podDir)
+		if err != nil {
+			return nil, fmt.Errorf("set up volumes of pod %s: %w", podKey(pod), err)
+		}
+		if bound {
+			undo.push(func() error { return unmount(filepath.Join(podDir, "volumes")) })
+		}
+	}
 	for i := range pod.Spec.Volumes {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("set up volumes of pod %s: %w", podKey(pod), err)
@@ -195,14 +204,29 @@ func (m *Manager) Teardown(ctx context.Context, podDir string, pod *corev1.Pod) 
 	return nil
 }
 
-// TeardownDir unmounts every mount at or below podDir/volumes (deepest
-// first, as /proc/self/mountinfo lists them) and then removes
-// podDir/volumes. It needs nothing but the directory, is idempotent (a
-// missing directory is success) and refuses to remove anything while a
-// mount below it remains, so it never deletes through into another file
-// system.
+// TeardownDir unmounts every mount at or below podDir/volume-subpaths
+// (subPath binds) and podDir/volumes (deepest first, as
+// /proc/self/mountinfo lists them) and then removes both directories. It
+// needs nothing but the directory, is idempotent (a missing directory is
+// success) and refuses to remove anything while a mount below it remains,
+// so it never deletes through into another file system.
 func (m *Manager) TeardownDir(ctx context.Context, podDir string) error {
-	volDir, err := realPath(filepath.Join(podDir, "volumes"))
+	for _, sub := range []string{SubPathsDir, "volumes"} {
+		if err := m.removeMountedTree(ctx, filepath.Join(podDir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SubPathsDir is the directory under the pod directory holding the
+// subPath binds containers mount, as the kubelet's volume-subpaths:
+// <podDir>/volume-subpaths/<volume>/<container>/<mount index>.
+const SubPathsDir = "volume-subpaths"
+
+// removeMountedTree unmounts everything at or below dir, then removes it.
+func (m *Manager) removeMountedTree(ctx context.Context, dir string) error {
+	volDir, err := realPath(dir)
 	if err != nil {
 		return err
 	}

@@ -302,6 +302,11 @@ func containerResource(pod *corev1.Pod, ref *corev1.ResourceFieldSelector, alloc
 	var set bool
 	if kind == "limits" {
 		q, set = c.Resources.Limits[name]
+		if !set && pod.Spec.Resources != nil {
+			// A pod-level limit bounds a container without its own (the
+			// kubelet's defaultPodLimitsForDownwardAPI).
+			q, set = pod.Spec.Resources.Limits[name]
+		}
 	} else {
 		q, set = c.Resources.Requests[name]
 	}

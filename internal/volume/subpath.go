@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,36 +26,55 @@ var ErrSubPathEscape = errors.New("subPath escapes the volume")
 // Resolution uses openat2(RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS) from a
 // descriptor of the volume root, so the check and the walk cannot be raced
 // by swapping a component for a symlink. The returned path can still be
-// swapped after SubPath returns by someone writing into the volume; bind it
-// right away.
+// swapped after SubPath returns by someone writing into the volume: to
+// bind it, use BindSubPath, which binds the resolved descriptor itself.
 func SubPath(volumePath, subPath string) (string, error) {
-	if subPath == "" {
-		return volumePath, nil
+	fd, err := openSubPath(volumePath, subPath)
+	if err != nil {
+		return "", err
 	}
+	defer unix.Close(fd)
+	return fdPath(fd)
+}
+
+// ValidateSubPath refuses, with the kubelet's messages, a subPath (or an
+// expanded subPathExpr) that is absolute or has a ".." element; the
+// latter wraps ErrSubPathEscape. Pure.
+func ValidateSubPath(subPath string) error {
 	if filepath.IsAbs(subPath) {
-		return "", fmt.Errorf("subPath %q: must be a relative path", subPath)
+		return fmt.Errorf("error SubPath `%s` must not be an absolute path", subPath)
+	}
+	for _, c := range strings.Split(subPath, "/") {
+		if c == ".." {
+			return fmt.Errorf("unable to provision SubPath `%s`: must not contain '..': %w", subPath, ErrSubPathEscape)
+		}
+	}
+	return nil
+}
+
+// openSubPath is SubPath returning an O_PATH descriptor of the resolved
+// file or directory, which the caller closes.
+func openSubPath(volumePath, subPath string) (int, error) {
+	if err := ValidateSubPath(subPath); err != nil {
+		return -1, err
 	}
 	var comps []string
 	for _, c := range strings.Split(subPath, "/") {
-		switch c {
-		case "..":
-			return "", fmt.Errorf("subPath %q: must not contain '..': %w", subPath, ErrSubPathEscape)
-		case "", ".":
-			continue
+		if c != "" && c != "." {
+			comps = append(comps, c)
 		}
-		comps = append(comps, c)
 	}
 	rootFD, err := unix.Open(volumePath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("open volume %s: %w", volumePath, err)
+		return -1, fmt.Errorf("open volume %s: %w", volumePath, err)
 	}
 	defer unix.Close(rootFD)
 	if len(comps) == 0 {
-		return fdPath(rootFD)
+		return unix.Openat2(rootFD, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC})
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(rootFD, &st); err != nil {
-		return "", fmt.Errorf("stat volume %s: %w", volumePath, err)
+		return -1, fmt.Errorf("stat volume %s: %w", volumePath, err)
 	}
 	perm := st.Mode & 0o7777
 
@@ -77,9 +97,9 @@ func SubPath(volumePath, subPath string) (string, error) {
 		}
 		if err != nil {
 			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
-				return "", fmt.Errorf("subPath %q in %s: %w", subPath, volumePath, ErrSubPathEscape)
+				return -1, fmt.Errorf("subPath %q in %s: %w", subPath, volumePath, ErrSubPathEscape)
 			}
-			return "", fmt.Errorf("resolve subPath %q in %s: %w", subPath, volumePath, err)
+			return -1, fmt.Errorf("resolve subPath %q in %s: %w", subPath, volumePath, err)
 		}
 		if parentFD >= 0 {
 			unix.Close(parentFD)
@@ -88,16 +108,76 @@ func SubPath(volumePath, subPath string) (string, error) {
 	}
 	resolved, err := fdPath(parentFD)
 	if err != nil {
-		return "", err
+		return -1, err
 	}
 	root, err := fdPath(rootFD)
 	if err != nil {
-		return "", err
+		return -1, err
 	}
 	if resolved != root && !strings.HasPrefix(resolved, strings.TrimSuffix(root, "/")+"/") {
-		return "", fmt.Errorf("subPath %q resolved to %s outside %s: %w", subPath, resolved, root, ErrSubPathEscape)
+		return -1, fmt.Errorf("subPath %q resolved to %s outside %s: %w", subPath, resolved, root, ErrSubPathEscape)
 	}
-	return resolved, nil
+	fd := parentFD
+	parentFD = -1
+	return fd, nil
+}
+
+// BindSubPath resolves subPath in volumePath as SubPath does and
+// bind-mounts what it names at target, as the kubelet's doBindSubPath
+// does: the bind's source is the resolved descriptor (/proc/self/fd/N),
+// not a path, so nobody writing into the volume can swap a component for a
+// symlink between the check and the mount. target is created (a directory
+// or an empty file, as the source is; its parent must exist); a mount
+// already there is replaced. The bind of a file or directory of a shared
+// mount joins its peer group, so mount propagation still works through
+// it. Nothing stays mounted on error. Remove binds with TeardownDir.
+func BindSubPath(volumePath, subPath, target string) error {
+	fd, err := openSubPath(volumePath, subPath)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat subPath %q: %w", subPath, err)
+	}
+	if err := unmountAll(target); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = os.MkdirAll(target, 0o750)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o640); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create subPath target %s: %w", target, err)
+	}
+	src := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind subPath %q at %s: %w", subPath, target, err)
+	}
+	return nil
+}
+
+// unmountAll unmounts target until nothing is mounted there; not mounted
+// or not existing is success.
+func unmountAll(target string) error {
+	for range 100 {
+		mounted, err := mountinfo.Mounted(target)
+		if errors.Is(err, os.ErrNotExist) || (err == nil && !mounted) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("check mount %s: %w", target, err)
+		}
+		if err := unmount(target); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("unmount %s: still mounted", target)
 }
 
 func openBeneath(dirFD int, path string, flags uint64) (int, error) {

@@ -306,6 +306,11 @@ func containerPath(in Input) (string, error) {
 			return fmt.Sprintf("spec.initContainers[%d]", i), nil
 		}
 	}
+	for i := range in.Pod.Spec.EphemeralContainers {
+		if in.Pod.Spec.EphemeralContainers[i].Name == in.Container.Name {
+			return fmt.Sprintf("spec.ephemeralContainers[%d]", i), nil
+		}
+	}
 	return "", fmt.Errorf("build spec: container %q is not in pod %s/%s: %w",
 		in.Container.Name, in.Pod.Namespace, in.Pod.Name, ErrInvalid)
 }

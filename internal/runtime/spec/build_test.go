@@ -182,9 +182,6 @@ func TestBuildRefuses(t *testing.T) {
 		{name: "volumeDevices", mutate: func(in *Input) {
 			in.Container.VolumeDevices = []corev1.VolumeDevice{{Name: "d", DevicePath: "/dev/xvda"}}
 		}, wantErr: "spec.containers[0].volumeDevices: not supported yet", sentinel: ErrUnsupported},
-		{name: "resizePolicy", mutate: func(in *Input) {
-			in.Container.ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: "cpu"}}
-		}, wantErr: "spec.containers[0].resizePolicy: not supported yet", sentinel: ErrUnsupported},
 		{name: "init container field path", mutate: func(in *Input) {
 			in.Container = &in.Pod.Spec.InitContainers[0]
 			in.Container.VolumeDevices = []corev1.VolumeDevice{{Name: "d", DevicePath: "/dev/xvda"}}
@@ -201,8 +198,9 @@ func TestBuildRefuses(t *testing.T) {
 		{name: "procMount Unmasked", mutate: func(in *Input) {
 			in.Container.SecurityContext = &corev1.SecurityContext{ProcMount: ptr(corev1.UnmaskedProcMount)}
 		}, wantErr: "securityContext.procMount Unmasked: not supported yet", sentinel: ErrUnsupported},
-		{name: "pod resources", mutate: func(in *Input) { in.Pod.Spec.Resources = &corev1.ResourceRequirements{} },
-			wantErr: "spec.resources: not supported yet", sentinel: ErrUnsupported},
+		{name: "pod hugepages", mutate: func(in *Input) {
+			in.Pod.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"hugepages-2Mi": resource.MustParse("2Mi")}}
+		}, wantErr: "spec.resources.limits[hugepages-2Mi]: not supported yet", sentinel: ErrUnsupported},
 		{name: "windows pod", mutate: func(in *Input) { in.Pod.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
 			wantErr: "spec.os.name windows", sentinel: ErrUnsupported},
 		{name: "recursiveReadOnly", mutate: func(in *Input) {

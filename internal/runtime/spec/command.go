@@ -61,6 +61,15 @@ func ExpandCommand(c *corev1.Container, img ImageConfig, env map[string]string) 
 // kept verbatim, and a "$" not starting "$(" or "$$" is kept as is, as is an
 // unterminated "$(".
 func expand(s string, vars map[string]string) string {
+	return expandWith(s, func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	})
+}
+
+// expandWith is expand with the names resolved by lookup: a name lookup
+// does not know (ok false) is kept verbatim.
+func expandWith(s string, lookup func(name string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
@@ -82,7 +91,7 @@ func expand(s string, vars map[string]string) string {
 				continue
 			}
 			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
+			if v, ok := lookup(name); ok {
 				b.WriteString(v)
 			} else {
 				b.WriteString("$(" + name + ")")

@@ -44,20 +44,24 @@
 //     RuntimeDefault/Unconfined (RuntimeDefault when unset, see
 //     UnsetSeccompProfile), procMount Default, pod sysctls;
 //   - cpu and memory limits and requests (CFS quota/period, shares, memory
-//     limit), hostNetwork/hostIPC/hostPID (no network and UTS, IPC or PID
+//     limit; LinuxResources for resizing a running container),
+//     hostNetwork/hostIPC/hostPID (no network and UTS, IPC or PID
 //     namespace of the pod's), bind mounts with mountPropagation;
 //   - hostUsers: false: the pod's user namespace joined by path with its ID
 //     mappings (Input.UserNamespace; the caller idmaps rootfs and volumes);
 //   - seLinuxOptions: the process and mount labels the caller renders with
 //     RenderSELinuxLabels where SELinux is enabled (Input.SELinux); without
-//     labels they are ignored, as on a node without SELinux.
+//     labels they are ignored, as on a node without SELinux;
+//   - ephemeral containers (spec.ephemeralContainers[i] in error paths);
+//   - what the node needs beside the spec: the kubelet's env for
+//     subPathExpr (KubeletEnv, ExpandSubPathExpr) and the stop signal
+//     (StopSignal: lifecycle.stopSignal, else the image's, else SIGTERM).
 //
 // Refused with ErrUnsupported (the error names the field): volumeDevices,
-// resizePolicy, resources.claims, extended and hugepages resources,
+// resources.claims, extended and hugepages resources (pod-level too),
 // windowsOptions, appArmorProfile other than Unconfined, seccompProfile
-// Localhost, procMount Unmasked, pod-level spec.resources, os.name other
-// than linux, volumeMounts with recursiveReadOnly Enabled or
-// bindMountOptions, valueFrom.fileKeyRef, and
+// Localhost, procMount Unmasked, os.name other than linux, volumeMounts
+// with recursiveReadOnly Enabled or bindMountOptions, valueFrom.fileKeyRef, and
 // configMapKeyRef/secretKeyRef/envFrom when no Lookup is given.
 //
 // Accepted and ignored because other packages own them or they do not reach

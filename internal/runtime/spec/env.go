@@ -303,6 +303,11 @@ func resourceFieldRefValue(in Input, ref *corev1.ResourceFieldSelector, fp strin
 	switch kind {
 	case "limits":
 		l, ok := c.Resources.Limits[rn]
+		if !ok && in.Pod.Spec.Resources != nil {
+			// The kubelet's defaultPodLimitsForDownwardAPI: a pod-level
+			// limit bounds a container without its own.
+			l, ok = in.Pod.Spec.Resources.Limits[rn]
+		}
 		if !ok {
 			if l, ok = in.NodeAllocatable[rn]; !ok {
 				return "", fmt.Errorf("%s: %s has no limit and node allocatable is unknown: %w", fp, name, ErrInvalid)

@@ -101,3 +101,32 @@ func resources(c *corev1.Container, path string) (*specs.LinuxResources, error) 
 	}
 	return res, nil
 }
+
+// LinuxResources returns the cgroup resources Build gives container c (the
+// same shares, CFS quota and period, and memory limit), for changing a
+// running container's in place. Devices are left out.
+func LinuxResources(c *corev1.Container) (*specs.LinuxResources, error) {
+	return resources(c, "container "+c.Name)
+}
+
+// checkPodResources refuses pod-level resources a node cannot apply:
+// hugepages and claims (cpu and memory go to the pod's cgroup).
+func checkPodResources(r *corev1.ResourceRequirements) error {
+	if r == nil {
+		return nil
+	}
+	for _, l := range []struct {
+		name string
+		list corev1.ResourceList
+	}{{"limits", r.Limits}, {"requests", r.Requests}} {
+		for n := range l.list {
+			if n != corev1.ResourceCPU && n != corev1.ResourceMemory {
+				return fmt.Errorf("spec.resources.%s[%s]: %w", l.name, n, ErrUnsupported)
+			}
+		}
+	}
+	if len(r.Claims) > 0 {
+		return fmt.Errorf("spec.resources.claims: %w", ErrUnsupported)
+	}
+	return nil
+}

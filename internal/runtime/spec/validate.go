@@ -16,8 +16,8 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 	if ps.OS != nil && ps.OS.Name != corev1.Linux {
 		return unsupported(fmt.Sprintf("spec.os.name %s", ps.OS.Name))
 	}
-	if ps.Resources != nil {
-		return unsupported("spec.resources")
+	if err := checkPodResources(ps.Resources); err != nil {
+		return err
 	}
 	if psc := ps.SecurityContext; psc != nil {
 		if psc.WindowsOptions != nil {
@@ -30,9 +30,6 @@ func checkSupported(pod *corev1.Pod, c *corev1.Container, path string) error {
 
 	if len(c.VolumeDevices) > 0 {
 		return unsupported(path + ".volumeDevices")
-	}
-	if len(c.ResizePolicy) > 0 {
-		return unsupported(path + ".resizePolicy")
 	}
 	for i, vm := range c.VolumeMounts {
 		fp := fmt.Sprintf("%s.volumeMounts[%d]", path, i)
