@@ -9,11 +9,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -195,48 +192,16 @@ func (s *serviceAllocators) release(ctx context.Context, svc *corev1.Service) {
 	}
 }
 
-// repair rebuilds both bitmaps from the stored Services, so allocations
-// lost in a crash between bitmap and object writes are reclaimed and a
-// changed range starts consistent. Run at start, before serving.
-func (a *api) repairServiceAllocations(ctx context.Context) error {
-	s := a.services
-	if s.err != nil {
-		return s.err
-	}
-	res := a.resourceFor("", "v1", "services")
-	lr, err := a.listObjects(ctx, res, "", selector{labels: labels.Everything(), fields: fields.Everything()}, 0, "", "", "")
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
-	var ips, ports []int
-	for _, obj := range lr.items {
-		svc := obj.(*corev1.Service)
-		if off, ok := s.ips.offset(svc.Spec.ClusterIP); ok && needsClusterIP(svc) {
-			ips = append(ips, off)
-		}
-		for _, p := range svc.Spec.Ports {
-			if off := int(p.NodePort) - s.ports.base; p.NodePort != 0 && off >= 0 && off < s.ports.size {
-				ports = append(ports, off)
-			}
-		}
-	}
-	if err := s.ipA.reset(ctx, ips); err != nil {
-		return err
-	}
-	return s.portA.reset(ctx, ports)
-}
-
 // ensureKubernetesService creates (or corrects) the `kubernetes` Service
 // in default, ClusterIP the first address of the range, port 443 → the
-// API server's port, and its EndpointSlice naming the server's address.
-// Idempotent; run at every start.
+// API server's port. Its endpoints are every live server's
+// (kubernetes_endpoints.go). Idempotent; run at every start.
 func (a *api) ensureKubernetesService(ctx context.Context) error {
 	if a.services.err != nil {
 		return a.services.err
 	}
-	host, port := "", 6443
-	if h, p, err := net.SplitHostPort(a.serverAddress); err == nil {
-		host = h
+	port := 6443
+	if _, p, err := net.SplitHostPort(a.serverAddress); err == nil {
 		port, _ = strconv.Atoi(p)
 	}
 	meta := metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
@@ -252,19 +217,7 @@ func (a *api) ensureKubernetesService(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("kubernetes service: %w", err)
 	}
-	if host == "" {
-		return nil
-	}
-	meta.Labels = map[string]string{discoveryv1.LabelServiceName: "kubernetes", discoveryv1.LabelManagedBy: "peapod-apiserver"}
-	ready := true
-	pname, proto, p32 := "https", corev1.ProtocolTCP, int32(port)
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: meta, AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{host}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
-		Ports:     []discoveryv1.EndpointPort{{Name: &pname, Protocol: &proto, Port: &p32}}}
-	if err := a.ensure(ctx, a.resourceFor("discovery.k8s.io", "v1", "endpointslices"), slice, func(cur runtime.Object) {
-		c := cur.(*discoveryv1.EndpointSlice)
-		c.Endpoints, c.Ports = slice.Endpoints, slice.Ports
-	}); err != nil {
+	if err := a.reconcileKubernetesEndpoints(ctx, false); err != nil {
 		return fmt.Errorf("kubernetes endpointslice: %w", err)
 	}
 	return nil
