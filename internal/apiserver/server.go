@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse listen address %q: %w", cfg.Listen, err)
 	}
-	sans := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}, cfg.ExtraSANs...)
+	sans := append(DefaultServingNames(), cfg.ExtraSANs...)
 	if host != "" && host != "0.0.0.0" && host != "::" {
 		sans = append(sans, host)
 	}
@@ -244,6 +244,14 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	np := newNodeProxy(s.api, s.pki)
 	s.handler = &front{api: s.api, pki: s.pki, proxy: np, resources: newResourceProxy(s.api, np)}
 	return s, nil
+}
+
+// DefaultServingNames are the names every API server's serving
+// certificate carries, besides its own addresses: loopback, and the
+// in-cluster names of the kubernetes Service. Clients that balance
+// between several servers check kubernetes.default.svc on all of them.
+func DefaultServingNames() []string {
+	return []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}
 }
 
 // checkSharedPKI refuses to serve a cluster whose other servers have

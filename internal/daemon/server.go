@@ -10,6 +10,7 @@ import (
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller"
+	"github.com/peapod/peapod/internal/leaderelect"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/scheduler"
 )
@@ -32,6 +33,14 @@ type ServerConfig struct {
 	// DefaultTolerationSeconds is how long pods without their own
 	// not-ready/unreachable toleration stay on such a node (0: 300).
 	DefaultTolerationSeconds int64
+	// LeaderElect runs the scheduler and the controllers only while this
+	// server holds their Leases (kube-system/kube-scheduler and
+	// kube-system/kube-controller-manager), so that of several servers on
+	// one etcd exactly one runs each. Off, they always run: for a lone
+	// server only.
+	LeaderElect bool
+	// LeaderElection times the elections (zero: Kubernetes' 15s/10s/2s).
+	LeaderElection leaderelect.Durations
 }
 
 // RunServer runs the control plane, and this machine's node unless
@@ -52,6 +61,14 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		if _, err := nodeaddr.Resolve(cfg.Node.NodeIP); err != nil {
 			return err
 		}
+	}
+	cfg.LeaderElection = cfg.LeaderElection.WithDefaults()
+	if err := cfg.LeaderElection.Validate(); err != nil {
+		return err
+	}
+	identity, err := leaderelect.NewIdentity(cfg.Node.NodeName)
+	if err != nil {
+		return err
 	}
 	cfg.API.ServiceCIDR = cfg.Network.ServiceCIDR
 	cfg.API.Logger = log.With("component", "apiserver")
@@ -86,9 +103,22 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 	log.Info("cluster network", "clusterCIDR", cfg.Network.ClusterCIDR, "nodeCIDRMaskSize", cfg.Network.NodeCIDRMaskSize,
 		"serviceCIDR", cfg.Network.ServiceCIDR, "backend", cfg.Network.Backend)
 
-	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
-	g.Go("scheduler", sched.Run)
-	g.Go("controllers", func(ctx context.Context) error {
+	// The scheduler and every controller (node IPAM included) run on one
+	// server at a time; the API serves on all.
+	elected := func(lease, component string, run func(ctx context.Context) error) func(ctx context.Context) error {
+		if !cfg.LeaderElect {
+			return run
+		}
+		return func(ctx context.Context) error {
+			return leaderelect.Run(ctx, leaderelect.Config{Client: client, Name: lease, Candidate: cfg.Node.NodeName,
+				Identity: identity, Durations: cfg.LeaderElection, Logger: log.With("component", component)}, run)
+		}
+	}
+	g.Go("scheduler", elected(leaderelect.SchedulerLease, "scheduler", func(ctx context.Context) error {
+		// A scheduler runs once: each term of leading gets a new one.
+		return scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")}).Run(ctx)
+	}))
+	g.Go("controllers", elected(leaderelect.ControllerManagerLease, "controllers", func(ctx context.Context) error {
 		return controller.Run(ctx, client, controller.Options{
 			Logger:                   log.With("component", "controllers"),
 			ClusterCIDR:              cfg.Network.ClusterPrefix(),
@@ -96,7 +126,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			NodeMonitorGracePeriod:   cfg.NodeMonitorGracePeriod,
 			DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
 		})
-	})
+	}))
 
 	if !cfg.DisableAgent {
 		// The in-process node uses its own node identity, as a joined one
