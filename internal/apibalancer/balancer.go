@@ -306,7 +306,9 @@ func (b *Balancer) Run(ctx context.Context) error {
 // connection of its own.
 func (b *Balancer) readyz(ctx context.Context, s *server, pool *x509.CertPool) error {
 	tr := &http.Transport{
-		DialContext:       func(ctx context.Context, network, _ string) (net.Conn, error) { return b.dialer.DialContext(ctx, network, s.address) },
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return b.dialer.DialContext(ctx, network, s.address)
+		},
 		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: b.opts.ServerName, MinVersion: tls.VersionTLS12},
 		DisableKeepAlives: true,
 	}
