@@ -59,7 +59,15 @@ runs 'peapod server', the others 'peapod agent', joined with a join token.
   peapod cluster up --nodes 3 --image bin/images/busybox.tar
   export KUBECONFIG=<the kubeconfig it prints>
   kubectl get nodes -o wide
-  peapod cluster down`,
+  peapod cluster down
+
+With no single point of failure: two servers on a three-member etcd, the
+agents failing over between the servers:
+
+  peapod cluster up --nodes 3 --servers 2 --external-etcd 3 --image bin/images/busybox.tar
+  kubectl -n kube-system get leases kube-scheduler kube-controller-manager
+  peapod cluster node stop peapod-etcd2 --signal KILL     # one member down: still works
+  peapod cluster node stop peapod-node1 --signal KILL     # the other server takes over`,
 	}
 	target.register(cmd.PersistentFlags())
 	cmd.AddCommand(newClusterUpCommand(&target), newClusterDownCommand(&target), newClusterStatusCommand(&target),
@@ -99,6 +107,8 @@ func newClusterUpCommand(target *clusterTarget) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Nodes, "nodes", 3, "how many nodes (node 1 runs the server)")
+	f.IntVar(&o.Servers, "servers", 1, "how many of the nodes (the first ones) run 'peapod server'; more than 1 needs --external-etcd, and every agent is given every server")
+	f.IntVar(&o.EtcdMembers, "external-etcd", 0, "run an etcd cluster of this many members (each in a namespace of its own, TLS with client certificates) for the servers, instead of node 1's embedded etcd; 3 keeps working with one member down")
 	f.StringVar(&o.Backend, "network-backend", cluster.DefaultBackend, "pod network between nodes: "+strings.Join(cluster.Backends(), ", "))
 	f.StringVar(&o.UnderlayCIDR, "underlay-cidr", "", "the nodes' network (default: the first free 172.31.X.0/24); the host takes its first address, node i the next ones")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", cluster.DefaultClusterCIDR, "the pod network of the whole cluster")
@@ -120,17 +130,25 @@ func printUp(out io.Writer, st *cluster.State, target *clusterTarget) {
 Use it with kubectl:
   export KUBECONFIG=%s
   kubectl get nodes -o wide
-Run a command on a node (in its network namespace):
+`, st.Kubeconfig())
+	if servers := st.ServerNodes(); len(servers) > 1 {
+		fmt.Fprintln(out, "Each server has its own admin kubeconfig, naming its own API:")
+		for _, n := range servers {
+			fmt.Fprintf(out, "  %s  %s\n", n.Name, n.Kubeconfig())
+		}
+		fmt.Fprintln(out, "See which server runs the scheduler and the controllers:\n  kubectl -n kube-system get leases kube-scheduler kube-controller-manager")
+	}
+	fmt.Fprintf(out, `Run a command on a node (in its network namespace):
   peapod cluster exec%s %s -- ip addr
 Take it down:
   peapod cluster down%s
-`, st.Kubeconfig(), flag, st.Nodes[len(st.Nodes)-1].Name, flag)
+`, flag, st.Nodes[len(st.Nodes)-1].Name, flag)
 }
 
 func printNodes(out io.Writer, st *cluster.State) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tROLE\tADDRESS\tNETNS\tPID\tLOG")
-	for _, n := range st.Nodes {
+	for _, n := range append(append([]cluster.Node(nil), st.Nodes...), st.Etcd...) {
 		pid := "-"
 		if n.PID > 0 {
 			pid = fmt.Sprint(n.PID)
@@ -166,10 +184,18 @@ func newClusterStatusCommand(target *clusterTarget) *cobra.Command {
 			}
 			defer c.Close()
 			st := c.State
-			fmt.Fprintf(cmd.OutOrStdout(), "cluster %q: underlay %s (%s), API %s, kubeconfig %s\n\n", st.Name, st.Bridge, st.Underlay, st.Server, st.Kubeconfig())
+			servers := st.Server
+			if len(st.Servers) > 1 {
+				servers = strings.Join(st.Servers, ",")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster %q: underlay %s (%s), API %s, kubeconfig %s\n", st.Name, st.Bridge, st.Underlay, servers, st.Kubeconfig())
+			if len(st.Etcd) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "etcd: %s\n", strings.Join(st.EtcdEndpoints(), ","))
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tROLE\tADDRESS\tNETNS\tPROCESS\tLINK")
-			for _, n := range st.Nodes {
+			for _, n := range append(append([]cluster.Node(nil), st.Nodes...), st.Etcd...) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Address, n.NetNS, n.ProcessState(), n.LinkState())
 			}
 			return w.Flush()
@@ -205,7 +231,7 @@ func newClusterExecCommand(target *clusterTarget) *cobra.Command {
 func newClusterNodeCommand(target *clusterTarget) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Stop, start, disconnect, connect, add or remove one node of the cluster",
+		Short: "Stop, start, disconnect, connect, add or remove one node of the cluster (stop, start, disconnect and connect also take an etcd member's name)",
 	}
 	// open runs op on the opened cluster and closes it.
 	open := func(op func(c *cluster.Cluster) error) error {

@@ -11,6 +11,8 @@ import (
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/daemon"
 	"github.com/peapod/peapod/internal/dns"
+	"github.com/peapod/peapod/internal/leaderelect"
+	"github.com/peapod/peapod/internal/storage"
 )
 
 func newServerCommand() *cobra.Command {
@@ -36,7 +38,13 @@ other names of the Kubernetes DNS specification on this node's address,
 port --cluster-dns-port (UDP and TCP), behind Service kube-system/kube-dns
 (ClusterIP --cluster-dns), and forwards every other name to the node's
 resolvers (or --cluster-dns-upstream). Pods with dnsPolicy ClusterFirst get
-it as their nameserver.`,
+it as their nameserver.
+
+Several servers can share one external etcd (--etcd-servers): the API
+serves on each, and the scheduler and controllers run on one at a time,
+elected with Leases in kube-system. Every server of a cluster needs the
+first one's <data-dir>/pki/{ca.crt,ca.key,sa.key,encryption-config.yaml},
+copied before its first start; a server with another is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			node, err := flags.node()
@@ -83,5 +91,10 @@ it as their nameserver.`,
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run only the control plane, no pods on this machine")
 	f.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its Lease before it is marked NotReady/Unknown")
 	f.Int64Var(&cfg.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node before eviction")
+	f.DurationVar(&cfg.API.EtcdCompactionInterval, "etcd-compaction-interval", storage.DefaultCompactionInterval, "how often the servers compact an external etcd's history (the embedded etcd compacts itself)")
+	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "run the scheduler and controllers only while this server holds their Leases (kube-system/kube-scheduler, kube-system/kube-controller-manager), so that of several servers on one etcd exactly one runs each")
+	f.DurationVar(&cfg.LeaderElection.LeaseDuration, "leader-elect-lease-duration", leaderelect.DefaultLeaseDuration, "how long the other servers wait before taking over the Leases of a leader that stopped renewing them")
+	f.DurationVar(&cfg.LeaderElection.RenewDeadline, "leader-elect-renew-deadline", leaderelect.DefaultRenewDeadline, "how long a leader retries renewing before it stops its scheduler and controllers")
+	f.DurationVar(&cfg.LeaderElection.RetryPeriod, "leader-elect-retry-period", leaderelect.DefaultRetryPeriod, "how often servers try to acquire or renew the Leases")
 	return cmd
 }

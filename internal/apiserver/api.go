@@ -48,6 +48,9 @@ type api struct {
 
 	// services allocates ClusterIPs and NodePorts (services.go).
 	services *serviceAllocators
+	// repairs keep the allocation bitmaps true to the Services; the first
+	// pass runs at bootstrap, the rest in the background (service_repair.go).
+	repairs []*allocationRepair
 	// terminating tracks namespaces whose content is being deleted.
 	terminating sync.Map
 	// managers are the server-side apply field managers (ssa.go).

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,10 +59,53 @@ const renewBefore = 30 * 24 * time.Hour
 // from serverURL/cacerts and accepted only if its hash matches the token's.
 // Private keys are generated here and never leave the node.
 func JoinNode(ctx context.Context, serverURL string, caPEM []byte, token, nodeName, dir string) (string, error) {
+	serverURL = strings.TrimRight(serverURL, "/")
+	return joinNode(ctx, serverURL, []string{serverURL}, caPEM, token, nodeName, dir)
+}
+
+// JoinNodeVia is JoinNode for a cluster of several servers: it joins (or
+// renews) through the first of servers that answers, and reuses
+// credentials from an earlier join through any of them (the servers share
+// one CA, so one node credential serves them all). The kubeconfig names
+// the server that was used.
+func JoinNodeVia(ctx context.Context, servers []string, caPEM []byte, token, nodeName, dir string) (string, error) {
+	if len(servers) == 0 {
+		return "", errors.New("join node: no server given")
+	}
+	accept := make([]string, len(servers))
+	for i, s := range servers {
+		accept[i] = strings.TrimRight(s, "/")
+	}
+	// The server of an earlier join first: valid credentials for it are
+	// reused without a round trip.
+	order := append([]string(nil), accept...)
+	if cfg, err := clientcmd.LoadFromFile(filepath.Join(dir, NodeKubeconfigFile)); err == nil {
+		for _, c := range cfg.Clusters {
+			if i := slices.Index(order, c.Server); i > 0 {
+				order = append(append([]string{c.Server}, order[:i]...), order[i+1:]...)
+			}
+		}
+	}
+	var errs []error
+	for _, s := range order {
+		kubeconfig, err := joinNode(ctx, s, accept, caPEM, token, nodeName, dir)
+		if err == nil {
+			return kubeconfig, nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", s, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+// joinNode joins through serverURL, reusing credentials already in dir
+// for any server in accept.
+func joinNode(ctx context.Context, serverURL string, accept []string, caPEM []byte, token, nodeName, dir string) (string, error) {
 	if msgs := validation.IsDNS1123Subdomain(nodeName); len(msgs) > 0 {
 		return "", fmt.Errorf("join node: invalid node name %q: %v", nodeName, msgs)
 	}
-	serverURL = strings.TrimRight(serverURL, "/")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("join node %s: %w", nodeName, err)
 	}
@@ -74,7 +118,7 @@ func JoinNode(ctx context.Context, serverURL string, caPEM []byte, token, nodeNa
 		}
 	}
 	sans := servingSANs(nodeName)
-	cur, curErr := loadNodeCredentials(dir, serverURL, nodeName)
+	cur, curErr := loadNodeCredentials(dir, accept, nodeName)
 	if curErr == nil && caMatches(cur.caPEM, caPEM, caHash) {
 		if cur.servingValid(sans) {
 			return kubeconfig, nil
@@ -115,7 +159,7 @@ func (s *Server) WriteNodeCredentials(nodeName, dir string) (string, error) {
 		return "", fmt.Errorf("node credentials for %s: %w", nodeName, err)
 	}
 	sans := servingSANs(nodeName)
-	if cur, err := loadNodeCredentials(dir, serverURL, nodeName); err == nil && bytes.Equal(cur.caPEM, s.pki.CAPEM) && cur.servingValid(sans) {
+	if cur, err := loadNodeCredentials(dir, []string{serverURL}, nodeName); err == nil && bytes.Equal(cur.caPEM, s.pki.CAPEM) && cur.servingValid(sans) {
 		return filepath.Join(dir, NodeKubeconfigFile), nil
 	}
 	certPEM, keyPEM, err := s.pki.IssueClientCert(NodeUserPrefix+nodeName, []string{NodesGroup})
@@ -163,9 +207,10 @@ type nodeCredentials struct {
 	serving *x509.Certificate
 }
 
-// loadNodeCredentials reads dir and checks the kubeconfig names serverURL
-// and carries a client certificate for nodeName that is not near expiry.
-func loadNodeCredentials(dir, serverURL, nodeName string) (*nodeCredentials, error) {
+// loadNodeCredentials reads dir and checks the kubeconfig names one of
+// servers and carries a client certificate for nodeName that is not near
+// expiry.
+func loadNodeCredentials(dir string, servers []string, nodeName string) (*nodeCredentials, error) {
 	cfg, err := clientcmd.LoadFromFile(filepath.Join(dir, NodeKubeconfigFile))
 	if err != nil {
 		return nil, err
@@ -175,7 +220,7 @@ func loadNodeCredentials(dir, serverURL, nodeName string) (*nodeCredentials, err
 		return nil, errors.New("kubeconfig lacks its current context")
 	}
 	cluster, auth := cfg.Clusters[ctx.Cluster], cfg.AuthInfos[ctx.AuthInfo]
-	if cluster.Server != serverURL {
+	if !slices.Contains(servers, cluster.Server) {
 		return nil, fmt.Errorf("kubeconfig is for server %s", cluster.Server)
 	}
 	nc := &nodeCredentials{caPEM: cluster.CertificateAuthorityData}

@@ -142,6 +142,29 @@ func TestJoinNodeAndNodeAuthorization(t *testing.T) {
 			t.Fatal("rejoin rewrote the kubeconfig")
 		}
 	}
+	// With several servers: credentials from a join through one are
+	// reused with the list, whatever its order; a fresh join goes through
+	// the first server that answers.
+	dead := "https://127.0.0.1:1"
+	for _, servers := range [][]string{{dead, serverURL}, {serverURL, dead}} {
+		if _, err := JoinNodeVia(ctx, servers, nil, "", "node-a", dirA); err != nil {
+			t.Fatalf("rejoin via %v: %v", servers, err)
+		}
+	}
+	if after, _ := os.ReadFile(kcA); !bytes.Equal(before, after) {
+		t.Fatal("a rejoin with a server list rewrote the kubeconfig")
+	}
+	dirC := filepath.Join(dir, "node-c")
+	kcC, err := JoinNodeVia(ctx, []string{dead, serverURL}, nil, tok, "node-c", dirC)
+	if err != nil {
+		t.Fatalf("join via a dead server then a live one: %v", err)
+	}
+	if cfgC, err := clientcmd.LoadFromFile(kcC); err != nil || cfgC.Clusters["peapod"].Server != serverURL {
+		t.Fatalf("node-c's kubeconfig: %v %+v", err, cfgC)
+	}
+	if _, err := JoinNodeVia(ctx, []string{dead}, nil, tok, "node-d", filepath.Join(dir, "node-d")); err == nil || !strings.Contains(err.Error(), "via "+dead) {
+		t.Fatalf("join with no live server: %v", err)
+	}
 	// A lost serving certificate is renewed with the node's own identity.
 	os.Remove(filepath.Join(dirA, NodeServingCertFile))
 	if _, err := JoinNode(ctx, serverURL, nil, "", "node-a", dirA); err != nil {
@@ -275,7 +298,7 @@ func TestJoinNodeAndNodeAuthorization(t *testing.T) {
 	if _, err := JoinNode(ctx, serverURL, nil, "", "node-b", dirA); err == nil {
 		t.Fatal("node-a's directory produced credentials for node-b without a token")
 	}
-	credA, err := loadNodeCredentials(dirA, serverURL, "node-a")
+	credA, err := loadNodeCredentials(dirA, []string{serverURL}, "node-a")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,19 @@
 package apiserver
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/version"
 )
+
+// readyzEtcdTimeout bounds /readyz's read of the store.
+const readyzEtcdTimeout = 2 * time.Second
 
 // KubernetesVersion is the Kubernetes API version peapod serves.
 const KubernetesVersion = "v1.32.0"
@@ -23,6 +28,16 @@ func (a *api) serveNonResource(w http.ResponseWriter, r *http.Request) {
 	case p == "/readyz" || strings.HasPrefix(p, "/readyz/"):
 		if !a.ready() {
 			writeText(w, http.StatusServiceUnavailable, "[-]bootstrap not finished\nreadyz check failed")
+			return
+		}
+		// As kube-apiserver's etcd check: a server that cannot reach its
+		// store answers nothing useful, so clients that balance between
+		// servers (agents) must move away from it.
+		ctx, cancel := context.WithTimeout(r.Context(), readyzEtcdTimeout)
+		_, err := a.store.CurrentRevision(ctx)
+		cancel()
+		if err != nil {
+			writeText(w, http.StatusServiceUnavailable, "[-]etcd failed: "+err.Error()+"\nreadyz check failed")
 			return
 		}
 		writeText(w, http.StatusOK, "ok")

@@ -14,9 +14,11 @@ func extendedResources() []*Resource {
 // kubernetes Service and lists this server in its endpoints, and resumes the cleanup of terminating namespaces.
 // Idempotent.
 func (a *api) bootstrapExtended(ctx context.Context) error {
-	if err := a.repairServiceAllocations(ctx); err != nil {
+	repairs, err := a.repairServiceAllocations(ctx)
+	if err != nil {
 		return err
 	}
+	a.repairs = repairs
 	if err := a.ensureKubernetesService(ctx); err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -49,13 +50,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/peapod/peapod/internal/storage"
+	"github.com/peapod/peapod/internal/storage/encryption"
 )
 
 // Config configures the API server. Zero values get the documented
@@ -67,6 +71,9 @@ type Config struct {
 	Listen string
 	// EtcdServers selects an external etcd cluster instead of the embedded one.
 	EtcdServers []string
+	// EtcdCompactionInterval is how often the external etcd's history is
+	// compacted (kube-apiserver's --etcd-compaction-interval); default 5m.
+	EtcdCompactionInterval time.Duration
 	// EtcdCAFile, EtcdCertFile and EtcdKeyFile secure the external etcd
 	// connection (kube-apiserver's --etcd-cafile, --etcd-certfile,
 	// --etcd-keyfile). The embedded etcd uses the server's own etcd PKI.
@@ -122,10 +129,12 @@ type Server struct {
 	pki      *PKI
 	store    storage.Store
 	embedded *storage.Embedded
-	listener net.Listener
-	ready    chan struct{}
-	isReady  atomic.Bool
-	log      *slog.Logger
+	// compactor compacts an external etcd (nil for the embedded one).
+	compactor *storage.Etcd
+	listener  net.Listener
+	ready     chan struct{}
+	isReady   atomic.Bool
+	log       *slog.Logger
 }
 
 // New prepares a server: PKI, storage, handler and listener. On error
@@ -156,8 +165,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	}
 	// In-cluster clients connect to the kubernetes Service's ClusterIP and
 	// names, and to the advertised address.
-	sans := append([]string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-		"kubernetes.default.svc.cluster.local"}, cfg.ExtraSANs...)
+	sans := append(append(DefaultServingNames(), "kubernetes.default.svc.cluster.local"), cfg.ExtraSANs...)
 	if r, err := parseIPRange(serviceCIDROrDefault(cfg.ServiceCIDR)); err == nil {
 		sans = append(sans, r.ip(0))
 	}
@@ -184,7 +192,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		if err != nil {
 			return nil, err
 		}
-		s.store = st
+		// An external etcd keeps all history until someone compacts it:
+		// the API servers do, as kube-apiserver does.
+		s.store, s.compactor = st, st
 	} else {
 		etcdTLS, err := LoadOrCreateEtcdPKI(s.pki.Dir)
 		if err != nil {
@@ -203,6 +213,9 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	saTokens, err := NewServiceAccountTokens(saKey, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if err := s.checkSharedPKI(ctx, saKey, encryptionCfg); err != nil {
+		return nil, err
 	}
 	// Bootstrap tokens and service-account JWTs come before the static
 	// token file, which refuses every token it does not know.
@@ -262,6 +275,34 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	return s, nil
 }
 
+// DefaultServingNames are the names every API server's serving
+// certificate carries, besides its own addresses: loopback, and the
+// in-cluster names of the kubernetes Service. Clients that balance
+// between several servers check kubernetes.default.svc on all of them.
+func DefaultServingNames() []string {
+	return []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}
+}
+
+// checkSharedPKI refuses to serve a cluster whose other servers have
+// another CA, service-account key or encryption keys (cluster_identity.go),
+// before anything is written or served.
+func (s *Server) checkSharedPKI(ctx context.Context, saKey crypto.Signer, enc *encryption.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	mine, err := identityOf(s.pki.CAPEM, saKey)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := checkClusterIdentity(ctx, s.store, mine, s.pki.Dir); err != nil {
+		return err
+	}
+	source := s.cfg.EncryptionProviderConfig
+	if source == "" {
+		source = filepath.Join(s.pki.Dir, EncryptionConfigFile)
+	}
+	return checkEncryption(ctx, s.store, enc.For(schema.GroupResource{Resource: "secrets"}), source, s.pki.Dir)
+}
+
 // checkEtcdFlags refuses etcd TLS settings that cannot do what they say.
 func checkEtcdFlags(cfg Config) error {
 	if (cfg.EtcdCertFile == "") != (cfg.EtcdKeyFile == "") {
@@ -310,20 +351,26 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(s.listener, "", "") }()
-	epCtx, stopEndpoints := context.WithCancel(ctx)
-	epDone := make(chan struct{})
-	go func() { defer close(epDone); s.api.runKubernetesEndpoints(epCtx) }()
+	// Background work every server does, safe with several on one etcd;
+	// it ends before the store closes.
+	bctx, bcancel := context.WithCancel(ctx)
+	var background sync.WaitGroup
 	defer func() {
+		bcancel()
+		background.Wait()
 		// A server that stops takes its address out of the kubernetes
 		// Service, as kube-apiserver does, before its storage closes.
-		stopEndpoints()
-		<-epDone
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.api.reconcileKubernetesEndpoints(rctx, false); err != nil {
 			s.log.Warn("remove this server from the kubernetes Service", "err", err)
 		}
 	}()
+	background.Go(func() { s.api.runServiceRepairs(bctx, s.api.repairs, repairInterval) })
+	background.Go(func() { s.api.runKubernetesEndpoints(bctx) })
+	if s.compactor != nil {
+		background.Go(func() { s.compactor.RunCompactor(bctx, s.cfg.EtcdCompactionInterval, s.log) })
+	}
 	s.isReady.Store(true)
 	close(s.ready)
 	s.log.Info("serving", "address", s.Addr(), "kubeconfig", s.Kubeconfig())

@@ -144,47 +144,69 @@ func newRangeAllocator(a *api, key, rng string, size int) *rangeAllocator {
 	return &rangeAllocator{a: a, key: key, rng: rng, size: size, randn: rand.IntN}
 }
 
+// read returns the stored bitmap and its revision (0 when none is
+// stored). A bitmap of another range reads as empty.
+func (r *rangeAllocator) read(ctx context.Context) (*bitmap, int64, error) {
+	kv, err := r.a.store.Get(ctx, r.key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return newBitmap(r.size, nil), 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read range %s: %w", r.key, err)
+	}
+	obj, err := r.a.fromStorage(kv.Value, kv.Revision)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read range %s: %w", r.key, err)
+	}
+	if ra, ok := obj.(*corev1.RangeAllocation); ok && ra.Range == r.rng {
+		return newBitmap(r.size, ra.Data), kv.Revision, nil
+	}
+	return newBitmap(r.size, nil), kv.Revision, nil
+}
+
+// write stores b if the stored bitmap is still at rev (0: none stored);
+// storage.ErrConflict or storage.ErrExists (wrapped) when it is not.
+func (r *rangeAllocator) write(ctx context.Context, b *bitmap, rev int64) error {
+	ra := &corev1.RangeAllocation{ObjectMeta: metav1.ObjectMeta{Name: r.key}, Range: r.rng, Data: b.bits}
+	data, err := r.a.toStorage(ra)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		_, err = r.a.store.Create(ctx, r.key, data)
+	} else {
+		_, err = r.a.store.Update(ctx, r.key, data, rev)
+	}
+	if err != nil {
+		return fmt.Errorf("write range %s: %w", r.key, err)
+	}
+	return nil
+}
+
+// casLost reports a write that lost a compare-and-swap to another writer.
+func casLost(err error) bool {
+	return errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrExists)
+}
+
 // modify reads the bitmap, applies fn and writes it back, retrying on
-// concurrent writes. fn reports whether it changed anything.
+// concurrent writes (of this server or another). fn reports whether it
+// changed anything.
 func (r *rangeAllocator) modify(ctx context.Context, fn func(b *bitmap) (bool, error)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for attempt := 0; attempt < 20; attempt++ {
-		var rev int64
-		b := newBitmap(r.size, nil)
-		kv, err := r.a.store.Get(ctx, r.key)
-		switch {
-		case err == nil:
-			obj, err := r.a.fromStorage(kv.Value, kv.Revision)
-			if err != nil {
-				return fmt.Errorf("read range %s: %w", r.key, err)
-			}
-			if ra, ok := obj.(*corev1.RangeAllocation); ok && ra.Range == r.rng {
-				b = newBitmap(r.size, ra.Data)
-			}
-			rev = kv.Revision
-		case !errors.Is(err, storage.ErrNotFound):
-			return fmt.Errorf("read range %s: %w", r.key, err)
+		b, rev, err := r.read(ctx)
+		if err != nil {
+			return err
 		}
 		changed, err := fn(b)
 		if err != nil || !changed {
 			return err
 		}
-		ra := &corev1.RangeAllocation{ObjectMeta: metav1.ObjectMeta{Name: r.key}, Range: r.rng, Data: b.bits}
-		data, err := r.a.toStorage(ra)
-		if err != nil {
-			return err
-		}
-		if rev == 0 {
-			_, err = r.a.store.Create(ctx, r.key, data)
-		} else {
-			_, err = r.a.store.Update(ctx, r.key, data, rev)
-		}
-		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrExists) {
+		if err := r.write(ctx, b, rev); casLost(err) {
 			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write range %s: %w", r.key, err)
+		} else if err != nil {
+			return err
 		}
 		return nil
 	}
@@ -237,18 +259,5 @@ func (r *rangeAllocator) release(ctx context.Context, off int) error {
 		}
 		b.clear(off)
 		return true, nil
-	})
-}
-
-// reset makes exactly the offsets in used allocated (repair at start).
-func (r *rangeAllocator) reset(ctx context.Context, used []int) error {
-	return r.modify(ctx, func(b *bitmap) (bool, error) {
-		fresh := newBitmap(r.size, nil)
-		for _, off := range used {
-			fresh.set(off)
-		}
-		changed := string(fresh.bits) != string(b.bits)
-		copy(b.bits, fresh.bits)
-		return changed, nil
 	})
 }

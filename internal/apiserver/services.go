@@ -9,8 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -202,37 +200,6 @@ func (s *serviceAllocators) release(ctx context.Context, svc *corev1.Service) {
 			s.portA.release(rctx, off)
 		}
 	}
-}
-
-// repair rebuilds both bitmaps from the stored Services, so allocations
-// lost in a crash between bitmap and object writes are reclaimed and a
-// changed range starts consistent. Run at start, before serving.
-func (a *api) repairServiceAllocations(ctx context.Context) error {
-	s := a.services
-	if s.err != nil {
-		return s.err
-	}
-	res := a.resourceFor("", "v1", "services")
-	lr, err := a.listObjects(ctx, res, "", selector{labels: labels.Everything(), fields: fields.Everything()}, 0, "", "", "")
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
-	var ips, ports []int
-	for _, obj := range lr.items {
-		svc := obj.(*corev1.Service)
-		if off, ok := s.ips.offset(svc.Spec.ClusterIP); ok && needsClusterIP(svc) {
-			ips = append(ips, off)
-		}
-		for _, p := range svc.Spec.Ports {
-			if off := int(p.NodePort) - s.ports.base; p.NodePort != 0 && off >= 0 && off < s.ports.size {
-				ports = append(ports, off)
-			}
-		}
-	}
-	if err := s.ipA.reset(ctx, ips); err != nil {
-		return err
-	}
-	return s.portA.reset(ctx, ports)
 }
 
 // ensureKubernetesService creates (or corrects) the `kubernetes` Service

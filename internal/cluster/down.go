@@ -57,19 +57,14 @@ func teardown(ctx context.Context, st *State, grace time.Duration, out io.Writer
 	// Stop every process first, all at once: the server must not see
 	// agents vanish one by one and start evicting, and agents must not
 	// outlive their reset.
-	var wg sync.WaitGroup
-	stopErrs := make([]error, len(st.Nodes))
-	for i := range st.Nodes {
-		wg.Add(1)
-		go func(n *Node, errp *error) {
-			defer wg.Done()
-			*errp = n.stopProcess(ctx, syscall.SIGTERM, grace)
-		}(&st.Nodes[i], &stopErrs[i])
-	}
-	wg.Wait()
-	if err := errors.Join(stopErrs...); err != nil {
+	if err := stopAll(ctx, st.Nodes, grace); err != nil {
 		return err
 	}
+	// The etcd members after the servers, which shut down through them.
+	if err := stopAll(ctx, st.Etcd, grace); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
 	nodeErrs := make([]error, len(st.Nodes))
 	for i := range st.Nodes {
 		wg.Add(1)
@@ -90,6 +85,26 @@ func teardown(ctx context.Context, st *State, grace time.Duration, out io.Writer
 	st.Nodes = left
 	if err := errors.Join(nodeErrs...); err != nil {
 		return errors.Join(err, st.save())
+	}
+	var leftMembers []Node
+	var memberErrs []error
+	for i := range st.Etcd {
+		if err := removeEtcdMember(ctx, &st.Etcd[i]); err != nil {
+			memberErrs = append(memberErrs, err)
+			leftMembers = append(leftMembers, st.Etcd[i])
+		} else {
+			fmt.Fprintf(out, "%s: removed\n", st.Etcd[i].Name)
+		}
+	}
+	st.Etcd = leftMembers
+	if err := errors.Join(memberErrs...); err != nil {
+		return errors.Join(err, st.save())
+	}
+	if st.EtcdPKI != "" {
+		if err := os.RemoveAll(st.EtcdPKI); err != nil {
+			return errors.Join(fmt.Errorf("remove %s: %w", st.EtcdPKI, err), st.save())
+		}
+		st.EtcdPKI = ""
 	}
 	// Without a bridge, Up stopped before making anything machine-wide
 	// (another cluster of this name runs, say): leave those names alone.
@@ -116,6 +131,18 @@ func teardown(ctx context.Context, st *State, grace time.Duration, out io.Writer
 	}
 	fmt.Fprintf(out, "cluster %s removed: its nodes, underlay, host rules, cgroups and %s\n", st.Name, st.Dir)
 	return nil
+}
+
+// stopAll stops every process of nodes at once (SIGTERM, SIGKILL after
+// grace).
+func stopAll(ctx context.Context, nodes []Node, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i := range nodes {
+		wg.Go(func() { errs[i] = nodes[i].stopProcess(ctx, syscall.SIGTERM, grace) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // removeNode takes node n apart once its process has stopped: any process

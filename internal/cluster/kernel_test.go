@@ -25,8 +25,10 @@ import (
 // namespaces as Up does (without peapod processes): the host and the
 // nodes reach each other, a process started for a node is in the node's
 // network namespace and in the host's mount namespace, disconnect cuts a
-// node off, stopping and the sweep of a namespace's processes work, and
-// teardown leaves nothing, twice over.
+// node off, stopping and the sweep of a namespace's processes work, an
+// etcd member runs in its own namespace with TLS and client certificates
+// and is stopped and started as nodes are, and teardown leaves nothing
+// (the member's data and the etcd PKI included), twice over.
 func TestUnderlayAndNodeProcesses(t *testing.T) {
 	testutil.RequiresRoot(t)
 	ctx := context.Background()
@@ -34,7 +36,7 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 	opts := leakcheck.Options{
 		NetNSLinks:   []string{netnsPrefix + name},
 		RuleMatches:  []string{"peapod cluster " + name},
-		ProcessNames: []string{"sleep"},
+		ProcessNames: []string{"sleep", "etcd"},
 		CgroupNames:  []string{cgroupRoot},
 	}
 	before, err := leakcheck.Take(opts)
@@ -58,7 +60,7 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 			}
 		}
 	})
-	if err := makeUnderlay(ctx, st, "", 2); err != nil {
+	if err := makeUnderlay(ctx, st, "", 2, 1); err != nil {
 		t.Fatal(err)
 	}
 	for i, role := range []string{"server", "agent"} {
@@ -75,7 +77,7 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	st2 := &State{Name: name, Dir: dir2, Binary: "/bin/true", ClusterCIDR: DefaultClusterCIDR}
-	if err := makeUnderlay(ctx, st2, "", 1); err == nil || !strings.Contains(err.Error(), "already runs on this machine") {
+	if err := makeUnderlay(ctx, st2, "", 1, 0); err == nil || !strings.Contains(err.Error(), "already runs on this machine") {
 		t.Errorf("second cluster %s: %v, want refused", name, err)
 	}
 	if err := teardown(ctx, st2, time.Second, io.Discard); err != nil {
@@ -183,12 +185,56 @@ func TestUnderlayAndNodeProcesses(t *testing.T) {
 		t.Errorf("stray process: %v, want killed", err)
 	}
 
+	// An external etcd of one member, on the underlay.
+	if _, err := st.makeEtcdMember(1); err != nil {
+		t.Fatal(err)
+	}
+	st.EtcdPKI = filepath.Join(dir, etcdPKIDirName)
+	if err := writeEtcdPKI(st.EtcdPKI, st.Etcd); err != nil {
+		t.Fatal(err)
+	}
+	if err := startEtcd(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	member := &st.Etcd[0]
+	var memberNS syscall.Stat_t
+	if err := syscall.Stat(filepath.Join("/proc", strconv.Itoa(member.PID), "ns", "net"), &memberNS); err != nil {
+		t.Fatal(err)
+	}
+	var pinned syscall.Stat_t
+	if err := syscall.Stat(member.NetNS, &pinned); err != nil || pinned.Ino != memberNS.Ino {
+		t.Error("etcd does not run in its member's namespace")
+	}
+	files, _ := st.EtcdClientTLS()
+	if err := etcdAnswers(ctx, member.ClientURL(), EtcdTLS{CAFile: files.CAFile}); err == nil {
+		t.Error("etcd answered a client without a certificate")
+	}
+	c := &Cluster{State: st}
+	if err := c.StopNode(ctx, member.Name, syscall.SIGKILL, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := etcdAnswers(ctx, member.ClientURL(), files); err == nil {
+		t.Error("a stopped member answered")
+	}
+	started, err := c.StartNode(member.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.WaitReady(wctx, started, member.Name); err != nil {
+		t.Fatalf("member after restart: %v", err)
+	}
+
 	ln.Close() // its socket would keep node 2's namespace alive
 	if err := teardown(ctx, st, time.Second, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s after teardown: %v", dir, err)
+	}
+	if linkExists(etcdHostVeth(name, 1)) || netns.Exists(filepath.Join(netns.DefaultDir, netnsName(EtcdMemberName(name, 1)))) {
+		t.Error("the etcd member's veth or namespace survived teardown")
 	}
 	if err := Down(ctx, dir, time.Second, io.Discard); err != nil {
 		t.Errorf("Down after teardown: %v", err)

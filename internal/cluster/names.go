@@ -188,7 +188,8 @@ func podRangeFlags(f Features, cluster *net.IPNet, i int, server bool) (flags []
 	return []string{"--pod-cidr", podCIDR, "--cluster-cidr", cluster.String()}, podCIDR
 }
 
-// nodeRef resolves a node named by its Kubernetes name or its number.
+// nodeRef resolves a node named by its Kubernetes name or its number, or
+// an etcd member by its name.
 func (s *State) nodeRef(ref string) (*Node, error) {
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
@@ -196,9 +197,17 @@ func (s *State) nodeRef(ref string) (*Node, error) {
 			return n, nil
 		}
 	}
-	names := make([]string, 0, len(s.Nodes))
+	for i := range s.Etcd {
+		if s.Etcd[i].Name == ref {
+			return &s.Etcd[i], nil
+		}
+	}
+	names := make([]string, 0, len(s.Nodes)+len(s.Etcd))
 	for _, n := range s.Nodes {
 		names = append(names, n.Name)
+	}
+	for _, m := range s.Etcd {
+		names = append(names, m.Name)
 	}
 	return nil, fmt.Errorf("no node %q in cluster %s (nodes: %s)", ref, s.Name, strings.Join(names, ", "))
 }

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -200,6 +203,10 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.ClusterCIDR = "10.42.0.0/30" }, "--cluster-cidr"},
 		{func(o *Options) { o.Images = []string{"/nonexistent.tar"} }, "--image \"/nonexistent.tar\""},
 		{func(o *Options) { o.Images = []string{t.TempDir()} }, "not a regular file"},
+		{func(o *Options) { o.Servers = 4 }, "--servers 4: want 1 to --nodes (3)"},
+		{func(o *Options) { o.Servers = 2 }, "--servers 2 needs --external-etcd"},
+		{func(o *Options) { o.EtcdMembers = MaxEtcdMembers + 1 }, "--external-etcd 8"},
+		{func(o *Options) { o.EtcdMembers, o.UnderlayCIDR = 3, "10.9.0.0/26" }, "too small for the etcd members"},
 	} {
 		o := valid()
 		tc.edit(&o)
@@ -212,6 +219,113 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.validate(); err != nil {
 		t.Errorf("a binary with --network-backend takes it: %v", err)
 	}
+}
+
+// TestHAArgs: two servers on a three-member etcd. Both servers get the
+// etcd flags; each agent gets every server, starting from a different one;
+// each member's etcd knows the whole initial cluster, with TLS and client
+// certificates on both ports.
+func TestHAArgs(t *testing.T) {
+	st := &State{Name: "ha", Dir: "/c", ClusterCIDR: "10.42.0.0/16", Backend: "vxlan", Token: "K10abc::x.y",
+		Features: Features{NetworkBackend: true, ServerAllocatesPodCIDRs: true, NodeIP: true},
+		Servers:  []string{"https://172.31.0.2:6443", "https://172.31.0.3:6443"}, EtcdPKI: "/c/etcd-pki"}
+	for j := 1; j <= 3; j++ {
+		st.Etcd = append(st.Etcd, Node{Index: j, Name: EtcdMemberName("ha", j), Role: roleEtcd, Address: fmt.Sprintf("172.31.0.%d", 100+j), DataDir: "/c/" + EtcdMemberName("ha", j)})
+	}
+	st.Server = st.Servers[0]
+	second := &Node{Index: 2, Name: "ha-node2", Role: roleServer, Address: "172.31.0.3", DataDir: "/c/ha-node2", PodBridge: "ppbr2", CgroupParent: "peapod-cluster/ha/ha-node2"}
+	got := strings.Join(serverArgs(st, second, nil), " ")
+	want := "server --data-dir /c/ha-node2 --node-name ha-node2 --bridge ppbr2 --cgroup-parent peapod-cluster/ha/ha-node2 --cluster-cidr 10.42.0.0/16 --node-ip 172.31.0.3 --listen 172.31.0.3:6443 --network-backend vxlan " +
+		"--etcd-servers https://172.31.0.101:2379,https://172.31.0.102:2379,https://172.31.0.103:2379 --etcd-cafile /c/etcd-pki/ca.crt --etcd-certfile /c/etcd-pki/apiserver-etcd-client.crt --etcd-keyfile /c/etcd-pki/apiserver-etcd-client.key"
+	if got != want {
+		t.Errorf("second server's args:\n got %s\nwant %s", got, want)
+	}
+	for i, first := range map[int]string{3: "https://172.31.0.3:6443,https://172.31.0.2:6443", 4: "https://172.31.0.2:6443,https://172.31.0.3:6443"} {
+		agent := &Node{Index: i, Name: NodeName("ha", i), Role: roleAgent, Address: fmt.Sprintf("172.31.0.%d", i+1)}
+		if got := strings.Join(agentArgs(st, agent), " "); !strings.HasPrefix(got, "agent --server "+first+" --token") {
+			t.Errorf("node %d's args: %s; want --server %s", i, got, first)
+		}
+	}
+	got = strings.Join(etcdArgs(st, &st.Etcd[1]), " ")
+	for _, want := range []string{
+		"--name ha-etcd2 --data-dir /c/ha-etcd2/data",
+		"--listen-client-urls https://172.31.0.102:2379 --advertise-client-urls https://172.31.0.102:2379",
+		"--listen-peer-urls https://172.31.0.102:2380 --initial-advertise-peer-urls https://172.31.0.102:2380",
+		"--initial-cluster ha-etcd1=https://172.31.0.101:2380,ha-etcd2=https://172.31.0.102:2380,ha-etcd3=https://172.31.0.103:2380",
+		"--client-cert-auth --trusted-ca-file /c/etcd-pki/ca.crt --cert-file /c/etcd-pki/member-ha-etcd2.crt --key-file /c/etcd-pki/member-ha-etcd2.key",
+		"--peer-client-cert-auth --peer-trusted-ca-file /c/etcd-pki/ca.crt --peer-cert-file /c/etcd-pki/member-ha-etcd2.crt",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("etcd args lack %q:\n%s", want, got)
+		}
+	}
+	if n, err := st.nodeRef("ha-etcd3"); err != nil || n.Role != roleEtcd {
+		t.Errorf("nodeRef(ha-etcd3) = %v, %v", n, err)
+	}
+	_, underlay, _ := net.ParseCIDR("172.31.0.0/24")
+	if a, err := underlayAddr(underlay, etcdAddrIndex(3)); err != nil || a.IP.String() != "172.31.0.103" {
+		t.Errorf("member 3's address: %v %v", a, err)
+	}
+	if len(etcdHostVeth("abcdefgh", MaxEtcdMembers)) > 15 {
+		t.Errorf("veth name %s too long for Linux", etcdHostVeth("abcdefgh", MaxEtcdMembers))
+	}
+}
+
+// TestEtcdPKI: the members' certificates serve and authenticate peers
+// (server and client use) for their address; the API servers' client
+// certificate is client-only; all from the etcd CA, keys 0600.
+func TestEtcdPKI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd-pki")
+	members := []Node{{Name: "ha-etcd1", Address: "172.31.0.101"}}
+	if err := writeEtcdPKI(dir, members); err != nil {
+		t.Fatal(err)
+	}
+	st := &State{EtcdPKI: dir}
+	files, ok := st.EtcdClientTLS()
+	if !ok {
+		t.Fatal("no client TLS")
+	}
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(files.CAFile)
+	pool.AppendCertsFromPEM(caPEM)
+	member := readPEMCert(t, filepath.Join(dir, "member-ha-etcd1.crt"))
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := member.Verify(x509.VerifyOptions{Roots: pool, DNSName: "172.31.0.101", KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("member certificate for %v: %v", usage, err)
+		}
+	}
+	client := readPEMCert(t, files.CertFile)
+	if _, err := client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil || client.Subject.CommonName != "kube-apiserver-etcd-client" {
+		t.Errorf("client certificate %s: %v", client.Subject.CommonName, err)
+	}
+	if _, err := client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Error("the client certificate serves")
+	}
+	for _, key := range []string{files.KeyFile, filepath.Join(dir, "ca.key"), filepath.Join(dir, "member-ha-etcd1.key")} {
+		if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", key, fi.Mode(), err)
+		}
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("pki dir mode %v", fi.Mode())
+	}
+}
+
+func readPEMCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestPrepareDir(t *testing.T) {

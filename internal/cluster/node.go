@@ -55,10 +55,10 @@ func (c *Cluster) Close() { c.lock.unlock() }
 // Node returns the node named ref (its name or number).
 func (c *Cluster) Node(ref string) (*Node, error) { return c.State.nodeRef(ref) }
 
-// StopNode stops node ref's process with sig (SIGTERM waits up to grace,
-// then kills; SIGKILL kills at once), as a crash or `systemctl stop`
-// would. Its pods keep running: they belong to the node, not the process.
-// Stopping a stopped node is success.
+// StopNode stops node ref's process (or etcd member ref's etcd) with sig
+// (SIGTERM waits up to grace, then kills; SIGKILL kills at once), as a
+// crash or `systemctl stop` would. Its pods keep running: they belong to
+// the node, not the process. Stopping a stopped node is success.
 func (c *Cluster) StopNode(ctx context.Context, ref string, sig syscall.Signal, grace time.Duration) error {
 	n, err := c.Node(ref)
 	if err != nil {
@@ -87,6 +87,9 @@ func (c *Cluster) StartNode(ref string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("node %s: never started, nothing to start again", n.Name)
 	}
 	started := time.Now()
+	if n.Role == roleEtcd {
+		return started, c.State.startProcess(n, EtcdBinary)
+	}
 	return started, c.State.startNode(n)
 }
 
@@ -107,10 +110,12 @@ func (c *Cluster) setConnected(ref string, up bool) error {
 }
 
 // WaitReady waits until the named nodes (every node if none) serve: Ready
-// in the API, their Lease renewed since since, and their agent port open;
-// or until ctx ends.
+// in the API, their Lease renewed since since, and their agent port open
+// (for an etcd member: the cluster answers through it); or until ctx
+// ends.
 func (c *Cluster) WaitReady(ctx context.Context, since time.Time, refs ...string) error {
 	nodes := c.State.Nodes
+	var members []Node
 	if len(refs) > 0 {
 		nodes = nil
 		for _, ref := range refs {
@@ -118,8 +123,20 @@ func (c *Cluster) WaitReady(ctx context.Context, since time.Time, refs ...string
 			if err != nil {
 				return err
 			}
-			nodes = append(nodes, *n)
+			if n.Role == roleEtcd {
+				members = append(members, *n)
+			} else {
+				nodes = append(nodes, *n)
+			}
 		}
+	}
+	if len(members) > 0 {
+		if err := waitEtcd(ctx, c.State, members); err != nil {
+			return err
+		}
+	}
+	if len(nodes) == 0 {
+		return nil
 	}
 	client, err := c.State.Client()
 	if err != nil {
@@ -176,13 +193,18 @@ func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Durati
 		}
 		images[i] = abs
 	}
-	// A fresh token: the one Up made may have expired since.
-	token, err := apiserver.CreateJoinTokenFromKubeconfig(ctx, st.Kubeconfig(), time.Hour)
+	// A fresh token (the one Up made may have expired since), through a
+	// server that answers.
+	server, _, err := st.liveServer()
+	if err != nil {
+		return nil, err
+	}
+	token, err := apiserver.CreateJoinTokenFromKubeconfig(ctx, server.Kubeconfig(), time.Hour)
 	if err != nil {
 		return nil, fmt.Errorf("create join token: %w", err)
 	}
 	st.Token = token
-	n, err := st.makeNode(next, "agent", images)
+	n, err := st.makeNode(next, roleAgent, images)
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +235,11 @@ func (c *Cluster) RemoveNode(ctx context.Context, ref string, grace time.Duratio
 	if err != nil {
 		return err
 	}
-	if n.Role == "server" {
-		return fmt.Errorf("node %s runs the server; peapod cluster down removes it with the cluster", n.Name)
+	switch n.Role {
+	case roleServer:
+		return fmt.Errorf("node %s runs a server; peapod cluster down removes it with the cluster", n.Name)
+	case roleEtcd:
+		return fmt.Errorf("%s is an etcd member; peapod cluster down removes it with the cluster (stop it with peapod cluster node stop)", n.Name)
 	}
 	if err := n.stopProcess(ctx, syscall.SIGTERM, grace); err != nil {
 		return err

@@ -34,8 +34,15 @@ type State struct {
 	HostRules [][]string `json:"hostRules,omitempty"`
 	// Token is the last join token made (by Up, or by AddNode for its node).
 	Token string `json:"token,omitempty"`
-	// Server is the API server's URL, reachable from the host and nodes.
-	Server string `json:"server,omitempty"`
+	// Server is the first API server's URL, reachable from the host and
+	// nodes; Servers every server's, in order (agents get them all).
+	Server  string   `json:"server,omitempty"`
+	Servers []string `json:"servers,omitempty"`
+	// Etcd are the members of the external etcd (none: node 1's server
+	// embeds its own), and EtcdPKI the directory of its CA and
+	// certificates.
+	Etcd    []Node `json:"etcd,omitempty"`
+	EtcdPKI string `json:"etcdPKI,omitempty"`
 	// AgentArgs are extra flags every agent gets (AddNode too).
 	AgentArgs []string `json:"agentArgs,omitempty"`
 	Nodes     []Node   `json:"nodes"`
@@ -43,10 +50,11 @@ type State struct {
 
 // Node is one node of a cluster.
 type Node struct {
-	// Index numbers the node from 1; node 1 runs the server.
+	// Index numbers the node from 1; nodes 1 to the number of servers run
+	// `peapod server`. An etcd member is numbered among the members.
 	Index int    `json:"index"`
 	Name  string `json:"name"`
-	// Role is "server" or "agent".
+	// Role is "server", "agent" or (a member of the external etcd) "etcd".
 	Role string `json:"role"`
 	// NetNS is the pinned network namespace the node lives in.
 	NetNS string `json:"netns"`
@@ -55,8 +63,8 @@ type Node struct {
 	// Address is the node's underlay address (its InternalIP).
 	Address      string `json:"address"`
 	DataDir      string `json:"dataDir"`
-	CgroupParent string `json:"cgroupParent"`
-	PodBridge    string `json:"podBridge"`
+	CgroupParent string `json:"cgroupParent,omitempty"`
+	PodBridge    string `json:"podBridge,omitempty"`
 	// PodCIDR is the range given with --pod-cidr ("" when the server gives
 	// ranges out).
 	PodCIDR string `json:"podCIDR,omitempty"`
@@ -77,7 +85,21 @@ func (s *State) Kubeconfig() string {
 	if len(s.Nodes) == 0 {
 		return ""
 	}
-	return filepath.Join(s.Nodes[0].DataDir, "admin.kubeconfig")
+	return s.Nodes[0].Kubeconfig()
+}
+
+// Kubeconfig is a server node's admin kubeconfig, naming its own API.
+func (n *Node) Kubeconfig() string { return filepath.Join(n.DataDir, "admin.kubeconfig") }
+
+// ServerNodes are the nodes that run `peapod server`, in order.
+func (s *State) ServerNodes() []*Node {
+	var out []*Node
+	for i := range s.Nodes {
+		if s.Nodes[i].Role == roleServer {
+			out = append(out, &s.Nodes[i])
+		}
+	}
+	return out
 }
 
 func statePath(dir string) string { return filepath.Join(dir, stateFileName) }

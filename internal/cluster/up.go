@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/network/netns"
@@ -24,6 +27,15 @@ type Options struct {
 	Dir string
 	// Nodes is how many nodes to run, 1 to MaxNodes.
 	Nodes int
+	// Servers is how many of the nodes (the first ones) run `peapod
+	// server`, 1 by default; more than one needs EtcdMembers. The servers
+	// share the first one's PKI, and every agent is given all of them.
+	Servers int
+	// EtcdMembers, when not 0, runs an external etcd cluster of that many
+	// members (each in a namespace of its own on the underlay, TLS with
+	// client certificates) that every server uses; 0 leaves node 1's
+	// server with its embedded etcd.
+	EtcdMembers int
 	// Backend is the pod network between nodes (vxlan, host-gw, none),
 	// passed to the server when the binary has --network-backend.
 	// BackendSet says the user chose it, which is refused when the
@@ -62,6 +74,23 @@ func (o *Options) validate() error {
 	if o.Nodes < 1 || o.Nodes > MaxNodes {
 		return fmt.Errorf("--nodes %d: want 1 to %d", o.Nodes, MaxNodes)
 	}
+	if o.Servers == 0 {
+		o.Servers = 1
+	}
+	if o.Servers < 1 || o.Servers > o.Nodes {
+		return fmt.Errorf("--servers %d: want 1 to --nodes (%d)", o.Servers, o.Nodes)
+	}
+	if o.EtcdMembers < 0 || o.EtcdMembers > MaxEtcdMembers {
+		return fmt.Errorf("--external-etcd %d: want 0 (the server's embedded etcd) to %d members", o.EtcdMembers, MaxEtcdMembers)
+	}
+	if o.Servers > 1 && o.EtcdMembers == 0 {
+		return fmt.Errorf("--servers %d needs --external-etcd (3, say): an embedded etcd belongs to one server, and several servers share one store", o.Servers)
+	}
+	if o.EtcdMembers > 0 {
+		if _, err := os.Stat(EtcdBinary); err != nil {
+			return fmt.Errorf("--external-etcd: %s is missing (Debian's etcd-server; make setup installs it): %w", EtcdBinary, err)
+		}
+	}
 	if o.Backend == "" {
 		o.Backend = DefaultBackend
 	}
@@ -74,6 +103,11 @@ func (o *Options) validate() error {
 	if o.UnderlayCIDR != "" {
 		if _, err := parseUnderlay(o.UnderlayCIDR, o.Nodes); err != nil {
 			return err
+		}
+		if o.EtcdMembers > 0 {
+			if _, err := parseUnderlay(o.UnderlayCIDR, etcdAddrIndex(o.EtcdMembers)); err != nil {
+				return fmt.Errorf("--underlay-cidr %q: too small for the etcd members, whose addresses follow the %d nodes' (a /24 fits)", o.UnderlayCIDR, MaxNodes)
+			}
 		}
 	}
 	if o.ClusterCIDR == "" {
@@ -160,33 +194,68 @@ func Up(ctx context.Context, o Options) (_ *State, retErr error) {
 		}
 	}()
 
-	if err := makeUnderlay(ctx, st, o.UnderlayCIDR, o.Nodes); err != nil {
+	if err := makeUnderlay(ctx, st, o.UnderlayCIDR, o.Nodes, o.EtcdMembers); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "underlay: bridge %s, %s (the host is %s)\n", st.Bridge, st.Underlay, st.HostAddress)
 	for i := 1; i <= o.Nodes; i++ {
-		role := "agent"
-		if i == 1 {
-			role = "server"
+		role := roleAgent
+		if i <= o.Servers {
+			role = roleServer
 		}
 		if _, err := st.makeNode(i, role, o.Images); err != nil {
 			return nil, err
 		}
 	}
-
-	started := time.Now()
-	server := &st.Nodes[0]
-	server.Args = serverArgs(st, server, o.ServerArgs)
-	st.Server = fmt.Sprintf("https://%s", net.JoinHostPort(server.Address, fmt.Sprint(apiPort)))
-	if err := st.startNode(server); err != nil {
-		return nil, err
+	for _, n := range st.ServerNodes() {
+		st.Servers = append(st.Servers, "https://"+net.JoinHostPort(n.Address, fmt.Sprint(apiPort)))
 	}
-	fmt.Fprintf(o.Out, "%s: peapod server started (pid %d), API %s\n", server.Name, server.PID, st.Server)
+	st.Server = st.Servers[0]
+
 	waitCtx, cancel := context.WithTimeout(ctx, o.Wait)
 	defer cancel()
-	client, err := waitAPI(waitCtx, st)
-	if err != nil {
-		return nil, err
+	if o.EtcdMembers > 0 {
+		for j := 1; j <= o.EtcdMembers; j++ {
+			if _, err := st.makeEtcdMember(j); err != nil {
+				return nil, err
+			}
+		}
+		st.EtcdPKI = filepath.Join(st.Dir, etcdPKIDirName)
+		if err := st.save(); err != nil {
+			return nil, err
+		}
+		if err := writeEtcdPKI(st.EtcdPKI, st.Etcd); err != nil {
+			return nil, err
+		}
+		if err := startEtcd(waitCtx, st); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, "etcd: %d members, %s\n", len(st.Etcd), strings.Join(st.EtcdEndpoints(), ","))
+	}
+
+	started := time.Now()
+	var client kubernetes.Interface
+	for i, server := range st.ServerNodes() {
+		if i > 0 {
+			// Every server has the first one's PKI (kubeadm's manual
+			// certificate distribution): one cluster CA, one
+			// service-account key, one encryption key.
+			if err := apiserver.CopySharedPKI(filepath.Join(st.Nodes[0].DataDir, "pki"), filepath.Join(server.DataDir, "pki")); err != nil {
+				return nil, fmt.Errorf("node %s: %w", server.Name, err)
+			}
+		}
+		server.Args = serverArgs(st, server, o.ServerArgs)
+		if err := st.startNode(server); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Out, "%s: peapod server started (pid %d), API %s\n", server.Name, server.PID, st.Servers[i])
+		c, err := waitAPI(waitCtx, server)
+		if err != nil {
+			return nil, err
+		}
+		if client == nil {
+			client = c
+		}
 	}
 	if st.Token, err = apiserver.CreateJoinTokenFromKubeconfig(waitCtx, st.Kubeconfig(), 24*time.Hour); err != nil {
 		return nil, fmt.Errorf("create join token: %w", err)
@@ -194,7 +263,7 @@ func Up(ctx context.Context, o Options) (_ *State, retErr error) {
 	if err := st.save(); err != nil {
 		return nil, err
 	}
-	for i := 1; i < len(st.Nodes); i++ {
+	for i := o.Servers; i < len(st.Nodes); i++ {
 		n := &st.Nodes[i]
 		n.Args = agentArgs(st, n)
 		if err := st.startNode(n); err != nil {
@@ -232,13 +301,13 @@ func prepareDir(dir string) error {
 // makeUnderlay picks the underlay range (under the host lock, so two
 // clusters coming up at once never pick the same one), creates the bridge
 // and adds the host rules, recording each in st.
-func makeUnderlay(ctx context.Context, st *State, cidr string, nodes int) error {
+func makeUnderlay(ctx context.Context, st *State, cidr string, nodes, etcdMembers int) error {
 	hostLock, err := lockHost()
 	if err != nil {
 		return err
 	}
 	defer hostLock.unlock()
-	if err := nameFree(st.Name, nodes); err != nil {
+	if err := nameFree(st.Name, nodes, etcdMembers); err != nil {
 		return err
 	}
 	st.Bridge = underlayBridge(st.Name)
@@ -283,7 +352,7 @@ func makeUnderlay(ctx context.Context, st *State, cidr string, nodes int) error 
 // names of its bridge and of its first nodes' namespaces and veths are
 // machine-wide, and Up must not adopt, nor its cleanup remove, another
 // cluster's.
-func nameFree(name string, nodes int) error {
+func nameFree(name string, nodes, etcdMembers int) error {
 	inUse := func(what string) error {
 		return fmt.Errorf("a cluster named %q already runs on this machine (%s exists): take it down with peapod cluster down --dir <its dir>, or choose another --name", name, what)
 	}
@@ -293,6 +362,15 @@ func nameFree(name string, nodes int) error {
 	for i := 1; i <= nodes; i++ {
 		if err := nodeNamesFree(name, i); err != nil {
 			return inUse(err.Error())
+		}
+	}
+	for j := 1; j <= etcdMembers; j++ {
+		pin := filepath.Join(netns.DefaultDir, netnsName(EtcdMemberName(name, j)))
+		if _, err := os.Lstat(pin); err == nil {
+			return inUse("netns " + pin)
+		}
+		if linkExists(etcdHostVeth(name, j)) {
+			return inUse("link " + etcdHostVeth(name, j))
 		}
 	}
 	return nil
@@ -359,7 +437,7 @@ func (st *State) makeNode(i int, role string, images []string) (*Node, error) {
 func commonNodeArgs(st *State, n *Node) []string {
 	_, cluster, _ := net.ParseCIDR(st.ClusterCIDR)
 	args := []string{"--data-dir", n.DataDir, "--node-name", n.Name, "--bridge", n.PodBridge, "--cgroup-parent", n.CgroupParent}
-	ranges, podCIDR := podRangeFlags(st.Features, cluster, n.Index, n.Role == "server")
+	ranges, podCIDR := podRangeFlags(st.Features, cluster, n.Index, n.Role == roleServer)
 	n.PodCIDR = podCIDR
 	args = append(args, ranges...)
 	if st.Features.NodeIP {
@@ -374,17 +452,31 @@ func serverArgs(st *State, n *Node, extra []string) []string {
 	if st.Features.NetworkBackend {
 		args = append(args, "--network-backend", st.Backend)
 	}
+	args = append(args, serverEtcdArgs(st)...)
 	return append(args, extra...)
 }
 
+// agentArgs are node n's agent flags. It is given every server, starting
+// from a different one per node (as k3s shuffles its agents' servers), so
+// the agents' joins and connections spread over the servers.
 func agentArgs(st *State, n *Node) []string {
-	args := append([]string{"agent", "--server", st.Server, "--token", st.Token}, commonNodeArgs(st, n)...)
+	servers := st.Servers
+	if len(servers) == 0 {
+		servers = []string{st.Server}
+	}
+	first := n.Index % len(servers)
+	servers = append(append([]string(nil), servers[first:]...), servers[:first]...)
+	args := append([]string{"agent", "--server", strings.Join(servers, ","), "--token", st.Token}, commonNodeArgs(st, n)...)
 	return append(args, st.AgentArgs...)
 }
 
-// startNode starts n's process in its namespace and records it.
-func (st *State) startNode(n *Node) error {
-	pid, start, err := startInNetNS(n.NetNS, st.Binary, n.Args, n.Log)
+// startNode starts n's peapod process in its namespace and records it.
+func (st *State) startNode(n *Node) error { return st.startProcess(n, st.Binary) }
+
+// startProcess starts binary with n's arguments in n's namespace and
+// records it.
+func (st *State) startProcess(n *Node, binary string) error {
+	pid, start, err := startInNetNS(n.NetNS, binary, n.Args, n.Log)
 	if pid > 0 {
 		n.PID, n.StartTime = pid, start
 		if serr := st.save(); serr != nil {

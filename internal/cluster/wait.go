@@ -19,32 +19,64 @@ import (
 // pollInterval is how often waits look again.
 const pollInterval = 200 * time.Millisecond
 
-// Client returns a client-go client with the cluster's admin credentials.
+// Client returns a client-go client with the cluster's admin
+// credentials, for the first server whose API answers (node 1's unless it
+// is down), so node operations work while a server of several is down.
 func (st *State) Client() (kubernetes.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", st.Kubeconfig())
+	_, client, err := st.liveServer()
+	return client, err
+}
+
+// liveServer returns the first server node whose API answers /readyz,
+// with an admin client for it; with none answering, node 1 and its client
+// (whose requests then fail with the reason).
+func (st *State) liveServer() (*Node, kubernetes.Interface, error) {
+	servers := st.ServerNodes()
+	if len(servers) == 0 {
+		return nil, nil, fmt.Errorf("cluster %s has no server", st.Name)
+	}
+	if len(servers) > 1 {
+		for _, n := range servers {
+			client, err := adminClient(n.Kubeconfig())
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err = client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			cancel()
+			if err == nil {
+				return n, client, nil
+			}
+		}
+	}
+	client, err := adminClient(servers[0].Kubeconfig())
+	return servers[0], client, err
+}
+
+func adminClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", st.Kubeconfig(), err)
+		return nil, fmt.Errorf("load %s: %w", kubeconfig, err)
 	}
 	cfg.Timeout = 10 * time.Second
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("client for %s: %w", st.Kubeconfig(), err)
+		return nil, fmt.Errorf("client for %s: %w", kubeconfig, err)
 	}
 	return client, nil
 }
 
-// waitAPI waits until node 1's API server answers /readyz with the admin
+// waitAPI waits until server's API answers /readyz with its admin
 // kubeconfig, failing early (with its log) if the server process ends.
-func waitAPI(ctx context.Context, st *State) (kubernetes.Interface, error) {
-	server := &st.Nodes[0]
+func waitAPI(ctx context.Context, server *Node) (kubernetes.Interface, error) {
 	var last error
 	for {
 		if !server.running() {
 			return nil, fmt.Errorf("node %s: peapod server exited\n%s", server.Name, server.logTail())
 		}
-		if _, err := os.Stat(st.Kubeconfig()); err != nil {
+		if _, err := os.Stat(server.Kubeconfig()); err != nil {
 			last = err
-		} else if client, err := st.Client(); err != nil {
+		} else if client, err := adminClient(server.Kubeconfig()); err != nil {
 			last = err
 		} else if _, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 			last = err
@@ -52,7 +84,7 @@ func waitAPI(ctx context.Context, st *State) (kubernetes.Interface, error) {
 			return client, nil
 		}
 		if err := sleep(ctx, pollInterval); err != nil {
-			return nil, fmt.Errorf("node %s: API %s not ready: %w (last: %v)\n%s", server.Name, st.Server, err, last, server.logTail())
+			return nil, fmt.Errorf("node %s: API not ready: %w (last: %v)\n%s", server.Name, err, last, server.logTail())
 		}
 	}
 }

@@ -5,8 +5,11 @@
 //     (with etcd), the settings published in their ConfigMap, then the
 //     scheduler and controllers, and, unless disabled, this machine's node
 //     (runtime + agent), so one command gives a working single-node
-//     cluster.
-//  2. RunAgent: a node on its own, joining a server from another machine.
+//     cluster. With several servers on one etcd, the scheduler and the
+//     controllers run only on the one holding their Leases (leaderelect).
+//  2. RunAgent: a node on its own, joining a server from another machine;
+//     given several servers, it joins through the first that answers and
+//     every client of the node fails over between them (apibalancer).
 //
 // Both run their node with runNode: register, wait for the server's
 // podCIDR, set up the pod network between nodes (internal/nodenet), then
@@ -73,10 +76,15 @@ func (g *group) Wait() error {
 
 // clientFor builds a client from a kubeconfig, with rate limits that let
 // bursts of pods through: peapod's components are its own, not tenants.
-func clientFor(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
+// Each of adjust changes the configuration first (an agent's dials go
+// through its API balancer).
+func clientFor(kubeconfig string, adjust ...func(*rest.Config) *rest.Config) (kubernetes.Interface, *rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	for _, a := range adjust {
+		cfg = a(cfg)
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
 	// Protobuf, as Kubernetes' own components speak it: cheaper to encode

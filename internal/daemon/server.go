@@ -11,6 +11,7 @@ import (
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/controller"
 	"github.com/peapod/peapod/internal/dns"
+	"github.com/peapod/peapod/internal/leaderelect"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/scheduler"
 )
@@ -35,6 +36,14 @@ type ServerConfig struct {
 	// DefaultTolerationSeconds is how long pods without their own
 	// not-ready/unreachable toleration stay on such a node (0: 300).
 	DefaultTolerationSeconds int64
+	// LeaderElect runs the scheduler and the controllers only while this
+	// server holds their Leases (kube-system/kube-scheduler and
+	// kube-system/kube-controller-manager), so that of several servers on
+	// one etcd exactly one runs each. Off, they always run: for a lone
+	// server only.
+	LeaderElect bool
+	// LeaderElection times the elections (zero: Kubernetes' 15s/10s/2s).
+	LeaderElection leaderelect.Durations
 }
 
 // RunServer runs the control plane, and this machine's node unless
@@ -55,6 +64,14 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		if _, err := nodeaddr.Resolve(cfg.Node.NodeIP); err != nil {
 			return err
 		}
+	}
+	cfg.LeaderElection = cfg.LeaderElection.WithDefaults()
+	if err := cfg.LeaderElection.Validate(); err != nil {
+		return err
+	}
+	identity, err := leaderelect.NewIdentity(cfg.Node.NodeName)
+	if err != nil {
+		return err
 	}
 	cfg.API.ServiceCIDR = cfg.Network.ServiceCIDR
 	// Before anything is made: bad DNS flags leave nothing behind.
@@ -100,7 +117,8 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		"serviceCIDR", cfg.Network.ServiceCIDR, "backend", cfg.Network.Backend)
 
 	// The kube-dns Service takes its fixed address before anything else
-	// runs; a Service that holds it stops the start, naming it.
+	// runs; a Service that holds it stops the start, naming it. Every
+	// server answers DNS; only the scheduler and controllers are elected.
 	if err := dns.EnsureService(g.ctx, client, dnsSettings); err != nil {
 		g.cancel()
 		_ = g.Wait()
@@ -110,9 +128,22 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 		return dns.Run(ctx, client, dns.Options{Settings: dnsSettings, Bind: dnsAddr, Logger: log.With("component", "dns")})
 	})
 
-	sched := scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")})
-	g.Go("scheduler", sched.Run)
-	g.Go("controllers", func(ctx context.Context) error {
+	// The scheduler and every controller (node IPAM included) run on one
+	// server at a time; the API serves on all.
+	elected := func(lease, component string, run func(ctx context.Context) error) func(ctx context.Context) error {
+		if !cfg.LeaderElect {
+			return run
+		}
+		return func(ctx context.Context) error {
+			return leaderelect.Run(ctx, leaderelect.Config{Client: client, Name: lease, Candidate: cfg.Node.NodeName,
+				Identity: identity, Durations: cfg.LeaderElection, Logger: log.With("component", component)}, run)
+		}
+	}
+	g.Go("scheduler", elected(leaderelect.SchedulerLease, "scheduler", func(ctx context.Context) error {
+		// A scheduler runs once: each term of leading gets a new one.
+		return scheduler.New(client, scheduler.Options{Logger: log.With("component", "scheduler")}).Run(ctx)
+	}))
+	g.Go("controllers", elected(leaderelect.ControllerManagerLease, "controllers", func(ctx context.Context) error {
 		return controller.Run(ctx, client, controller.Options{
 			Logger:                   log.With("component", "controllers"),
 			ClusterCIDR:              cfg.Network.ClusterPrefix(),
@@ -120,7 +151,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			NodeMonitorGracePeriod:   cfg.NodeMonitorGracePeriod,
 			DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
 		})
-	})
+	}))
 
 	if !cfg.DisableAgent {
 		// The in-process node uses its own node identity, as a joined one

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -30,7 +31,11 @@ type Options struct {
 //     informers; Run waits for their first lists, so no answer comes from
 //     an empty zone;
 //  2. it listens on Bind:Port, UDP and TCP;
-//  3. it lists Bind:Port as the kube-dns Service's endpoint;
+//  3. it lists Bind:Port as the kube-dns Service's endpoint, and keeps
+//     the endpoints equal to the live API servers' addresses (the
+//     kubernetes Service's endpoints, kept by the servers' leases) and its
+//     own: every server answers DNS on the address it serves the API at,
+//     so a server that dies leaves both Services together;
 //  4. it answers until ctx ends, then takes its endpoint out again.
 //
 // The kube-dns Service itself is EnsureService's, called before.
@@ -49,7 +54,15 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		}
 	}
 	zone := NewZone(ZoneOptions{Domain: s.ClusterDomain, Nameservers: []netip.Addr{s.ClusterDNS}, Serial: uint32(time.Now().Unix())})
-	if err := syncZone(ctx, client, zone); err != nil {
+	live := make(chan []netip.Addr, 1)
+	apiServers := func(addrs []netip.Addr) {
+		select { // only the latest list matters
+		case <-live:
+		default:
+		}
+		live <- addrs
+	}
+	if err := syncZone(ctx, client, zone, apiServers); err != nil {
 		return fmt.Errorf("cluster DNS: follow the API: %w", err)
 	}
 	pc, err := net.ListenPacket("udp", self.String())
@@ -67,6 +80,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	if err := PublishEndpoint(ctx, client, opts.Bind, s.Port); err != nil && ctx.Err() == nil {
 		log.Warn("cluster DNS: publish kube-dns endpoints", "err", err)
 	}
+	go followAPIServers(ctx, client, opts.Bind, s.Port, live, log)
 	log.Info("cluster DNS serving", "address", self, "domain", s.ClusterDomain, "service", ServiceNamespace+"/"+ServiceName,
 		"clusterIP", s.ClusterDNS, "upstreams", upstreams, "upstreamsFrom", source)
 	err = <-served
@@ -78,4 +92,23 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 		log.Debug("cluster DNS: remove kube-dns endpoints", "err", uerr)
 	}
 	return err
+}
+
+// followAPIServers writes the kube-dns endpoints as the addresses of each
+// list of live API servers that arrives, with self always among them,
+// until ctx ends. Every server writes the same list, so their writes
+// agree.
+func followAPIServers(ctx context.Context, client kubernetes.Interface, self netip.Addr, port int, live <-chan []netip.Addr, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addrs := <-live:
+			want := append(slices.Clone(addrs), self)
+			err := updateEndpoints(ctx, client, port, func([]netip.Addr) []netip.Addr { return want })
+			if err != nil && ctx.Err() == nil {
+				log.Warn("cluster DNS: follow the API servers in kube-dns endpoints", "err", err)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"testing"
 
@@ -112,5 +113,40 @@ func TestPublishEndpoints(t *testing.T) {
 	}
 	if err := PublishEndpoint(ctx, client, netip.MustParseAddr("fd00::1"), 53); err == nil {
 		t.Error("an IPv6 address was published in an IPv4 slice")
+	}
+}
+
+// A server that dies without withdrawing leaves the kube-dns endpoints
+// when it leaves the kubernetes Service's: the survivors follow the live
+// API servers' list, with themselves always in it.
+func TestFollowAPIServers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset()
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	for _, addr := range []netip.Addr{a, b} {
+		if err := PublishEndpoint(ctx, client, addr, 53); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := make(chan []netip.Addr)
+	done := make(chan struct{})
+	go func() { defer close(done); followAPIServers(ctx, client, a, 53, live, slog.Default()) }()
+
+	kubernetes := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.2"}}}}
+	tellAPIServers(kubernetes, func(addrs []netip.Addr) { live <- addrs }) // b's lease expired
+	other := kubernetes.DeepCopy()
+	other.Name = "web"
+	tellAPIServers(other, func([]netip.Addr) { t.Error("a Service other than kubernetes was taken for the API servers") })
+	live <- []netip.Addr{} // an empty list: self stays
+	cancel()
+	<-done
+	es, err := client.DiscoveryV1().EndpointSlices("kube-system").Get(context.Background(), "kube-dns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es.Endpoints) != 1 || es.Endpoints[0].Addresses[0] != "192.0.2.2" {
+		t.Errorf("kube-dns endpoints %+v, want only the live server 192.0.2.2", es.Endpoints)
 	}
 }

@@ -3,9 +3,11 @@ package dns
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -14,8 +16,10 @@ import (
 // syncZone keeps zone equal to the cluster's Services, EndpointSlices and
 // Namespaces with shared informers (a watch each, no resync: every change
 // reaches the zone as it happens). It returns once the informers' first
-// lists are in the zone; they run until ctx ends.
-func syncZone(ctx context.Context, client kubernetes.Interface, zone *Zone) error {
+// lists are in the zone; they run until ctx ends. apiServers, when not
+// nil, is told the addresses of the kubernetes Service's EndpointSlice
+// (the live API servers) whenever it changes.
+func syncZone(ctx context.Context, client kubernetes.Interface, zone *Zone, apiServers func([]netip.Addr)) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	svcs := factory.Core().V1().Services().Informer()
 	slices := factory.Discovery().V1().EndpointSlices().Informer()
@@ -30,8 +34,14 @@ func syncZone(ctx context.Context, client kubernetes.Interface, zone *Zone) erro
 			DeleteFunc: func(obj any) { deleted(obj, zone.DeleteService) },
 		}},
 		{slices, cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { zone.SetEndpointSlice(obj.(*discoveryv1.EndpointSlice)) },
-			UpdateFunc: func(_, obj any) { zone.SetEndpointSlice(obj.(*discoveryv1.EndpointSlice)) },
+			AddFunc: func(obj any) {
+				zone.SetEndpointSlice(obj.(*discoveryv1.EndpointSlice))
+				tellAPIServers(obj.(*discoveryv1.EndpointSlice), apiServers)
+			},
+			UpdateFunc: func(_, obj any) {
+				zone.SetEndpointSlice(obj.(*discoveryv1.EndpointSlice))
+				tellAPIServers(obj.(*discoveryv1.EndpointSlice), apiServers)
+			},
 			DeleteFunc: func(obj any) { deleted(obj, zone.DeleteEndpointSlice) },
 		}},
 		{nss, cache.ResourceEventHandlerFuncs{
@@ -55,6 +65,23 @@ func syncZone(ctx context.Context, client kubernetes.Interface, zone *Zone) erro
 		}
 	}
 	return nil
+}
+
+// tellAPIServers passes the addresses of slice to apiServers when slice is
+// the kubernetes Service's, the one the API servers' leases keep.
+func tellAPIServers(slice *discoveryv1.EndpointSlice, apiServers func([]netip.Addr)) {
+	if apiServers == nil || slice.Namespace != metav1.NamespaceDefault || slice.Name != "kubernetes" {
+		return
+	}
+	var addrs []netip.Addr
+	for _, e := range slice.Endpoints {
+		for _, s := range e.Addresses {
+			if a, err := netip.ParseAddr(s); err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	apiServers(addrs)
 }
 
 // deleted calls del with the namespace and name of a deleted object,

@@ -243,7 +243,7 @@ func (m *multiNode) logTails() string {
 		return err.Error()
 	}
 	var b strings.Builder
-	for _, n := range st.Nodes {
+	for _, n := range append(append([]peapodcluster.Node(nil), st.Nodes...), st.Etcd...) {
 		log, _ := os.ReadFile(n.Log)
 		if len(log) > 3000 {
 			log = log[len(log)-3000:]
