@@ -1,3 +1,4 @@
+//lint:file-ignore SA1019 the kubernetes Service's core/v1 Endpoints are kept beside its EndpointSlice, as kube-apiserver's lease reconciler keeps them, for the clients that still read them
 package apiserver
 
 import (

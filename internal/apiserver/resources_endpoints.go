@@ -1,3 +1,4 @@
+//lint:file-ignore SA1019 core/v1 Endpoints is still served by Kubernetes (deprecated, not removed), and many clients read it
 package apiserver
 
 import (

@@ -1,3 +1,4 @@
+//lint:file-ignore SA1019 this is the legacy Endpoints controller: core/v1 Endpoints is its whole job, as in kube-controller-manager
 package endpoints
 
 import (

@@ -1,3 +1,4 @@
+//lint:file-ignore SA1019 mirroring reads user-written core/v1 Endpoints into EndpointSlices: the deprecated type is its input
 package endpointslicemirroring
 
 import (
