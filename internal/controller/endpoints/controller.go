@@ -60,26 +60,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		queue:     ctrlutil.NewQueue("endpoints", opts.Clock),
 		log:       opts.Logger.With("controller", "endpoints"),
 	}
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	enqueue := ctrlutil.EnqueueKey(c.queue)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.enqueuePodServices(nil, o) },
-		UpdateFunc: c.enqueuePodServices,
-		DeleteFunc: func(o any) { c.enqueuePodServices(nil, o) },
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	podChanged := func(o any) { c.enqueuePodServices(nil, o) }
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", podChanged, c.enqueuePodServices, podChanged); err != nil {
+		return nil, err
 	}
 	// An Endpoints object of a Service deleted by someone else is made
 	// again.
-	if _, err := epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpoints handler: %w", err)
+	if err := ctrlutil.OnEvents(epInf.Informer(), "endpoints", nil, nil, enqueue); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced, epInf.Informer().HasSynced}
 	return c, nil
@@ -87,26 +79,20 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
+	if !ctrlutil.WaitForSync(ctx, c.queue, c.synced...) {
 		return nil
 	}
 	// Endpoints whose Service went while the controller was away are
 	// found by syncing every one once, as Kubernetes' checkLeftoverEndpoints.
 	if all, err := c.endpoints.List(labels.Everything()); err == nil {
+		enqueue := ctrlutil.EnqueueKey(c.queue)
 		for _, e := range all {
-			c.enqueue(e)
+			enqueue(e)
 		}
 	}
 	c.log.Info("controller started", "workers", workers)
 	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
 	return nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
 }
 
 func (c *Controller) enqueuePodServices(oldObj, newObj any) {

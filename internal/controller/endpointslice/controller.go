@@ -83,26 +83,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		max:      opts.MaxEndpointsPerSlice,
 		log:      opts.Logger.With("controller", "endpointslice"),
 	}
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", ctrlutil.EnqueueKey(c.queue)); err != nil {
+		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.enqueuePodServices(nil, o) },
-		UpdateFunc: c.enqueuePodServices,
-		DeleteFunc: func(o any) { c.enqueuePodServices(nil, o) },
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	podChanged := func(o any) { c.enqueuePodServices(nil, o) }
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", podChanged, c.enqueuePodServices, podChanged); err != nil {
+		return nil, err
 	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onSlice,
-		UpdateFunc: func(o, n any) { c.onSliceUpdate(o, n) },
-		DeleteFunc: c.onSliceDelete,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpointslice handler: %w", err)
+	if err := ctrlutil.OnEvents(sliceInf.Informer(), "endpointslice", c.onSlice, c.onSliceUpdate, c.onSliceDelete); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced,
 		nodeInf.Informer().HasSynced, sliceInf.Informer().HasSynced}
@@ -111,19 +100,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
 }
 
 // enqueuePodServices queues the Services selecting the pod before or

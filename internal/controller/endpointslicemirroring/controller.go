@@ -64,23 +64,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		tracker:   endpointutil.NewSliceTracker(),
 		log:       opts.Logger.With("controller", "endpointslicemirroring"),
 	}
-	handlers := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
+	enqueue := ctrlutil.EnqueueKey(c.queue)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := svcInf.Informer().AddEventHandler(handlers); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	if err := ctrlutil.OnChange(epInf.Informer(), "endpoints", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := epInf.Informer().AddEventHandler(handlers); err != nil {
-		return nil, fmt.Errorf("register endpoints handler: %w", err)
-	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onSlice,
-		UpdateFunc: func(_, n any) { c.onSlice(n) },
-		DeleteFunc: c.onSliceDelete,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpointslice handler: %w", err)
+	if err := ctrlutil.OnEvents(sliceInf.Informer(), "endpointslice",
+		c.onSlice, func(_, n any) { c.onSlice(n) }, c.onSliceDelete); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, epInf.Informer().HasSynced, sliceInf.Informer().HasSynced}
 	return c, nil
@@ -88,19 +81,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
 }
 
 func mirrored(obj any) (*discoveryv1.EndpointSlice, bool) {
