@@ -100,31 +100,10 @@ func (c *Controller) enqueuePodServices(oldObj, newObj any) {
 	if !ok {
 		return
 	}
-	for _, k := range c.servicesSelecting(pod) {
+	old, _ := ctrlutil.Unwrap(oldObj).(*corev1.Pod) // nil for an add or delete
+	for _, k := range endpointutil.PodServiceKeys(c.services, old, pod) {
 		c.queue.Add(k)
 	}
-	if oldObj == nil {
-		return
-	}
-	if old, ok := ctrlutil.Unwrap(oldObj).(*corev1.Pod); ok && !reflect.DeepEqual(old.Labels, pod.Labels) {
-		for _, k := range c.servicesSelecting(old) {
-			c.queue.Add(k)
-		}
-	}
-}
-
-func (c *Controller) servicesSelecting(pod *corev1.Pod) []string {
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var keys []string
-	for _, s := range svcs {
-		if s.Spec.Selector != nil && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			keys = append(keys, s.Namespace+"/"+s.Name)
-		}
-	}
-	return keys
 }
 
 // sync makes the Endpoints of Service key match its pods.
