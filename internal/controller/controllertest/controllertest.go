@@ -1,6 +1,7 @@
 // Package controllertest is the test harness of peapod's controllers: a
-// fake clientset that behaves enough like the API server for controllers
-// and polling helpers for tests.
+// fake clientset that behaves enough like the API server for controllers,
+// Start and Run to run controllers for the length of a test, and polling
+// helpers for tests.
 //
 // On top of client-go's fake, NewClientset's reactors give:
 //   - create: name from generateName, UID, creationTimestamp, generation 1,
@@ -19,10 +20,12 @@
 package controllertest
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +36,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 )
@@ -213,4 +218,37 @@ func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() err
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%s: not reached within %v: %v", msg, timeout, err)
+}
+
+// Runner is a controller as tests run it: Run blocks until ctx ends.
+type Runner interface {
+	Run(ctx context.Context, workers int) error
+}
+
+// Start makes one controller with newController, which registers it with
+// a fresh informer factory of client, and runs it until the test ends
+// (see Run). A newController error fails t.
+func Start(t testing.TB, client kubernetes.Interface, newController func(informers.SharedInformerFactory) (Runner, error)) {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	c, err := newController(factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Run(t, factory, c)
+}
+
+// Run starts factory and each controller's Run with two workers. When
+// the test ends it cancels them, waits for every Run to return and then
+// shuts factory down, so no controller goroutine outlives the test.
+// Register every controller and test handler with factory before Run.
+func Run(t testing.TB, factory informers.SharedInformerFactory, controllers ...Runner) {
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	var wg sync.WaitGroup
+	for _, c := range controllers {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Run(ctx, 2) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait(); factory.Shutdown() })
 }

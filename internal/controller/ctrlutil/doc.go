@@ -8,7 +8,10 @@
 //  3. Claim adopts orphans matching a selector and releases owned objects whose
 //     labels stopped matching, through ownerReference patches.
 //  4. PodFromTemplate and SlowStartBatch create pods in batches 1, 2, 4, ...
-//  5. Worker runs a rate-limited work queue with a sync function.
+//  5. RunWorkers runs a rate-limited work queue with a sync function, and
+//     RunWhenSynced first waits for the informers, as every Run does.
+//     OnEvents, OnChange and EnqueueKey register the informer handlers that
+//     feed the queue.
 //
 // Everything here is safe for concurrent use unless a comment says otherwise.
 package ctrlutil

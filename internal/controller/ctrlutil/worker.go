@@ -44,6 +44,29 @@ func Unwrap(obj any) any {
 	return obj
 }
 
+// WaitForSync waits until every informer in synced has synced and reports
+// true; when ctx ends first it shuts q down (so nothing waits on it) and
+// reports false.
+func WaitForSync(ctx context.Context, q Queue, synced ...cache.InformerSynced) bool {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		q.ShutDown()
+		return false
+	}
+	return true
+}
+
+// RunWhenSynced is the body of a controller's Run: it waits for synced
+// (see WaitForSync), then runs workers on q with syncFn until ctx ends
+// (see RunWorkers). Controllers with work between the two call those
+// themselves.
+func RunWhenSynced(ctx context.Context, q Queue, synced []cache.InformerSynced, workers int, log *slog.Logger, syncFn func(context.Context, string) error) {
+	if !WaitForSync(ctx, q, synced...) {
+		return
+	}
+	log.Info("controller started", "workers", workers)
+	RunWorkers(ctx, q, workers, log, syncFn)
+}
+
 // RunWorkers runs n goroutines that take keys from q and call sync, until
 // ctx is cancelled; then it shuts q down and waits for them. A sync error
 // requeues the key rate-limited (conflicts quietly, others logged); success

@@ -2,7 +2,6 @@ package deployment
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -71,26 +70,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		log:      opts.Logger.With("controller", "deployment"),
 		recorder: opts.Recorder,
 	}
-	enqueue := func(o any) {
-		if k := ctrlutil.KeyOf(o); k != "" {
-			c.queue.Add(k)
-		}
+	if err := ctrlutil.OnChange(dInf.Informer(), "deployment", ctrlutil.EnqueueKey(c.queue)); err != nil {
+		return nil, err
 	}
-	for _, reg := range []struct {
-		inf cache.SharedIndexInformer
-		h   cache.ResourceEventHandler
-	}{
-		{dInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue}},
-		{rsInf.Informer(), cache.ResourceEventHandlerFuncs{
-			AddFunc:    c.rsChanged,
-			UpdateFunc: func(o, n any) { c.rsChanged(o); c.rsChanged(n) },
-			DeleteFunc: c.rsChanged,
-		}},
-		{podInf.Informer(), cache.ResourceEventHandlerFuncs{DeleteFunc: c.podDeleted}},
-	} {
-		if _, err := reg.inf.AddEventHandler(reg.h); err != nil {
-			return nil, fmt.Errorf("register deployment handlers: %w", err)
-		}
+	if err := ctrlutil.OnEvents(rsInf.Informer(), "replicaset",
+		c.rsChanged, func(o, n any) { c.rsChanged(o); c.rsChanged(n) }, c.rsChanged); err != nil {
+		return nil, err
+	}
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", nil, nil, c.podDeleted); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced}
 	return c, nil
@@ -98,12 +86,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
 }
 

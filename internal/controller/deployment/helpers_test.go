@@ -15,10 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/peapod/peapod/internal/controller/controllertest"
+	"github.com/peapod/peapod/internal/controller/ctrlutil"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 )
 
@@ -36,7 +36,6 @@ func start(t *testing.T, clk clock.WithTicker, kubelet bool, objs ...runtime.Obj
 	t.Helper()
 	e := &env{client: controllertest.NewClientset(objs...)}
 	e.kubelet.Store(kubelet)
-	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(e.client, 0)
 	log := slog.New(slog.DiscardHandler)
 	rsc, err := replicaset.New(e.client, factory, replicaset.KindReplicaSet, replicaset.Options{Logger: log, Clock: clk})
@@ -47,22 +46,17 @@ func start(t *testing.T, clk clock.WithTicker, kubelet bool, objs ...runtime.Obj
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) {
-			p := o.(*v1.Pod)
-			if e.kubelet.Load() {
-				go e.markReady(ctx, p.Name)
-			}
-		},
-	})
-	if err != nil {
+	// The simulated kubelet stops with the test (t.Context ends just
+	// before the controllers are stopped).
+	ctx := t.Context()
+	if err := ctrlutil.OnEvents(factory.Core().V1().Pods().Informer(), "kubelet pod", func(o any) {
+		if e.kubelet.Load() {
+			go e.markReady(ctx, o.(*v1.Pod).Name)
+		}
+	}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	factory.Start(ctx.Done())
-	done := make(chan struct{}, 2)
-	go func() { _ = rsc.Run(ctx, 2); done <- struct{}{} }()
-	go func() { _ = dc.Run(ctx, 2); done <- struct{}{} }()
-	t.Cleanup(func() { cancel(); <-done; <-done; factory.Shutdown() })
+	controllertest.Run(t, factory, rsc, dc)
 	return e
 }
 

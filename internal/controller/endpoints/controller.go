@@ -61,26 +61,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		queue:     ctrlutil.NewQueue("endpoints", opts.Clock),
 		log:       opts.Logger.With("controller", "endpoints"),
 	}
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	enqueue := ctrlutil.EnqueueKey(c.queue)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.enqueuePodServices(nil, o) },
-		UpdateFunc: c.enqueuePodServices,
-		DeleteFunc: func(o any) { c.enqueuePodServices(nil, o) },
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	podChanged := func(o any) { c.enqueuePodServices(nil, o) }
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", podChanged, c.enqueuePodServices, podChanged); err != nil {
+		return nil, err
 	}
 	// An Endpoints object of a Service deleted by someone else is made
 	// again.
-	if _, err := epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpoints handler: %w", err)
+	if err := ctrlutil.OnEvents(epInf.Informer(), "endpoints", nil, nil, enqueue); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced, epInf.Informer().HasSynced}
 	return c, nil
@@ -88,15 +80,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
+	if !ctrlutil.WaitForSync(ctx, c.queue, c.synced...) {
 		return nil
 	}
 	// Endpoints whose Service went while the controller was away are
 	// found by syncing every one once, as Kubernetes' checkLeftoverEndpoints.
 	if all, err := c.endpoints.List(labels.Everything()); err == nil {
+		enqueue := ctrlutil.EnqueueKey(c.queue)
 		for _, e := range all {
-			c.enqueue(e)
+			enqueue(e)
 		}
 	}
 	c.log.Info("controller started", "workers", workers)
@@ -104,42 +96,15 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
-}
-
 func (c *Controller) enqueuePodServices(oldObj, newObj any) {
 	pod, ok := ctrlutil.Unwrap(newObj).(*corev1.Pod)
 	if !ok {
 		return
 	}
-	for _, k := range c.servicesSelecting(pod) {
+	old, _ := ctrlutil.Unwrap(oldObj).(*corev1.Pod) // nil for an add or delete
+	for _, k := range endpointutil.PodServiceKeys(c.services, old, pod) {
 		c.queue.Add(k)
 	}
-	if oldObj == nil {
-		return
-	}
-	if old, ok := ctrlutil.Unwrap(oldObj).(*corev1.Pod); ok && !reflect.DeepEqual(old.Labels, pod.Labels) {
-		for _, k := range c.servicesSelecting(old) {
-			c.queue.Add(k)
-		}
-	}
-}
-
-func (c *Controller) servicesSelecting(pod *corev1.Pod) []string {
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var keys []string
-	for _, s := range svcs {
-		if s.Spec.Selector != nil && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			keys = append(keys, s.Namespace+"/"+s.Name)
-		}
-	}
-	return keys
 }
 
 // sync makes the Endpoints of Service key match its pods.

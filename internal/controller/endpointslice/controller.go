@@ -3,15 +3,12 @@ package endpointslice
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"reflect"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -51,10 +48,6 @@ type Controller struct {
 	log      *slog.Logger
 }
 
-// staleRetry is how soon a Service whose slices the informer has not
-// caught up with is looked at again.
-const staleRetry = 50 * time.Millisecond
-
 // errStaleCache makes a sync wait for the informer to catch up with the
 // controller's own writes.
 var errStaleCache = errors.New("the EndpointSlice informer has not yet seen this controller's last writes")
@@ -83,26 +76,15 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		max:      opts.MaxEndpointsPerSlice,
 		log:      opts.Logger.With("controller", "endpointslice"),
 	}
-	if _, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", ctrlutil.EnqueueKey(c.queue)); err != nil {
+		return nil, err
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.enqueuePodServices(nil, o) },
-		UpdateFunc: c.enqueuePodServices,
-		DeleteFunc: func(o any) { c.enqueuePodServices(nil, o) },
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	podChanged := func(o any) { c.enqueuePodServices(nil, o) }
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", podChanged, c.enqueuePodServices, podChanged); err != nil {
+		return nil, err
 	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onSlice,
-		UpdateFunc: func(o, n any) { c.onSliceUpdate(o, n) },
-		DeleteFunc: c.onSliceDelete,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpointslice handler: %w", err)
+	if err := ctrlutil.OnEvents(sliceInf.Informer(), "endpointslice", c.onSlice, c.onSliceUpdate, c.onSliceDelete); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced,
 		nodeInf.Informer().HasSynced, sliceInf.Informer().HasSynced}
@@ -111,19 +93,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
 }
 
 // enqueuePodServices queues the Services selecting the pod before or
@@ -140,31 +111,9 @@ func (c *Controller) enqueuePodServices(oldObj, newObj any) {
 			return
 		}
 	}
-	for _, k := range c.servicesSelecting(pod) {
+	for _, k := range endpointutil.PodServiceKeys(c.services, old, pod) {
 		c.queue.Add(k)
 	}
-	if old != nil && !reflect.DeepEqual(old.Labels, pod.Labels) {
-		for _, k := range c.servicesSelecting(old) {
-			c.queue.Add(k)
-		}
-	}
-}
-
-func (c *Controller) servicesSelecting(pod *corev1.Pod) []string {
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var keys []string
-	for _, s := range svcs {
-		if s.Spec.Selector == nil {
-			continue
-		}
-		if labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			keys = append(keys, s.Namespace+"/"+s.Name)
-		}
-	}
-	return keys
 }
 
 // endpointRelevantChange reports whether a pod update can change any
@@ -193,22 +142,10 @@ func containerPorts(p *corev1.Pod) [][]corev1.ContainerPort {
 	return out
 }
 
-func (c *Controller) managed(obj any) (*discoveryv1.EndpointSlice, bool) {
-	s, ok := ctrlutil.Unwrap(obj).(*discoveryv1.EndpointSlice)
-	if !ok || s.Labels[discoveryv1.LabelManagedBy] != ControllerName || s.Labels[discoveryv1.LabelServiceName] == "" {
-		return nil, false
-	}
-	return s, true
-}
-
-func (c *Controller) serviceKey(s *discoveryv1.EndpointSlice) string {
-	return s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]
-}
-
 // onSlice requeues the Service of a slice someone else changed.
 func (c *Controller) onSlice(obj any) {
-	if s, ok := c.managed(obj); ok && c.tracker.ShouldSync(s) {
-		c.queue.Add(c.serviceKey(s))
+	if s, ok := endpointutil.ManagedSlice(obj, ControllerName); ok && c.tracker.ShouldSync(s) {
+		c.queue.Add(endpointutil.ServiceKey(s))
 	}
 }
 
@@ -223,10 +160,10 @@ func (c *Controller) onSliceUpdate(oldObj, newObj any) {
 	if o.Labels[discoveryv1.LabelManagedBy] != n.Labels[discoveryv1.LabelManagedBy] ||
 		o.Labels[discoveryv1.LabelServiceName] != n.Labels[discoveryv1.LabelServiceName] {
 		if o.Labels[discoveryv1.LabelServiceName] != "" {
-			c.queue.Add(c.serviceKey(o))
+			c.queue.Add(endpointutil.ServiceKey(o))
 		}
 		if n.Labels[discoveryv1.LabelServiceName] != "" {
-			c.queue.Add(c.serviceKey(n))
+			c.queue.Add(endpointutil.ServiceKey(n))
 		}
 		return
 	}
@@ -234,8 +171,8 @@ func (c *Controller) onSliceUpdate(oldObj, newObj any) {
 }
 
 func (c *Controller) onSliceDelete(obj any) {
-	if s, ok := c.managed(obj); ok && c.tracker.Deleted(s) {
-		c.queue.Add(c.serviceKey(s))
+	if s, ok := endpointutil.ManagedSlice(obj, ControllerName); ok && c.tracker.Deleted(s) {
+		c.queue.Add(endpointutil.ServiceKey(s))
 	}
 }
 
@@ -264,23 +201,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: ControllerName})
-	cached, err := c.slices.EndpointSlices(ns).List(sel)
+	existing, stale, err := endpointutil.LiveSlices(c.slices, c.tracker, nn, ControllerName)
 	if err != nil {
 		return err
 	}
-	if c.tracker.StaleSlices(nn, cached) {
+	if stale {
 		// Not a failure: the informer has not yet delivered this
 		// controller's last writes. Look again shortly.
 		c.log.Debug("waiting for the informer", "service", key, "reason", errStaleCache)
-		c.queue.AddAfter(key, staleRetry)
+		c.queue.AddAfter(key, endpointutil.StaleRetry)
 		return nil
-	}
-	var existing []*discoveryv1.EndpointSlice
-	for _, s := range cached {
-		if s.DeletionTimestamp == nil {
-			existing = append(existing, s)
-		}
 	}
 	p, skipErr := reconcile(reconcileInput{svc: svc, pods: pods, existing: existing, max: c.max,
 		node: func(n string) (*corev1.Node, bool) {
@@ -296,35 +226,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 // apply writes a plan: creates (not for a Service being deleted, which
 // the garbage collector is emptying), updates, then deletes.
 func (c *Controller) apply(ctx context.Context, svc *corev1.Service, p plan) error {
-	slices := c.client.DiscoveryV1().EndpointSlices(svc.Namespace)
-	if svc.DeletionTimestamp == nil {
-		for _, s := range p.create {
-			got, err := slices.Create(ctx, s, metav1.CreateOptions{})
-			if err != nil {
-				if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-					return nil
-				}
-				return fmt.Errorf("create EndpointSlice for Service %s/%s: %w", svc.Namespace, svc.Name, err)
-			}
-			c.tracker.Update(got)
-		}
+	create := p.create
+	if svc.DeletionTimestamp != nil {
+		create = nil
 	}
-	for _, s := range p.update {
-		got, err := slices.Update(ctx, s, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("update EndpointSlice %s of Service %s/%s: %w", s.Name, svc.Namespace, svc.Name, err)
-		}
-		c.tracker.Update(got)
-	}
-	for _, s := range p.remove {
-		err := slices.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete EndpointSlice %s of Service %s/%s: %w", s.Name, svc.Namespace, svc.Name, err)
-		}
-		c.tracker.ExpectDeletion(s)
-	}
-	return nil
+	return endpointutil.WriteSlices(ctx, c.client.DiscoveryV1().EndpointSlices(svc.Namespace), c.tracker,
+		"Service "+svc.Namespace+"/"+svc.Name, create, p.update, p.remove)
 }

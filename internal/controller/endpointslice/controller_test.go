@@ -21,16 +21,9 @@ func start(t *testing.T, objs ...runtime.Object) kubernetes.Interface {
 	t.Helper()
 	objs = append(objs, nodes["node-a"].DeepCopy(), nodes["node-b"].DeepCopy())
 	client := controllertest.NewClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(client, factory, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	factory.Start(ctx.Done())
-	go func() { defer close(done); _ = c.Run(ctx, 2) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Start(t, client, func(f informers.SharedInformerFactory) (controllertest.Runner, error) {
+		return New(client, f, Options{})
+	})
 	return client
 }
 

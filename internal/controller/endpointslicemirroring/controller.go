@@ -2,15 +2,10 @@ package endpointslicemirroring
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -44,8 +39,6 @@ type Controller struct {
 	log       *slog.Logger
 }
 
-const staleRetry = 50 * time.Millisecond
-
 // New returns a Controller registered with factory's Service, Endpoints
 // and EndpointSlice informers. The caller starts factory after New.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, opts Options) (*Controller, error) {
@@ -64,23 +57,16 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		tracker:   endpointutil.NewSliceTracker(),
 		log:       opts.Logger.With("controller", "endpointslicemirroring"),
 	}
-	handlers := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: c.enqueue,
+	enqueue := ctrlutil.EnqueueKey(c.queue)
+	if err := ctrlutil.OnChange(svcInf.Informer(), "service", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := svcInf.Informer().AddEventHandler(handlers); err != nil {
-		return nil, fmt.Errorf("register service handler: %w", err)
+	if err := ctrlutil.OnChange(epInf.Informer(), "endpoints", enqueue); err != nil {
+		return nil, err
 	}
-	if _, err := epInf.Informer().AddEventHandler(handlers); err != nil {
-		return nil, fmt.Errorf("register endpoints handler: %w", err)
-	}
-	if _, err := sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.onSlice,
-		UpdateFunc: func(_, n any) { c.onSlice(n) },
-		DeleteFunc: c.onSliceDelete,
-	}); err != nil {
-		return nil, fmt.Errorf("register endpointslice handler: %w", err)
+	if err := ctrlutil.OnEvents(sliceInf.Informer(), "endpointslice",
+		c.onSlice, func(_, n any) { c.onSlice(n) }, c.onSliceDelete); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, epInf.Informer().HasSynced, sliceInf.Informer().HasSynced}
 	return c, nil
@@ -88,38 +74,19 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
 }
 
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
-}
-
-func mirrored(obj any) (*discoveryv1.EndpointSlice, bool) {
-	s, ok := ctrlutil.Unwrap(obj).(*discoveryv1.EndpointSlice)
-	if !ok || s.Labels[discoveryv1.LabelManagedBy] != ControllerName || s.Labels[discoveryv1.LabelServiceName] == "" {
-		return nil, false
-	}
-	return s, true
-}
-
 func (c *Controller) onSlice(obj any) {
-	if s, ok := mirrored(obj); ok && c.tracker.ShouldSync(s) {
-		c.queue.Add(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
+	if s, ok := endpointutil.ManagedSlice(obj, ControllerName); ok && c.tracker.ShouldSync(s) {
+		c.queue.Add(endpointutil.ServiceKey(s))
 	}
 }
 
 func (c *Controller) onSliceDelete(obj any) {
-	if s, ok := mirrored(obj); ok && c.tracker.Deleted(s) {
-		c.queue.Add(s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName])
+	if s, ok := endpointutil.ManagedSlice(obj, ControllerName); ok && c.tracker.Deleted(s) {
+		c.queue.Add(endpointutil.ServiceKey(s))
 	}
 }
 
@@ -130,20 +97,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	nn := types.NamespacedName{Namespace: ns, Name: name}
-	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: ControllerName})
-	cached, err := c.slices.EndpointSlices(ns).List(sel)
+	existing, stale, err := endpointutil.LiveSlices(c.slices, c.tracker, nn, ControllerName)
 	if err != nil {
 		return err
 	}
-	if c.tracker.StaleSlices(nn, cached) {
-		c.queue.AddAfter(key, staleRetry)
+	if stale {
+		c.queue.AddAfter(key, endpointutil.StaleRetry)
 		return nil
-	}
-	var existing []*discoveryv1.EndpointSlice
-	for _, s := range cached {
-		if s.DeletionTimestamp == nil {
-			existing = append(existing, s)
-		}
 	}
 	eps, err := c.endpoints.Endpoints(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -157,44 +117,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if eps == nil {
 			c.tracker.DeleteService(nn)
 		}
-		return c.apply(ctx, ns, plan{remove: existing})
+		return c.apply(ctx, ns, name, plan{remove: existing})
 	}
 	p := reconcile(eps, existing)
 	if p.skipped > 0 {
 		c.log.Warn("addresses of Endpoints not mirrored (not IP addresses, or more than the mirroring limit)",
 			"endpoints", key, "skipped", p.skipped, "limit", MaxEndpointsPerSubset)
 	}
-	return c.apply(ctx, ns, p)
+	return c.apply(ctx, ns, name, p)
 }
 
-func (c *Controller) apply(ctx context.Context, ns string, p plan) error {
-	slices := c.client.DiscoveryV1().EndpointSlices(ns)
-	for _, s := range p.create {
-		got, err := slices.Create(ctx, s, metav1.CreateOptions{})
-		if err != nil {
-			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-				return nil
-			}
-			return fmt.Errorf("create mirrored EndpointSlice for %s/%s: %w", ns, s.Labels[discoveryv1.LabelServiceName], err)
-		}
-		c.tracker.Update(got)
-	}
-	for _, s := range p.update {
-		got, err := slices.Update(ctx, s, metav1.UpdateOptions{})
-		if err != nil {
-			return fmt.Errorf("update mirrored EndpointSlice %s/%s: %w", ns, s.Name, err)
-		}
-		c.tracker.Update(got)
-	}
-	for _, s := range p.remove {
-		err := slices.Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete mirrored EndpointSlice %s/%s: %w", ns, s.Name, err)
-		}
-		c.tracker.ExpectDeletion(s)
-	}
-	return nil
+func (c *Controller) apply(ctx context.Context, ns, name string, p plan) error {
+	return endpointutil.WriteSlices(ctx, c.client.DiscoveryV1().EndpointSlices(ns), c.tracker,
+		"mirrored Endpoints "+ns+"/"+name, p.create, p.update, p.remove)
 }

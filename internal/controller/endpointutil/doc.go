@@ -8,7 +8,11 @@
 //  2. SliceTracker remembers the EndpointSlices a controller wrote, so its
 //     own writes coming back through the informer do not requeue the
 //     Service, while another writer's changes do, and a sync on a cache
-//     that has not yet seen the controller's last write waits for it.
+//     that has not yet seen the controller's last write waits for it;
+//  3. LiveSlices, WriteSlices, ManagedSlice and ServiceKey read and write a
+//     controller's slices of one Service around that tracker;
+//     PodServiceKeys finds the Services whose endpoints a pod change
+//     concerns.
 //
 // Everything here is safe for concurrent use.
 package endpointutil

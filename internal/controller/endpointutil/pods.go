@@ -2,9 +2,12 @@ package endpointutil
 
 import (
 	"fmt"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
 // ShouldPodBeInEndpoints reports whether pod may be an endpoint at all:
@@ -110,4 +113,32 @@ func PodIPs(pod *corev1.Pod, v6 bool) []string {
 		}
 	}
 	return out
+}
+
+// PodServiceKeys returns the "namespace/name" keys of the Services in
+// services whose selector matches cur and, when old is not nil and its
+// labels differ, of those that matched old: the Services whose endpoints
+// a change from old to cur may alter. Services without a selector have
+// no endpoints made from pods. A key may repeat; the work queue merges
+// them.
+func PodServiceKeys(services corelisters.ServiceLister, old, cur *corev1.Pod) []string {
+	keys := servicesSelecting(services, cur)
+	if old != nil && !reflect.DeepEqual(old.Labels, cur.Labels) {
+		keys = append(keys, servicesSelecting(services, old)...)
+	}
+	return keys
+}
+
+func servicesSelecting(services corelisters.ServiceLister, pod *corev1.Pod) []string {
+	svcs, err := services.Services(pod.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var keys []string
+	for _, s := range svcs {
+		if s.Spec.Selector != nil && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
+			keys = append(keys, s.Namespace+"/"+s.Name)
+		}
+	}
+	return keys
 }

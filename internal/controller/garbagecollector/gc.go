@@ -51,12 +51,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 				return nil, fmt.Errorf("index %s by owner: %w", r.gvk.Kind, err)
 			}
 		}
-		if _, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { gc.changed(i, o) },
-			UpdateFunc: func(_, n any) { gc.changed(i, n) },
-			DeleteFunc: func(o any) { gc.deleted(o) },
-		}); err != nil {
-			return nil, fmt.Errorf("register %s handler: %w", r.gvk.Kind, err)
+		changed := func(o any) { gc.changed(i, o) }
+		if err := ctrlutil.OnEvents(r.informer, r.gvk.Kind, changed, func(_, n any) { changed(n) }, gc.deleted); err != nil {
+			return nil, err
 		}
 	}
 	return gc, nil
@@ -68,12 +65,7 @@ func (gc *Collector) Run(ctx context.Context, workers int) error {
 	for _, r := range gc.resources {
 		synced = append(synced, r.informer.HasSynced)
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		gc.queue.ShutDown()
-		return nil
-	}
-	gc.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, gc.queue, workers, gc.log, gc.sync)
+	ctrlutil.RunWhenSynced(ctx, gc.queue, synced, workers, gc.log, gc.sync)
 	return nil
 }
 

@@ -33,16 +33,9 @@ func start(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 // startWith runs a collector over client (reactors must be added before).
 func startWith(t *testing.T, client *fake.Clientset) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	gc, err := New(client, factory, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = gc.Run(ctx, 2) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Start(t, client, func(f informers.SharedInformerFactory) (controllertest.Runner, error) {
+		return New(client, f, Options{Logger: slog.New(slog.DiscardHandler)})
+	})
 }
 
 func ref(kind, apiVersion, name string, uid types.UID, block bool) metav1.OwnerReference {

@@ -93,12 +93,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 			c.queue.Add(n.Name)
 		}
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register node IPAM handlers: %w", err)
+	if err := ctrlutil.OnChange(inf.Informer(), "node IPAM", enqueue); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -106,8 +102,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 // Run waits for the Node informer, occupies the ranges Nodes hold, then
 // allocates with workers goroutines until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		c.queue.ShutDown()
+	if !ctrlutil.WaitForSync(ctx, c.queue, c.synced) {
 		return nil
 	}
 	if err := c.occupyExisting(); err != nil {

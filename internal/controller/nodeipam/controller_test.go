@@ -31,19 +31,12 @@ type harness struct {
 func start(t *testing.T, cluster string, mask int, objs ...runtime.Object) *harness {
 	t.Helper()
 	h := &harness{client: controllertest.NewClientset(objs...), recorder: record.NewFakeRecorder(100)}
-	factory := informers.NewSharedInformerFactory(h.client, 0)
-	c, err := New(h.client, factory, Options{
-		ClusterCIDR: netip.MustParsePrefix(cluster), NodeCIDRMaskSize: mask,
-		Logger: slog.New(slog.DiscardHandler), Recorder: h.recorder,
+	controllertest.Start(t, h.client, func(f informers.SharedInformerFactory) (controllertest.Runner, error) {
+		return New(h.client, f, Options{
+			ClusterCIDR: netip.MustParsePrefix(cluster), NodeCIDRMaskSize: mask,
+			Logger: slog.New(slog.DiscardHandler), Recorder: h.recorder,
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx, 2) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return h
 }
 

@@ -128,15 +128,14 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 			c.podQ.Add(p.Namespace + "/" + p.Name)
 		}
 	}
-	for _, reg := range []struct {
-		inf cache.SharedIndexInformer
-		f   func(any)
-	}{{nodeInf.Informer(), nodeKey}, {leaseInf.Informer(), leaseKey}, {podInf.Informer(), podKey}} {
-		if _, err := reg.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc: reg.f, UpdateFunc: func(_, n any) { reg.f(n) }, DeleteFunc: reg.f,
-		}); err != nil {
-			return nil, fmt.Errorf("register nodelifecycle handlers: %w", err)
-		}
+	if err := ctrlutil.OnChange(nodeInf.Informer(), "node", nodeKey); err != nil {
+		return nil, err
+	}
+	if err := ctrlutil.OnChange(leaseInf.Informer(), "lease", leaseKey); err != nil {
+		return nil, err
+	}
+	if err := ctrlutil.OnChange(podInf.Informer(), "pod", podKey); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{nodeInf.Informer().HasSynced, leaseInf.Informer().HasSynced, podInf.Informer().HasSynced}
 	return c, nil

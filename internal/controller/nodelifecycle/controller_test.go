@@ -24,19 +24,12 @@ const grace = 40 * time.Second
 func start(t *testing.T, clk *testingclock.FakeClock, tolerationSeconds int64, objs ...runtime.Object) *fake.Clientset {
 	t.Helper()
 	client := controllertest.NewClientset(objs...)
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(client, factory, Options{
-		NodeMonitorGracePeriod: grace, DefaultTolerationSeconds: tolerationSeconds,
-		Clock: clk, Logger: slog.New(slog.DiscardHandler),
+	controllertest.Start(t, client, func(f informers.SharedInformerFactory) (controllertest.Runner, error) {
+		return New(client, f, Options{
+			NodeMonitorGracePeriod: grace, DefaultTolerationSeconds: tolerationSeconds,
+			Clock: clk, Logger: slog.New(slog.DiscardHandler),
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx, 2) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return client
 }
 

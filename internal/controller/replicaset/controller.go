@@ -2,7 +2,6 @@ package replicaset
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -78,22 +77,18 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, k
 	podInf := factory.Core().V1().Pods()
 	c.pods = podInf.Lister()
 	setInf := a.informer()
-	if _, err := setInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, n any) { c.enqueue(n) },
-		DeleteFunc: func(o any) {
-			if k := ctrlutil.KeyOf(o); k != "" {
-				c.exp.Delete(k)
-				c.queue.Add(k)
-			}
-		},
-	}); err != nil {
-		return nil, fmt.Errorf("register %s handler: %w", name, err)
+	enqueue := ctrlutil.EnqueueKey(c.queue)
+	setDeleted := func(o any) {
+		if k := ctrlutil.KeyOf(o); k != "" {
+			c.exp.Delete(k)
+			c.queue.Add(k)
+		}
 	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.addPod, UpdateFunc: c.updatePod, DeleteFunc: c.deletePod,
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	if err := ctrlutil.OnEvents(setInf, name, enqueue, func(_, n any) { enqueue(n) }, setDeleted); err != nil {
+		return nil, err
+	}
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod", c.addPod, c.updatePod, c.deletePod); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{setInf.HasSynced, podInf.Informer().HasSynced}
 	return c, nil
@@ -101,19 +96,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, k
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if k := ctrlutil.KeyOf(obj); k != "" {
-		c.queue.Add(k)
-	}
 }
 
 // resolve returns the key of the set ref names, if it is ours and alive.

@@ -27,16 +27,9 @@ func start(t testing.TB, kind Kind, objs ...runtime.Object) *fake.Clientset {
 
 func startWith(t testing.TB, client *fake.Clientset, kind Kind) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(client, factory, kind, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx, 2) }()
-	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
+	controllertest.Start(t, client, func(f informers.SharedInformerFactory) (controllertest.Runner, error) {
+		return New(client, f, kind, Options{Logger: slog.New(slog.DiscardHandler)})
+	})
 }
 
 func newRS(name string, replicas int32) *appsv1.ReplicaSet {

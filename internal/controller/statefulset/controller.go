@@ -2,7 +2,6 @@ package statefulset
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -70,22 +69,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		recorder:  opts.Recorder,
 		templates: map[string]*v1.PodTemplateSpec{},
 	}
-	enqueue := func(o any) {
-		if k := ctrlutil.KeyOf(o); k != "" {
-			c.queue.Add(k)
-		}
+	if err := ctrlutil.OnChange(setInf.Informer(), "statefulset", ctrlutil.EnqueueKey(c.queue)); err != nil {
+		return nil, err
 	}
-	if _, err := setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue, UpdateFunc: func(_, n any) { enqueue(n) }, DeleteFunc: enqueue,
-	}); err != nil {
-		return nil, fmt.Errorf("register statefulset handler: %w", err)
-	}
-	if _, err := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.podChanged,
-		UpdateFunc: func(o, n any) { c.podChanged(o); c.podChanged(n) },
-		DeleteFunc: c.podChanged,
-	}); err != nil {
-		return nil, fmt.Errorf("register pod handler: %w", err)
+	if err := ctrlutil.OnEvents(podInf.Informer(), "pod",
+		c.podChanged, func(o, n any) { c.podChanged(o); c.podChanged(n) }, c.podChanged); err != nil {
+		return nil, err
 	}
 	c.synced = []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced}
 	return c, nil
@@ -93,12 +82,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		c.queue.ShutDown()
-		return nil
-	}
-	c.log.Info("controller started", "workers", workers)
-	ctrlutil.RunWorkers(ctx, c.queue, workers, c.log, c.sync)
+	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
 }
 
