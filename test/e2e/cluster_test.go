@@ -279,6 +279,24 @@ func (c *cluster) kubectl(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// kubectlStdout runs kubectl and returns its standard output alone, for
+// commands whose output is parsed: kubectl 1.32 logs klog lines to
+// standard error during some `exec` sessions over WebSocket (and they are
+// not part of the command's answer). On error, standard error is
+// appended.
+func (c *cluster) kubectlStdout(args ...string) (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return strings.TrimSpace(stdout.String() + "\n" + stderr.String()), err
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
 // must runs kubectl and fails the test on error.
 func (c *cluster) must(args ...string) string {
 	c.t.Helper()

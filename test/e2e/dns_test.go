@@ -124,9 +124,9 @@ func newDNSFixture(t *testing.T, c *cluster) *dnsFixture {
 	for _, name := range []string{"db-0", "db-1"} {
 		d.db = append(d.db, c.waitPod("dnstest", name, 90*time.Second, "running", running))
 	}
-	// The StatefulSet's endpoints, as the EndpointSlice controller writes
-	// them for a headless Service: each pod's IP with its hostname.
-	publishPodEndpoints(t, c, "dnstest", "db", "db-e2e", d.db, discoveryv1.EndpointPort{Name: ptr.To("pg"), Port: ptr.To(int32(5432)), Protocol: ptr.To(corev1.ProtocolTCP)})
+	// The StatefulSet's endpoints, which the EndpointSlice controller
+	// writes for the headless Service: each pod's IP with its hostname.
+	c.waitReadyEndpoints("dnstest", "db", 2)
 	svc, err := c.client.CoreV1().Services("dnstest").Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +155,9 @@ func kubeDNSEndpoint(t *testing.T, c *cluster) string {
 	return addr
 }
 
-// publishPodEndpoints writes an EndpointSlice of service listing pods
-// (ready, with their hostname), as the EndpointSlice controller does.
+// publishPodEndpoints writes an EndpointSlice of a Service without a
+// selector listing pods (ready, with their hostname), as a user or
+// another controller would.
 func publishPodEndpoints(t *testing.T, c *cluster, ns, service, name string, pods []*corev1.Pod, ports ...discoveryv1.EndpointPort) {
 	t.Helper()
 	es := &discoveryv1.EndpointSlice{

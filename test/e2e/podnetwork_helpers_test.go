@@ -95,7 +95,19 @@ func askPeer(answer string) (source, host string, err error) {
 	if len(f) != 2 {
 		return "", "", fmt.Errorf("answer %q is not \"<source> <hostname>\"", answer)
 	}
-	return f[0], f[1], nil
+	return clientAddr(f[0]), f[1], nil
+}
+
+// clientAddr is the client address the echo server reports (its CGI's
+// REMOTE_ADDR) as a plain IPv4 address: busybox httpd listens on [::]
+// when the kernel has IPv6, and then reports an IPv4 client as
+// "[::ffff:10.42.0.4]", which is the same address, not a translated one.
+func clientAddr(remote string) string {
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(remote, "["), "]"))
+	if err != nil {
+		return remote
+	}
+	return a.Unmap().String()
 }
 
 // sweepScript is a shell loop asking every ip's /cgi-bin/peer once, one
@@ -124,7 +136,7 @@ func checkSweep(t *testing.T, who, out string, names map[string]string, sourceOK
 			t.Errorf("%s: %q: no answer", who, line)
 			continue
 		}
-		ip, source, host := f[0], f[1], f[2]
+		ip, source, host := f[0], clientAddr(f[1]), f[2]
 		seen[ip] = true
 		if host != names[ip] {
 			t.Errorf("%s: %s answered as %q, want %s", who, ip, host, names[ip])

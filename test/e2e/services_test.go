@@ -149,7 +149,7 @@ spec:
 
 // probe runs svcprobe in a pod.
 func probe(c *cluster, ns, pod string, args ...string) (string, error) {
-	return c.kubectl(append([]string{"exec", "-n", ns, pod, "--", "/probe/svcprobe"}, args...)...)
+	return c.kubectlStdout(append([]string{"exec", "-n", ns, pod, "--", "/probe/svcprobe"}, args...)...)
 }
 
 func (c *cluster) clusterIP(ns, name string) string {
