@@ -105,7 +105,7 @@ func (s *Server) serveWebSocketStream(w http.ResponseWriter, r *http.Request, op
 	}
 	conn := wsstream.NewConn(remotecommandProtocols(channels))
 	conn.SetIdleTimeout(s.opts.StreamIdleTimeout)
-	protocol, streams, err := conn.Open(w, r)
+	protocol, streams, err := conn.Open(w, s.withStreamLogger(r))
 	if err != nil {
 		s.log.Debug("websocket upgrade", "path", r.URL.Path, "err", err)
 		return
