@@ -155,9 +155,24 @@ spec:
 	c.waitPod(ns, name, 60*time.Second, "Running", running)
 }
 
-// probe runs svcprobe in a pod.
+// probe runs svcprobe in a pod and returns what it printed. Its answer
+// is the command's stdout alone: kubectl may log a line of its own to
+// stderr (klog's "E1207 ..."), which is no part of the answer; that line
+// goes to the test log, and on failure both streams are returned.
 func probe(c *cluster, ns, pod string, args ...string) (string, error) {
-	return c.kubectl(append([]string{"exec", "-n", ns, pod, "--", "/probe/svcprobe"}, args...)...)
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", c.kubeconfig, "exec", "-n", ns, pod, "--", "/probe/svcprobe"}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return strings.TrimSpace(stdout.String() + stderr.String()), err
+	}
+	if stderr.Len() > 0 {
+		c.t.Logf("kubectl exec %s/%s svcprobe %s: stderr: %s", ns, pod, strings.Join(args, " "), strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
 }
 
 func (c *cluster) clusterIP(ns, name string) string {
