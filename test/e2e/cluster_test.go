@@ -294,6 +294,9 @@ func (c *cluster) kubectlStdout(args ...string) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return strings.TrimSpace(stdout.String() + "\n" + stderr.String()), err
 	}
+	if stderr.Len() > 0 {
+		c.t.Logf("kubectl %s: stderr: %s", strings.Join(args, " "), strings.TrimSpace(stderr.String()))
+	}
 	return strings.TrimSpace(stdout.String()), nil
 }
 

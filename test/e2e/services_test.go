@@ -90,6 +90,13 @@ func (s *svcTest) probeVolume() string {
 // "<hostname> <client ip>", Ready through an HTTP probe, rolled one new
 // pod at a time (maxUnavailable 0), each serving 2 s more after SIGTERM.
 func (s *svcTest) deployment(ns, name string, replicas int) string {
+	return s.placedDeployment(ns, name, replicas, "")
+}
+
+// placedDeployment is deployment with one more line of the pod spec,
+// placement on a many-node cluster (a nodeSelector, topology spread
+// constraints) in YAML's flow style.
+func (s *svcTest) placedDeployment(ns, name string, replicas int, placement string) string {
 	return fmt.Sprintf(`
 apiVersion: apps/v1
 kind: Deployment
@@ -110,7 +117,8 @@ spec:
         readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
         %[4]s
       %[5]s
-`, ns, name, replicas, s.probeMount(), s.probeVolume())
+      %[6]s
+`, ns, name, replicas, s.probeMount(), s.probeVolume(), placement)
 }
 
 // service is a Service NAME in NS selecting app=SELECT, port 80 to the
@@ -147,7 +155,10 @@ spec:
 	c.waitPod(ns, name, 60*time.Second, "Running", running)
 }
 
-// probe runs svcprobe in a pod.
+// probe runs svcprobe in a pod and returns what it printed. Its answer
+// is the command's stdout alone: kubectl may log a line of its own to
+// stderr (klog's "E1207 ..."), which is no part of the answer; that line
+// goes to the test log, and on failure both streams are returned.
 func probe(c *cluster, ns, pod string, args ...string) (string, error) {
 	return c.kubectlStdout(append([]string{"exec", "-n", ns, pod, "--", "/probe/svcprobe"}, args...)...)
 }
@@ -387,6 +398,19 @@ func (c *cluster) nodeIP(name string) string {
 	return ""
 }
 
+// nodePortOf is the NodePort of Service NAME's first port.
+func nodePortOf(c *cluster, ns, name string) string {
+	c.t.Helper()
+	svc, err := c.client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if svc.Spec.Ports[0].NodePort == 0 {
+		c.t.Fatalf("Service %s/%s has no NodePort", ns, name)
+	}
+	return fmt.Sprint(svc.Spec.Ports[0].NodePort)
+}
+
 // externalClient is a network namespace outside the cluster, joined to
 // the host by a veth pair (host 192.168.251.1/30, client .2), from which
 // requests reach NodePorts as a machine on the network would.
@@ -435,13 +459,7 @@ func (s *svcTest) testNodePort(t *testing.T, c *cluster) {
 	c.apply(service(ns, "np", "web", "  type: NodePort"))
 	c.apply(service(ns, "np-local", "web", "  type: NodePort\n  externalTrafficPolicy: Local"))
 	c.waitReadyEndpoints(ns, "np-local", 1)
-	nodePort := func(name string) string {
-		svc, err := c.client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprint(svc.Spec.Ports[0].NodePort)
-	}
+	nodePort := func(name string) string { return nodePortOf(c, ns, name) }
 	nodeIP := c.nodeIP("e2e-node")
 	ext := newExternalClient(t, s.probe)
 

@@ -6,6 +6,8 @@
 //	                              on SIGTERM it keeps serving GRACE (default 0s), then exits
 //	svcprobe udp-serve PORT       UDP on PORT answering each datagram with the hostname
 //	svcprobe get URL              one GET on a fresh connection, body printed
+//	svcprobe repeat N URL         N GETs, each on a fresh connection (and a fresh
+//	                              name lookup), the bodies printed; fails on the first error
 //	svcprobe connect HOST:PORT    one TCP connect: prints ok, refused or timeout
 //	svcprobe loop URL STOPFILE    GETs on fresh connections until STOPFILE exists,
 //	                              then prints "ok=N failed=M" and the failures
@@ -35,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: svcprobe serve|udp-serve|get|connect|loop|udp-ask|incluster ...")
+		fail("usage: svcprobe serve|udp-serve|get|repeat|connect|loop|udp-ask|incluster ...")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -49,6 +51,8 @@ func main() {
 			fail(err.Error())
 		}
 		fmt.Print(body)
+	case "repeat":
+		repeat(args[0], args[1])
 	case "connect":
 		fmt.Println(connect(args[0]))
 	case "loop":
@@ -128,6 +132,24 @@ func get(url string) (string, error) {
 		return "", fmt.Errorf("%s: %s", resp.Status, b)
 	}
 	return string(b), err
+}
+
+// repeat asks url n times, so that a test sees which backends a client
+// reaches without one kubectl exec per request. Go resolves the name
+// anew for every connection (it keeps no cache), so a name is looked up
+// n times too.
+func repeat(n, url string) {
+	count, err := strconv.Atoi(n)
+	if err != nil || count < 1 {
+		fail(fmt.Sprintf("repeat: count %q: want a positive number", n))
+	}
+	for i := range count {
+		body, err := get(url)
+		if err != nil {
+			fail(fmt.Sprintf("request %d of %d: %v", i+1, count, err))
+		}
+		fmt.Print(body)
+	}
 }
 
 func connect(addr string) string {
