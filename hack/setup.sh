@@ -27,10 +27,12 @@ declare -A packages=(
 	[kmod]=/usr/sbin/modprobe
 )
 # `setup.sh --bench` also installs what `make bench` compares peapod with
-# (podman, iperf3) and perf for its CPU profile.
+# (podman with catatonit, the pause process of its pods, which apt leaves
+# out as a recommendation; iperf3) and perf for its CPU profile.
 if [ "${1:-}" = "--bench" ]; then
 	packages=(
 		[podman]=/usr/bin/podman
+		[catatonit]=/usr/bin/catatonit
 		[iperf3]=/usr/bin/iperf3
 		[linux-perf]=/usr/bin/perf
 	)
