@@ -522,7 +522,8 @@ func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int
 }
 
 // nodeEvents remembers, from one Node watch, when each Node was first seen
-// with its podCIDR and network annotations, and first seen Ready.
+// with its podCIDR and network annotations, and first seen Ready; a
+// deleted Node is forgotten.
 type nodeEvents struct {
 	mu        sync.Mutex
 	ready     map[string]time.Time
@@ -540,6 +541,16 @@ func newNodeEvents(w watch.Interface) *nodeEvents {
 			}
 			now := time.Now()
 			e.mu.Lock()
+			if ev.Type == watch.Deleted {
+				// A node added later under the same name (cluster node
+				// add reuses a removed node's name) is a new join, with
+				// a range of its own: nothing of this one may stand for it.
+				delete(e.ready, n.Name)
+				delete(e.annotated, n.Name)
+				delete(e.cidr, n.Name)
+				e.mu.Unlock()
+				continue
+			}
 			if _, seen := e.annotated[n.Name]; !seen && n.Spec.PodCIDR != "" && n.Annotations[nodenet.AnnotationBackendType] != "" {
 				e.annotated[n.Name], e.cidr[n.Name] = now, n.Spec.PodCIDR
 			}
