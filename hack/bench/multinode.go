@@ -168,6 +168,23 @@ func (c *benchCluster) runPods(ctx context.Context, ns string, nodes ...string) 
 	return pods, nil
 }
 
+// podPair runs a pod on each of the first two nodes, in namespace net,
+// and returns where to reach them for the traffic probes.
+func (c *benchCluster) podPair(ctx context.Context) (from, to nodenettest.Endpoint, err error) {
+	if err := c.namespace(ctx, "net"); err != nil {
+		return from, to, err
+	}
+	pods, err := c.runPods(ctx, "net", c.st.Nodes[0].Name, c.st.Nodes[1].Name)
+	if err != nil {
+		return from, to, err
+	}
+	if from, err = c.endpoint(ctx, pods[0]); err != nil {
+		return from, to, err
+	}
+	to, err = c.endpoint(ctx, pods[1])
+	return from, to, err
+}
+
 // endpoint is a pod's own network namespace and IP, from `peapod ps` on
 // its node.
 func (c *benchCluster) endpoint(ctx context.Context, p *corev1.Pod) (nodenettest.Endpoint, error) {
@@ -220,18 +237,7 @@ func (b *bench) multiNodeRuns(ctx context.Context) {
 		if err != nil {
 			return err
 		}
-		if err := c.namespace(ctx, "net"); err != nil {
-			return err
-		}
-		pods, err := c.runPods(ctx, "net", c.st.Nodes[0].Name, c.st.Nodes[1].Name)
-		if err != nil {
-			return err
-		}
-		from, err := c.endpoint(ctx, pods[0])
-		if err != nil {
-			return err
-		}
-		to, err := c.endpoint(ctx, pods[1])
+		from, to, err := c.podPair(ctx)
 		if err != nil {
 			return err
 		}
@@ -265,18 +271,7 @@ func (b *bench) multiNodeRuns(ctx context.Context) {
 		if err != nil {
 			return err
 		}
-		if err := c.namespace(ctx, "net"); err != nil {
-			return err
-		}
-		pods, err := c.runPods(ctx, "net", c.st.Nodes[0].Name, c.st.Nodes[1].Name)
-		if err != nil {
-			return err
-		}
-		from, err := c.endpoint(ctx, pods[0])
-		if err != nil {
-			return err
-		}
-		to, err := c.endpoint(ctx, pods[1])
+		from, to, err := c.podPair(ctx)
 		if err != nil {
 			return err
 		}
