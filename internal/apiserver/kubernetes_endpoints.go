@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -173,7 +174,7 @@ func (a *api) writeKubernetesEndpoints(ctx context.Context, ips []string, port i
 func advertisedEndpoint(advertise, listen string) (kubernetesEndpoint, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return kubernetesEndpoint{}, fmt.Errorf("parse listen address %q: %w", listen, err)
+		return kubernetesEndpoint{}, fmt.Errorf("--listen %q: not a listen address host:port: %w", listen, err)
 	}
 	port, _ := strconv.Atoi(portStr)
 	if advertise != "" {
@@ -190,6 +191,20 @@ func advertisedEndpoint(advertise, listen string) (kubernetesEndpoint, error) {
 		return kubernetesEndpoint{ip: ip.String(), port: int32(port)}, nil
 	}
 	return kubernetesEndpoint{port: int32(port)}, nil
+}
+
+// AdvertisedAddress is the address pods reach the API server at, as the
+// kubernetes Service's endpoints list it (advertisedEndpoint): the one
+// place that choice is made, so that what else a server serves there
+// (the cluster DNS) is where its API is. ok is false when nothing usable
+// exists.
+func AdvertisedAddress(advertise, listen string) (addr netip.Addr, ok bool, err error) {
+	ep, err := advertisedEndpoint(advertise, listen)
+	if err != nil || ep.ip == "" {
+		return netip.Addr{}, false, err
+	}
+	addr, err = netip.ParseAddr(ep.ip)
+	return addr, err == nil, err
 }
 
 func usableEndpointIP(ip net.IP) bool {

@@ -2,13 +2,11 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/peapod/peapod/internal/apiserver"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/dns"
-	"github.com/peapod/peapod/internal/nodeaddr"
 )
 
 // withClusterDNS returns node configured with the cluster DNS its pods
@@ -32,35 +30,19 @@ func serviceCIDR(api apiserver.Config) string {
 	return apiserver.DefaultServiceCIDR
 }
 
-// dnsAddress is where this server's cluster DNS listens: the address
-// agents and pods reach the server at, the one it advertises for the
-// kubernetes Service. That is --advertise-address, else the API's --listen
-// address when it names a routable one, else the first IPv4 address of
-// the link holding the default route (kube-apiserver's default). Never
-// 0.0.0.0: a host resolver on 127.0.0.53 or on another address must not
-// be in the way.
+// dnsAddress is where this server's cluster DNS listens: the address it
+// advertises for the kubernetes Service (apiserver.AdvertisedAddress:
+// --advertise-address, else --listen's when it names one, else the
+// default route's). Never 0.0.0.0: a host resolver on 127.0.0.53 or on
+// another address must not be in the way.
 func dnsAddress(advertise, listen string) (netip.Addr, error) {
-	if advertise != "" {
-		a, err := netip.ParseAddr(advertise)
-		if err != nil || !a.Is4() || !a.IsGlobalUnicast() {
-			return netip.Addr{}, fmt.Errorf("--advertise-address %q: want an IPv4 address pods can reach", advertise)
-		}
-		return a, nil
-	}
-	host, _, err := net.SplitHostPort(listen)
+	a, ok, err := apiserver.AdvertisedAddress(advertise, listen)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("--listen %q: %w", listen, err)
+		return netip.Addr{}, err
 	}
-	if a, err := netip.ParseAddr(host); err == nil && a.Is4() && a.IsGlobalUnicast() {
-		return a, nil
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("cluster DNS: no address for pods to reach it at: --listen %s names none and no link holds a default route; "+
+			"give --advertise-address this node's address", listen)
 	}
-	a, ok, err := nodeaddr.DefaultRoute()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("cluster DNS: find the node's address: %w", err)
-	}
-	if ok {
-		return a.IP, nil
-	}
-	return netip.Addr{}, fmt.Errorf("cluster DNS: no address for pods to reach it at: --listen %s names none and no link holds a default route; "+
-		"give --advertise-address this node's address", listen)
+	return a, nil
 }
