@@ -57,9 +57,12 @@ func TestScaleUpAndDown(t *testing.T) {
 	}
 }
 
-// TestRollingUpdateRespectsMaxUnavailable watches every pod change during
-// a rollout and checks available pods never drop below replicas −
-// maxUnavailable nor total pods exceed replicas + maxSurge.
+// TestRollingUpdateRespectsMaxUnavailable watches every pod and
+// ReplicaSet change during a rollout and checks ready pods never drop
+// below replicas − maxUnavailable nor the ReplicaSets' replicas exceed
+// replicas + maxSurge. The surge bound is on spec.replicas, as in
+// Kubernetes' NewRSNewReplicas: the pod count itself may briefly pass it
+// while the ReplicaSet controller has yet to delete an old set's pod.
 func TestRollingUpdateRespectsMaxUnavailable(t *testing.T) {
 	d := rolling(newDeployment("web", 4, "busybox:1"), intstr.FromInt32(1), intstr.FromString("25%"))
 	e := start(t, nil, true, d)
@@ -67,30 +70,47 @@ func TestRollingUpdateRespectsMaxUnavailable(t *testing.T) {
 
 	var violations atomic.Value
 	stop := make(chan struct{})
-	watcher, err := e.client.CoreV1().Pods("default").Watch(context.Background(), metav1.ListOptions{})
+	ctx := context.Background()
+	podWatch, err := e.client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rsWatch, err := e.client.AppsV1().ReplicaSets("default").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		ready := 0
+		for _, p := range e.pods(t) {
+			if isReady(&p) {
+				ready++
+			}
+		}
+		var replicas int32
+		for _, rs := range e.rss(t) {
+			replicas += *rs.Spec.Replicas
+		}
+		if ready < 3 || replicas > 5 {
+			violations.Store(fmt.Sprintf("%d ready pods, replicasets ask for %d", ready, replicas))
+		}
+	}
 	go func() {
-		defer watcher.Stop()
+		defer podWatch.Stop()
+		defer rsWatch.Stop()
 		for {
 			select {
 			case <-stop:
 				return
-			case _, ok := <-watcher.ResultChan():
+			case _, ok := <-podWatch.ResultChan():
 				if !ok {
 					return
 				}
-				pods := e.pods(t)
-				ready := 0
-				for _, p := range pods {
-					if isReady(&p) {
-						ready++
-					}
+				check()
+			case _, ok := <-rsWatch.ResultChan():
+				if !ok {
+					return
 				}
-				if ready < 3 || len(pods) > 5 {
-					violations.Store(fmt.Sprintf("%d ready of %d pods", ready, len(pods)))
-				}
+				check()
 			}
 		}
 	}()
