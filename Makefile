@@ -3,6 +3,8 @@
 
 GO       ?= go
 DATA_DIR ?= /var/lib/peapod
+# SERVER_ARGS: extra `peapod server` flags for `make run`.
+SERVER_ARGS ?=
 BIN      := bin/peapod
 PAUSE    := internal/runtime/pause/pause.bin
 BUSYBOX  := bin/images/busybox.tar
@@ -40,14 +42,10 @@ vet: $(PAUSE)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal hack test)" || { gofmt -l cmd internal hack test; exit 1; }
 
-# staticcheck, pinned, installed from the Go module proxy into bin/tools.
-STATICCHECK := bin/tools/staticcheck
-
-$(STATICCHECK):
-	GOBIN=$(abspath bin/tools) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-
-lint: $(PAUSE) $(STATICCHECK)
-	$(STATICCHECK) ./...
+# staticcheck is pinned in go.mod's tool block (`go tool staticcheck`), so
+# its version is reviewed and checksummed with the other dependencies.
+lint: $(PAUSE)
+	$(GO) tool staticcheck ./...
 
 # Packages run one at a time (-p 1): kernel tests' leak checks compare the
 # whole machine before and after, so two packages must not interleave.
@@ -68,7 +66,7 @@ bench: setup build images
 run: setup build images
 	@mkdir -p $(DATA_DIR)/images
 	cp $(BUSYBOX) $(DATA_DIR)/images/busybox.tar
-	./$(BIN) server --data-dir $(DATA_DIR)
+	./$(BIN) server --data-dir $(DATA_DIR) $(SERVER_ARGS)
 
 clean:
 	rm -rf bin $(PAUSE)

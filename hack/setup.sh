@@ -12,6 +12,21 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
+# Go first, before any package is installed: without it nothing can be
+# built, and a half-set-up machine helps nobody. The version go.mod asks for
+# is the minimum; an older go would try to download a toolchain.
+export PATH="$PATH:/usr/local/go/bin"
+want=$(awk '$1 == "go" { print $2; exit }' "$(dirname "$0")/../go.mod")
+if ! command -v go >/dev/null; then
+	say "Go $want or newer is needed and is not on PATH (install it in /usr/local/go from https://go.dev/dl/)" >&2
+	exit 1
+fi
+have=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; then
+	say "Go $want or newer is needed; $(command -v go) is $have" >&2
+	exit 1
+fi
+
 # Package -> a file it installs, so an installed package costs no apt call.
 declare -A packages=(
 	[runc]=/usr/sbin/runc
@@ -23,7 +38,6 @@ declare -A packages=(
 	[nftables]=/usr/sbin/nft
 	[musl-tools]=/usr/bin/musl-gcc
 	[etcd-server]=/usr/bin/etcd
-	[docker-registry]=/usr/bin/docker-registry
 	[kmod]=/usr/sbin/modprobe
 )
 # `setup.sh --bench` also installs what `make bench` compares peapod with
@@ -49,8 +63,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
 	say "Debian packages present (${!packages[*]})"
 fi
-
-command -v go >/dev/null || { say "Go is not on PATH (expected /usr/local/go/bin/go)" >&2; exit 1; }
 
 # The kernel pieces pods need; built in on most kernels, modules on others.
 for mod in overlay br_netfilter veth bridge vxlan; do
