@@ -245,6 +245,15 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer func() {
+		if p := recover(); p != nil {
+			// Counted as the 500 it becomes (unless it is a deliberate
+			// abort); recoverPanics around the whole handler answers and
+			// logs it.
+			if p != http.ErrAbortHandler {
+				a.metrics.observeRequest(verb, resource, http.StatusInternalServerError, 0)
+			}
+			panic(p)
+		}
 		if verb != "WATCH" {
 			a.metrics.observeRequest(verb, resource, rw.code, time.Since(start))
 		} else {

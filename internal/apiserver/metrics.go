@@ -18,6 +18,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	etcd     *prometheus.HistogramVec
 	watchers *prometheus.GaugeVec
+	panics   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -37,8 +38,11 @@ func newMetrics() *metrics {
 		watchers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "apiserver_registered_watchers", Help: "Open watches by resource.",
 		}, []string{"resource"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apiserver_request_panics_total", Help: "Requests whose handler panicked (answered 500), by verb and resource.",
+		}, []string{"verb", "resource"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.etcd, m.watchers,
+	m.registry.MustRegister(m.requests, m.latency, m.etcd, m.watchers, m.panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -180,7 +180,7 @@ func TestResourceProxy(t *testing.T) {
 		}
 	})
 	// From here on, this test's backends on 127.0.0.1 stand for pods and nodes.
-	s.handler.(*front).resources.addressAllowed = func(net.IP) error { return nil }
+	s.front.resources.addressAllowed = func(net.IP) error { return nil }
 
 	t.Run("pods: path, query, body and method pass; credentials do not", func(t *testing.T) {
 		for _, id := range []string{"web", "web:" + backendPortStr, "http:web:" + backendPortStr} {

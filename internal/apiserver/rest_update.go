@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/peapod/peapod/internal/storage"
 )
@@ -139,7 +140,7 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 	case types.MergePatchType:
 		patched, err = jsonpatch.MergePatch(orig, patch)
 	case types.StrategicMergePatchType:
-		patched, err = strategicpatch.StrategicMergePatch(orig, patch, res.New())
+		patched, err = strategicMergePatch(orig, patch, res.New())
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))
@@ -150,6 +151,27 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode patched object: %v", err))
 	}
 	return obj, nil
+}
+
+// strategicMergePatch applies a strategic-merge patch to orig, the kind
+// of schema. strategicpatch panics on some malformed patches (an object
+// where a list's merge key holds a scalar: "comparing uncomparable
+// type"); that is the client's error, so it is a 400 like any other, and
+// the patch is then decoded into the kind to name the field at fault.
+func strategicMergePatch(orig, patch []byte, schema runtime.Object) (out []byte, err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		out = nil
+		if derr := kjson.UnmarshalCaseSensitivePreserveInts(patch, schema.DeepCopyObject()); derr != nil {
+			err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", types.StrategicMergePatchType, derr))
+			return
+		}
+		err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: malformed patch: %v", types.StrategicMergePatchType, p))
+	}()
+	return strategicpatch.StrategicMergePatch(orig, patch, schema)
 }
 
 // update reads the current object, computes the new one with mutate,

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -112,7 +111,7 @@ func (a *api) patchScale(cur *autoscalingv1.Scale, pt types.PatchType, patch []b
 	case types.MergePatchType:
 		patched, err = jsonpatch.MergePatch(orig, patch)
 	default:
-		patched, err = strategicpatch.StrategicMergePatch(orig, patch, &autoscalingv1.Scale{})
+		patched, err = strategicMergePatch(orig, patch, &autoscalingv1.Scale{})
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))

@@ -126,6 +126,7 @@ type Server struct {
 	cfg      Config
 	api      *api
 	handler  http.Handler
+	front    *front
 	pki      *PKI
 	store    storage.Store
 	embedded *storage.Embedded
@@ -271,7 +272,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		return sec, nil
 	}
 	np := newNodeProxy(s.api, s.pki)
-	s.handler = &front{api: s.api, pki: s.pki, proxy: np, resources: newResourceProxy(s.api, np)}
+	s.front = &front{api: s.api, pki: s.pki, proxy: np, resources: newResourceProxy(s.api, np)}
+	s.handler = s.api.recoverPanics(s.front)
 	return s, nil
 }
 

@@ -7,7 +7,11 @@
 //	/exec/{namespace}/{pod}[/{uid}]/{container}?command=..&command=..&stdin=1&stdout=1&stderr=1&tty=1
 //	/attach/{namespace}/{pod}[/{uid}]/{container}?stdin=1&stdout=1&stderr=1&tty=1
 //	/portForward/{namespace}/{pod}[/{uid}]
-//	GET /healthz, /pods (a v1 PodList of this node's pods), /configz
+//	GET /healthz, /pods (a v1 PodList of this node's pods), /configz, /metrics
+//
+// A handler that panics is answered with a 500 (a stream already under
+// way is aborted instead), logged at error level with its stack, and
+// counted in node_server_request_panics_total at /metrics.
 //
 // (exec and attach also take the kubelet's input/output/error names.)
 // Exec and attach speak remotecommand over WebSocket, in every subprotocol

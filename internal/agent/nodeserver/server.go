@@ -60,6 +60,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	handler http.Handler
+	metrics *serverMetrics
 }
 
 // New returns a server over the node runtime rt. It does not listen; see
@@ -76,7 +77,7 @@ func newServer(rt PodRuntime, opts Options) *Server {
 	if opts.StreamCreationTimeout == 0 {
 		opts.StreamCreationTimeout = 30 * time.Second
 	}
-	s := &Server{rt: rt, opts: opts, log: opts.Logger}
+	s := &Server{rt: rt, opts: opts, log: opts.Logger, metrics: newServerMetrics()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveLogs)
 	for _, p := range []string{"/exec/{namespace}/{pod}/{container}", "/exec/{namespace}/{pod}/{uid}/{container}"} {
@@ -91,7 +92,8 @@ func newServer(rt PodRuntime, opts Options) *Server {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /pods", s.servePods)
 	mux.HandleFunc("GET /configz", s.serveConfigz)
-	s.handler = mux
+	mux.Handle("GET /metrics", s.metrics.handler())
+	s.handler = s.recoverPanics(mux)
 	return s
 }
 
