@@ -78,6 +78,10 @@ func storageError(err error, res *Resource, name string) error {
 		return apierrors.NewConflict(gr, name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
 	case errors.Is(err, storage.ErrCompacted):
 		return apierrors.NewResourceExpired("The resourceVersion for the provided list is too old.")
+	case errors.Is(err, storage.ErrTooLarge):
+		// The client's object, not the server, is at fault: 413 as for a
+		// body over the request limit, never 500.
+		return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the %s %q is too large to store (limit %d bytes)", res.Kind, name, storage.MaxRequestBytes))
 	}
 	return apierrors.NewInternalError(err)
 }

@@ -122,13 +122,16 @@ func builtinResources() []*Resource {
 			Strategy: Strategy{Validate: func(obj runtime.Object) field.ErrorList {
 				c := obj.(*corev1.ConfigMap)
 				var errs field.ErrorList
-				for k := range c.Data {
+				total := 0
+				for k, v := range c.Data {
 					errs = append(errs, configKey(field.NewPath("data").Key(k), k)...)
+					total += len(v)
 				}
-				for k := range c.BinaryData {
+				for k, v := range c.BinaryData {
 					errs = append(errs, configKey(field.NewPath("binaryData").Key(k), k)...)
+					total += len(v)
 				}
-				return errs
+				return append(errs, dataSize(field.NewPath("data"), total)...)
 			}},
 		},
 		{
@@ -140,10 +143,12 @@ func builtinResources() []*Resource {
 				PrepareForUpdate: func(obj, _ runtime.Object) { defaultSecret(obj.(*corev1.Secret)) },
 				Validate: func(obj runtime.Object) field.ErrorList {
 					var errs field.ErrorList
-					for k := range obj.(*corev1.Secret).Data {
+					total := 0
+					for k, v := range obj.(*corev1.Secret).Data {
 						errs = append(errs, configKey(field.NewPath("data").Key(k), k)...)
+						total += len(v)
 					}
-					return errs
+					return append(errs, dataSize(field.NewPath("data"), total)...)
 				},
 			},
 			Fields: func(obj runtime.Object) fields.Set {
@@ -168,6 +173,16 @@ func builtinResources() []*Resource {
 			}},
 		},
 	}, extendedResources()...)
+}
+
+// dataSize refuses ConfigMap and Secret values over 1 MiB in total, as
+// Kubernetes' validation does (corev1.MaxSecretSize), so the limit is a
+// 422 naming the field rather than whatever the state store answers.
+func dataSize(p *field.Path, total int) field.ErrorList {
+	if total > corev1.MaxSecretSize {
+		return field.ErrorList{field.TooLong(p, "", corev1.MaxSecretSize)}
+	}
+	return nil
 }
 
 func configKey(p *field.Path, k string) field.ErrorList {

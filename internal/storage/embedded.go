@@ -122,6 +122,7 @@ func StartEmbedded(ctx context.Context, dir string, opts EmbeddedOptions) (_ *Em
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// The JSON gateway would be one more way in; peapod speaks gRPC.
 	cfg.EnableGRPCGateway = false
+	cfg.MaxRequestBytes = MaxRequestBytes
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = retention.String()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())

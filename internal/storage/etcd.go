@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	etcd "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // EtcdConfig selects an etcd cluster.
@@ -93,7 +96,21 @@ func mapErr(op, key string, err error) error {
 	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted) {
 		return fmt.Errorf("%s %s: %w", op, key, ErrCompacted)
 	}
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) || sendTooLarge(err) {
+		return fmt.Errorf("%s %s: %w (%v)", op, key, ErrTooLarge, err)
+	}
 	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// sendTooLarge says whether the etcd client refused to send a request over
+// its own message limit (2 MiB by default, above the server's 1.5 MiB, so
+// the bigger writes never reach the server's ErrRequestTooLarge). gRPC
+// marks it ResourceExhausted, which etcd also uses for a full database:
+// that one is not the client's fault and stays an error of its own.
+func sendTooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted && !errors.Is(err, rpctypes.ErrGRPCNoSpace) &&
+		strings.Contains(st.Message(), "larger than max")
 }
 
 // Get implements Store.

@@ -94,6 +94,9 @@ func (m *Memory) snapshotLocked(rev int64) map[string]KV {
 
 // Create implements Store.
 func (m *Memory) Create(_ context.Context, key string, value []byte) (int64, error) {
+	if err := checkSize("create", key, value); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.data[key]; ok {
@@ -108,6 +111,9 @@ func (m *Memory) Create(_ context.Context, key string, value []byte) (int64, err
 
 // Update implements Store.
 func (m *Memory) Update(_ context.Context, key string, value []byte, expected int64) (int64, error) {
+	if err := checkSize("update", key, value); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old, ok := m.data[key]
@@ -223,4 +229,13 @@ func (m *Memory) Close() error {
 func copyKV(kv KV) KV {
 	kv.Value = append([]byte(nil), kv.Value...)
 	return kv
+}
+
+// checkSize refuses what the embedded etcd would: a write whose key and
+// value pass MaxRequestBytes.
+func checkSize(op, key string, value []byte) error {
+	if len(key)+len(value) > MaxRequestBytes {
+		return fmt.Errorf("%s %s (%d bytes): %w", op, key, len(key)+len(value), ErrTooLarge)
+	}
+	return nil
 }

@@ -39,7 +39,15 @@ var (
 	ErrConflict = errors.New("revision conflict")
 	// ErrCompacted: the requested revision is older than the retained history.
 	ErrCompacted = errors.New("revision compacted")
+	// ErrTooLarge: the store refuses a write this large (etcd's
+	// --max-request-bytes). It is the client's error, not the store's.
+	ErrTooLarge = errors.New("request is too large for the store")
 )
+
+// MaxRequestBytes is the largest write the embedded etcd takes (etcd's own
+// default --max-request-bytes, set explicitly so that the in-memory store
+// refuses the same writes).
+const MaxRequestBytes = 3 << 19 // 1.5 MiB
 
 // KV is one stored value with the revision of its last modification.
 type KV struct {

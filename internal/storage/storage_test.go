@@ -260,3 +260,34 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 		t.Fatalf("after restart: %+v %v (want rev %d)", kv, err, rev)
 	}
 }
+
+// A write over the store's request limit is ErrTooLarge, whether etcd's
+// server refuses it (under the client's 2 MiB send limit) or its client
+// does (over it), and nothing is stored.
+func TestTooLargeWrite(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		for _, size := range []int{MaxRequestBytes + 1024, 3 << 20} {
+			big := make([]byte, size)
+			if _, err := s.Create(ctx, "/r/big", big); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("create of %d bytes: %v, want ErrTooLarge", size, err)
+			}
+			if _, err := s.Get(ctx, "/r/big"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("refused create stored something: %v", err)
+			}
+			rev, err := s.Create(ctx, "/r/small", []byte("1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Update(ctx, "/r/small", big, rev); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("update to %d bytes: %v, want ErrTooLarge", size, err)
+			}
+			if kv, err := s.Get(ctx, "/r/small"); err != nil || string(kv.Value) != "1" {
+				t.Fatalf("refused update changed the value: %q %v", kv.Value, err)
+			}
+			if _, err := s.Delete(ctx, "/r/small", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
