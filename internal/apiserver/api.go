@@ -28,7 +28,10 @@ type api struct {
 	authz     Authorizer
 	metrics   *metrics
 	log       *slog.Logger
-	now       func() time.Time
+	// eventTTL is how long the store keeps an object of an Expires kind
+	// after its last write.
+	eventTTL time.Duration
+	now      func() time.Time
 
 	resources []*Resource
 	byGVR     map[schema.GroupVersionResource]*Resource
@@ -74,7 +77,12 @@ type apiOptions struct {
 	// ReservedServiceIPs are never handed out to a Service that asks for
 	// no particular ClusterIP (see Config.ReservedServiceIPs).
 	ReservedServiceIPs []string
+	// EventTTL: see Config.EventTTL; 0 is the default, 1h.
+	EventTTL time.Duration
 }
+
+// DefaultEventTTL is kube-apiserver's --event-ttl default.
+const DefaultEventTTL = time.Hour
 
 func newAPI(opts apiOptions) *api {
 	s := newScheme()
@@ -99,6 +107,10 @@ func newAPI(opts apiOptions) *api {
 	}
 	if a.authz == nil {
 		a.authz = MastersAuthorizer{}
+	}
+	a.eventTTL = opts.EventTTL
+	if a.eventTTL == 0 {
+		a.eventTTL = DefaultEventTTL
 	}
 	if a.bookmarkInterval == 0 {
 		a.bookmarkInterval = time.Minute

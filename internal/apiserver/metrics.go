@@ -81,14 +81,14 @@ func (s instrumentedStore) List(ctx context.Context, prefix string, opts storage
 	return s.Store.List(ctx, prefix, opts)
 }
 
-func (s instrumentedStore) Create(ctx context.Context, key string, value []byte) (int64, error) {
+func (s instrumentedStore) Create(ctx context.Context, key string, value []byte, opts ...storage.WriteOption) (int64, error) {
 	defer s.observe("create", time.Now())
-	return s.Store.Create(ctx, key, value)
+	return s.Store.Create(ctx, key, value, opts...)
 }
 
-func (s instrumentedStore) Update(ctx context.Context, key string, value []byte, rev int64) (int64, error) {
+func (s instrumentedStore) Update(ctx context.Context, key string, value []byte, rev int64, opts ...storage.WriteOption) (int64, error) {
 	defer s.observe("update", time.Now())
-	return s.Store.Update(ctx, key, value, rev)
+	return s.Store.Update(ctx, key, value, rev, opts...)
 }
 
 func (s instrumentedStore) Delete(ctx context.Context, key string, rev int64) (storage.KV, error) {

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/peapod/peapod/internal/storage"
 )
 
 // Resource is one entry of the registration table that drives the generic
@@ -71,6 +73,19 @@ type Resource struct {
 	// AfterTerminate runs after a delete kept an object because Terminate
 	// said so (namespaces start deleting their content).
 	AfterTerminate func(a *api, obj runtime.Object)
+	// Expires makes the store delete an object the event TTL after its
+	// last write (Events, as kube-apiserver's --event-ttl does): without
+	// it, Events would pile up in etcd for ever.
+	Expires bool
+}
+
+// writeOptions are the storage options of every write of an object of
+// res: its expiry, if its kind expires.
+func (a *api) writeOptions(res *Resource) []storage.WriteOption {
+	if !res.Expires || a.eventTTL <= 0 {
+		return nil
+	}
+	return []storage.WriteOption{storage.WithTTL(a.eventTTL)}
 }
 
 // View is a subresource serving the whole object on GET, PUT and PATCH,

@@ -101,7 +101,7 @@ func builtinResources() []*Resource {
 			},
 		},
 		{
-			GVR: core("events"), Kind: "Event", Singular: "event", Namespaced: true, ShortNames: []string{"ev"},
+			GVR: core("events"), Kind: "Event", Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, Expires: true,
 			New: func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} },
 			Table: eventTable,
 			Fields: func(obj runtime.Object) fields.Set {

@@ -18,7 +18,7 @@ import (
 func eventsV1Resource() *Resource {
 	return &Resource{
 		GVR:  schema.GroupVersionResource{Group: "events.k8s.io", Version: "v1", Resource: "events"},
-		Kind: "Event", Singular: "event", Namespaced: true, ShortNames: []string{"ev"},
+		Kind: "Event", Singular: "event", Namespaced: true, ShortNames: []string{"ev"}, Expires: true,
 		New:     func() runtime.Object { return &eventsv1.Event{} },
 		NewList: func() runtime.Object { return &eventsv1.EventList{} },
 		Decode:  func(obj runtime.Object) runtime.Object { return EventToV1(obj.(*corev1.Event)) },

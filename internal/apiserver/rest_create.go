@@ -116,7 +116,7 @@ func (a *api) create(ctx context.Context, res *Resource, ns string, obj runtime.
 		runIf(undo)
 		return nil, apierrors.NewInternalError(err)
 	}
-	rev, err := a.store.Create(ctx, res.key(ns, m.GetName()), data)
+	rev, err := a.store.Create(ctx, res.key(ns, m.GetName()), data, a.writeOptions(res)...)
 	if err != nil {
 		runIf(undo)
 		if generated && errors.Is(err, storage.ErrExists) {

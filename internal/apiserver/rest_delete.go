@@ -138,7 +138,7 @@ func (a *api) delete(ctx context.Context, res *Resource, ns, name string, opts *
 			if err != nil {
 				return nil, apierrors.NewInternalError(err)
 			}
-			newRev, err := a.store.Update(ctx, res.key(ns, name), data, rev)
+			newRev, err := a.store.Update(ctx, res.key(ns, name), data, rev, a.writeOptions(res)...)
 			if errors.Is(err, storage.ErrConflict) && attempt < 10 {
 				continue
 			}

@@ -263,7 +263,7 @@ func (a *api) updateWith(ctx context.Context, res *Resource, ns, name string, op
 			}
 			return obj, nil
 		}
-		newRev, err := a.store.Update(ctx, res.key(ns, name), newData, rev)
+		newRev, err := a.store.Update(ctx, res.key(ns, name), newData, rev, a.writeOptions(res)...)
 		if err != nil {
 			runIf(undo)
 		}

@@ -119,6 +119,9 @@ type Config struct {
 	// --default-not-ready-toleration-seconds and
 	// --default-unreachable-toleration-seconds). Default 300.
 	DefaultTolerationSeconds int64
+	// EventTTL is how long an Event is kept after its last write
+	// (kube-apiserver's --event-ttl); the store deletes it then. Default 1h.
+	EventTTL time.Duration
 }
 
 // Server is a configured API server. Create it with New.
@@ -242,7 +245,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 	}
 	s.api = newAPI(apiOptions{Store: s.store, Authn: authn, Authz: cfg.Authorizer, Logger: s.log,
 		BookmarkInterval: cfg.BookmarkInterval, ServerAddress: s.Addr(), Advertise: advertise, CAPEM: s.pki.CAPEM,
-		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange, ReservedServiceIPs: cfg.ReservedServiceIPs})
+		ServiceCIDR: cfg.ServiceCIDR, NodePortRange: cfg.NodePortRange, ReservedServiceIPs: cfg.ReservedServiceIPs,
+		EventTTL: cfg.EventTTL})
 	s.api.ready = s.isReady.Load
 	if cfg.Authorizer == nil {
 		s.api.authz = Union{MastersAuthorizer{}, NodeAuthorizer{Graph: newAPIGraph(s.api)},

@@ -165,7 +165,7 @@ func StartEmbedded(ctx context.Context, dir string, opts EmbeddedOptions) (_ *Em
 	}
 	// One member, ours, reached only through this Store: serializable
 	// reads, made up to date by Etcd.read when a watch is ahead of them.
-	store := &Etcd{client: cli, owned: true, serializable: true}
+	store := &Etcd{client: cli, owned: true, serializable: true, leases: newLeases(cli)}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := store.CurrentRevision(cctx); err != nil {

@@ -46,6 +46,8 @@ type Etcd struct {
 	// handed out, raised before each event is passed on.
 	revealed  atomic.Int64
 	closeOnce sync.Once
+	// leases serve WithTTL writes.
+	leases *leases
 }
 
 var _ Store = (*Etcd)(nil)
@@ -75,7 +77,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect etcd %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{client: cli, owned: true}
+	s := &Etcd{client: cli, owned: true, leases: newLeases(cli)}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := s.CurrentRevision(cctx); err != nil {
@@ -86,7 +88,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 }
 
 // NewEtcdFromClient wraps an existing client; Close leaves it open.
-func NewEtcdFromClient(c *etcd.Client) *Etcd { return &Etcd{client: c} }
+func NewEtcdFromClient(c *etcd.Client) *Etcd { return &Etcd{client: c, leases: newLeases(c)} }
 
 // Client returns the underlying etcd client (for compaction in tests and
 // maintenance).
@@ -186,10 +188,14 @@ func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListR
 }
 
 // Create implements Store.
-func (s *Etcd) Create(ctx context.Context, key string, value []byte) (int64, error) {
+func (s *Etcd) Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (int64, error) {
+	put, err := s.leases.putOptions(ctx, collectWriteOptions(opts))
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", key, err)
+	}
 	resp, err := s.client.Txn(ctx).
 		If(etcd.Compare(etcd.CreateRevision(key), "=", 0)).
-		Then(etcd.OpPut(key, string(value))).
+		Then(etcd.OpPut(key, string(value), put...)).
 		Commit()
 	if err != nil {
 		return 0, mapErr("create", key, err)
@@ -201,13 +207,17 @@ func (s *Etcd) Create(ctx context.Context, key string, value []byte) (int64, err
 }
 
 // Update implements Store.
-func (s *Etcd) Update(ctx context.Context, key string, value []byte, expected int64) (int64, error) {
+func (s *Etcd) Update(ctx context.Context, key string, value []byte, expected int64, opts ...WriteOption) (int64, error) {
+	put, err := s.leases.putOptions(ctx, collectWriteOptions(opts))
+	if err != nil {
+		return 0, fmt.Errorf("update %s: %w", key, err)
+	}
 	cmp := etcd.Compare(etcd.CreateRevision(key), ">", 0)
 	if expected != 0 {
 		cmp = etcd.Compare(etcd.ModRevision(key), "=", expected)
 	}
 	resp, err := s.client.Txn(ctx).If(cmp).
-		Then(etcd.OpPut(key, string(value))).
+		Then(etcd.OpPut(key, string(value), put...)).
 		Else(etcd.OpGet(key, etcd.WithKeysOnly())).
 		Commit()
 	if err != nil {

@@ -18,6 +18,7 @@ type Memory struct {
 	history   []Event       // every event, in revision order
 	changed   chan struct{} // closed and replaced on each write
 	closed    bool
+	expiry    memoryExpiry // WithTTL keys' timers
 }
 
 var _ Store = (*Memory)(nil)
@@ -93,7 +94,7 @@ func (m *Memory) snapshotLocked(rev int64) map[string]KV {
 }
 
 // Create implements Store.
-func (m *Memory) Create(_ context.Context, key string, value []byte) (int64, error) {
+func (m *Memory) Create(_ context.Context, key string, value []byte, opts ...WriteOption) (int64, error) {
 	if err := checkSize("create", key, value); err != nil {
 		return 0, err
 	}
@@ -106,11 +107,12 @@ func (m *Memory) Create(_ context.Context, key string, value []byte) (int64, err
 	kv := KV{Key: key, Value: append([]byte(nil), value...), Revision: m.rev}
 	m.data[key] = kv
 	m.notifyLocked(Event{Type: EventPut, KV: kv, Prev: KV{Key: key}, Created: true})
+	m.scheduleExpiryLocked(key, m.rev, collectWriteOptions(opts).ttl)
 	return m.rev, nil
 }
 
 // Update implements Store.
-func (m *Memory) Update(_ context.Context, key string, value []byte, expected int64) (int64, error) {
+func (m *Memory) Update(_ context.Context, key string, value []byte, expected int64, opts ...WriteOption) (int64, error) {
 	if err := checkSize("update", key, value); err != nil {
 		return 0, err
 	}
@@ -127,6 +129,7 @@ func (m *Memory) Update(_ context.Context, key string, value []byte, expected in
 	kv := KV{Key: key, Value: append([]byte(nil), value...), Revision: m.rev}
 	m.data[key] = kv
 	m.notifyLocked(Event{Type: EventPut, KV: kv, Prev: old})
+	m.scheduleExpiryLocked(key, m.rev, collectWriteOptions(opts).ttl)
 	return m.rev, nil
 }
 
@@ -141,11 +144,17 @@ func (m *Memory) Delete(_ context.Context, key string, expected int64) (KV, erro
 	if expected != 0 && old.Revision != expected {
 		return KV{}, fmt.Errorf("delete %s at %d (is %d): %w", key, expected, old.Revision, ErrConflict)
 	}
+	m.scheduleExpiryLocked(key, 0, 0)
+	return copyKV(m.deleteLocked(key, old)), nil
+}
+
+// deleteLocked removes key, whose value is old, as a new revision.
+func (m *Memory) deleteLocked(key string, old KV) KV {
 	m.rev++
 	delete(m.data, key)
 	gone := KV{Key: key, Value: old.Value, Revision: m.rev}
 	m.notifyLocked(Event{Type: EventDelete, KV: gone, Prev: old})
-	return copyKV(gone), nil
+	return gone
 }
 
 // Compact drops the history before rev, as etcd does: lists at a revision
@@ -220,6 +229,10 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	if !m.closed {
 		m.closed = true
+		for _, t := range m.expiry.timers {
+			t.Stop()
+		}
+		m.expiry.timers = nil
 		close(m.changed)
 		m.changed = make(chan struct{})
 	}

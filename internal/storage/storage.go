@@ -119,11 +119,11 @@ type Store interface {
 	List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error)
 	// Create stores value under key if the key is absent (else ErrExists)
 	// and returns the new revision.
-	Create(ctx context.Context, key string, value []byte) (int64, error)
+	Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (int64, error)
 	// Update replaces the value of an existing key (else ErrNotFound). If
 	// expectedRevision is not 0 it must equal the key's current revision,
 	// else ErrConflict. It returns the new revision.
-	Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error)
+	Update(ctx context.Context, key string, value []byte, expectedRevision int64, opts ...WriteOption) (int64, error)
 	// Delete removes key (ErrNotFound if absent) and returns the deleted
 	// value with the revision of the deletion. If expectedRevision is not 0
 	// it must equal the key's current revision, else ErrConflict.

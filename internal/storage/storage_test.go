@@ -291,3 +291,66 @@ func TestTooLargeWrite(t *testing.T) {
 		}
 	})
 }
+
+// A key written WithTTL is deleted by the store once the TTL passes, as a
+// delete watches see; one rewritten without it stays. The stay is checked
+// once a key written at the same time with the same TTL is gone, so the
+// test waits for a condition, not for a guessed time.
+func TestWriteWithTTL(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		const ttl = 2 * time.Second
+		start, err := s.CurrentRevision(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(ctx, "/ttl/expires", []byte("1"), WithTTL(ttl)); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := s.Create(ctx, "/ttl/kept", []byte("1"), WithTTL(ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, "/ttl/kept", []byte("2"), rev); err != nil {
+			t.Fatal(err)
+		}
+		rev, err = s.Create(ctx, "/ttl/refreshed", []byte("1"), WithTTL(ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, "/ttl/refreshed", []byte("2"), rev, WithTTL(ttl)); err != nil {
+			t.Fatal(err)
+		}
+		if kv, err := s.Get(ctx, "/ttl/expires"); err != nil || string(kv.Value) != "1" {
+			t.Fatalf("TTL key before its expiry: %q %v", kv.Value, err)
+		}
+		events, err := s.Watch(ctx, "/ttl/", start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted := map[string]bool{}
+		for !deleted["/ttl/expires"] || !deleted["/ttl/refreshed"] {
+			select {
+			case ev, ok := <-events:
+				if !ok || ev.Err != nil {
+					t.Fatalf("watch ended: %v", ev.Err)
+				}
+				if ev.Type == EventDelete {
+					deleted[ev.KV.Key] = true
+				}
+			case <-ctx.Done():
+				t.Fatalf("TTL keys not deleted within 30s (deleted: %v)", deleted)
+			}
+		}
+		if deleted["/ttl/kept"] {
+			t.Fatal("a key rewritten without a TTL was deleted")
+		}
+		if kv, err := s.Get(ctx, "/ttl/kept"); err != nil || string(kv.Value) != "2" {
+			t.Fatalf("key rewritten without a TTL: %q %v", kv.Value, err)
+		}
+		if _, err := s.Get(ctx, "/ttl/expires"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("expired key still readable: %v", err)
+		}
+	})
+}

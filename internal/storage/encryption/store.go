@@ -115,21 +115,21 @@ func (s *Store) List(ctx context.Context, prefix string, opts storage.ListOption
 }
 
 // Create implements storage.Store.
-func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+func (s *Store) Create(ctx context.Context, key string, value []byte, opts ...storage.WriteOption) (int64, error) {
 	stored, err := s.toStorage(key, value)
 	if err != nil {
 		return 0, err
 	}
-	return s.inner.Create(ctx, key, stored)
+	return s.inner.Create(ctx, key, stored, opts...)
 }
 
 // Update implements storage.Store.
-func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRevision int64) (int64, error) {
+func (s *Store) Update(ctx context.Context, key string, value []byte, expectedRevision int64, opts ...storage.WriteOption) (int64, error) {
 	stored, err := s.toStorage(key, value)
 	if err != nil {
 		return 0, err
 	}
-	return s.inner.Update(ctx, key, stored, expectedRevision)
+	return s.inner.Update(ctx, key, stored, expectedRevision, opts...)
 }
 
 // Delete implements storage.Store. The key is deleted even when its last
