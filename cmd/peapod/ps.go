@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peapod/peapod/internal/runtime"
+	"github.com/peapod/peapod/internal/storage"
 )
 
 func newPSCommand() *cobra.Command {
@@ -49,6 +50,15 @@ changes nothing.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(sandboxes)
 			case "", "table":
+				// The server's node also shows its state store: a full
+				// one refuses every write, pods' status included.
+				st, err := storage.ReadDBStatus(cfg.Paths().Etcd())
+				if err != nil {
+					return err
+				}
+				if st != nil {
+					fmt.Fprintln(cmd.OutOrStdout(), etcdLine(st, time.Now()))
+				}
 				return printSandboxes(cmd.OutOrStdout(), sandboxes, time.Now())
 			default:
 				return fmt.Errorf("--output %q: want table or json", output)
@@ -97,6 +107,22 @@ func printSandboxes(out io.Writer, sandboxes []*runtime.SandboxStatus, now time.
 	}
 	return w.Flush()
 }
+
+// etcdLine summarises the embedded etcd's last maintenance check.
+func etcdLine(st *storage.DBStatus, now time.Time) string {
+	alarms := "none"
+	if len(st.Alarms) > 0 {
+		alarms = strings.Join(st.Alarms, ",") + " (writes refused)"
+	}
+	line := fmt.Sprintf("etcd: db %s (%s in use) of %s quota, alarms: %s, checked %s ago",
+		mebibytes(st.DBSize), mebibytes(st.DBSizeInUse), mebibytes(st.Quota), alarms, age(now, st.Checked))
+	if !st.LastDefrag.IsZero() {
+		line += ", defragmented " + age(now, st.LastDefrag) + " ago"
+	}
+	return line
+}
+
+func mebibytes(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // namespaces is the NETNS cell: the pinned netns, or "host" for a pod on
 // the node's network, followed by the other namespaces that are not the

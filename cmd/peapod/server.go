@@ -92,6 +92,7 @@ copied before its first start; a server with another is refused.`,
 	f.BoolVar(&cfg.DisableAgent, "disable-agent", false, "run only the control plane, no pods on this machine")
 	f.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its Lease before it is marked NotReady/Unknown")
 	f.Int64Var(&cfg.DefaultTolerationSeconds, "default-toleration-seconds", 300, "how long pods without their own toleration stay on a not-ready or unreachable node before eviction")
+	f.Int64Var(&cfg.API.EtcdQuotaBackendBytes, "etcd-quota-backend-bytes", storage.DefaultQuotaBackendBytes, "space quota of the embedded etcd's database: past it etcd refuses writes until the server has compacted and defragmented it (shown by peapod ps)")
 	f.DurationVar(&cfg.API.EventTTL, "event-ttl", apiserver.DefaultEventTTL, "how long Events are kept after their last write; etcd deletes them then, so they do not pile up")
 	f.DurationVar(&cfg.API.EtcdCompactionInterval, "etcd-compaction-interval", storage.DefaultCompactionInterval, "how often the servers compact an external etcd's history (the embedded etcd compacts itself)")
 	f.BoolVar(&cfg.LeaderElect, "leader-elect", true, "run the scheduler and controllers only while this server holds their Leases (kube-system/kube-scheduler, kube-system/kube-controller-manager), so that of several servers on one etcd exactly one runs each")

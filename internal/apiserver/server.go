@@ -78,6 +78,12 @@ type Config struct {
 	// connection (kube-apiserver's --etcd-cafile, --etcd-certfile,
 	// --etcd-keyfile). The embedded etcd uses the server's own etcd PKI.
 	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// EtcdQuotaBackendBytes is the embedded etcd's space quota (etcd's
+	// --quota-backend-bytes); 0 is etcd's default, 2 GiB.
+	EtcdQuotaBackendBytes int64
+	// EtcdMaintenanceInterval is how often the embedded etcd's size and
+	// alarms are checked (defragmentation, NOSPACE recovery); 0 is 1m.
+	EtcdMaintenanceInterval time.Duration
 	// EncryptionProviderConfig is an apiserver.config.k8s.io/v1
 	// EncryptionConfiguration file (kube-apiserver's
 	// --encryption-provider-config). Empty: <data-dir>/pki/encryption-config.yaml,
@@ -204,7 +210,8 @@ func New(ctx context.Context, cfg Config) (_ *Server, retErr error) {
 		if err != nil {
 			return nil, fmt.Errorf("pki: %w", err)
 		}
-		e, err := storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), storage.EmbeddedOptions{TLS: etcdTLS})
+		e, err := storage.StartEmbedded(ctx, filepath.Join(cfg.DataDir, "etcd"), storage.EmbeddedOptions{TLS: etcdTLS,
+			QuotaBackendBytes: cfg.EtcdQuotaBackendBytes})
 		if err != nil {
 			return nil, err
 		}
@@ -376,6 +383,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	background.Go(func() { s.api.runKubernetesEndpoints(bctx) })
 	if s.compactor != nil {
 		background.Go(func() { s.compactor.RunCompactor(bctx, s.cfg.EtcdCompactionInterval, s.log) })
+	}
+	if s.embedded != nil {
+		background.Go(func() {
+			s.embedded.Maintain(bctx, storage.MaintainOptions{Interval: s.cfg.EtcdMaintenanceInterval, Log: s.log,
+				Report: func(st storage.DBStatus) { s.api.reportEtcdStatus(bctx, s.embedded.Dir(), st) }})
+		})
 	}
 	s.isReady.Store(true)
 	close(s.ready)

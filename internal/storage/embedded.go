@@ -30,6 +30,8 @@ type Embedded struct {
 	etcd   *embed.Etcd
 	store  *Etcd
 	socket string
+	dir    string
+	quota  int64
 }
 
 // EmbeddedSocketName is the file name of the client socket in the etcd
@@ -69,6 +71,10 @@ type EmbeddedOptions struct {
 	TLS EmbeddedTLS
 	// CompactionRetention is the periodic auto-compaction window; 0 means 5m.
 	CompactionRetention time.Duration
+	// QuotaBackendBytes is the database's space quota (etcd's
+	// --quota-backend-bytes): past it etcd raises NOSPACE and refuses
+	// writes until Maintain recovers. 0 is DefaultQuotaBackendBytes.
+	QuotaBackendBytes int64
 }
 
 // maxUnixPath is the longest socket path Linux accepts (sun_path holds
@@ -123,6 +129,12 @@ func StartEmbedded(ctx context.Context, dir string, opts EmbeddedOptions) (_ *Em
 	// The JSON gateway would be one more way in; peapod speaks gRPC.
 	cfg.EnableGRPCGateway = false
 	cfg.MaxRequestBytes = MaxRequestBytes
+	cfg.SnapshotCount = DefaultSnapshotCount
+	quota := opts.QuotaBackendBytes
+	if quota == 0 {
+		quota = DefaultQuotaBackendBytes
+	}
+	cfg.QuotaBackendBytes = quota
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = retention.String()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
@@ -172,7 +184,7 @@ func StartEmbedded(ctx context.Context, dir string, opts EmbeddedOptions) (_ *Em
 		cli.Close()
 		return nil, fmt.Errorf("connect embedded etcd over %s: %w", curl.String(), err)
 	}
-	return &Embedded{etcd: e, store: store, socket: socket}, nil
+	return &Embedded{etcd: e, store: store, socket: socket, dir: abs, quota: quota}, nil
 }
 
 // Store returns the Store backed by this etcd; it stays valid until Close.
@@ -180,6 +192,9 @@ func (e *Embedded) Store() *Etcd { return e.store }
 
 // Endpoint returns the client URL, unixs://<dir>/etcd.sock.
 func (e *Embedded) Endpoint() string { return "unixs://" + e.socket }
+
+// Dir returns the etcd directory (data, socket and status.json).
+func (e *Embedded) Dir() string { return e.dir }
 
 // Socket returns the path of the client socket.
 func (e *Embedded) Socket() string { return e.socket }
