@@ -12,7 +12,7 @@ GOFILES  := $(shell find cmd internal hack -name '*.go' 2>/dev/null)
 
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build setup images pause test unit bench run vet lint clean
+.PHONY: all build setup images pause test unit fuzz bench run vet lint clean
 
 all: build
 
@@ -52,6 +52,11 @@ lint: $(PAUSE)
 test: setup build images vet lint
 	PEAPOD_REQUIRE_ROOT=1 PEAPOD_BUSYBOX_TAR=$(abspath $(BUSYBOX)) \
 		$(GO) test -p 1 -count=1 -timeout 25m ./...
+	PEAPOD_REQUIRE_ROOT=1 PEAPOD_BUSYBOX_TAR=$(abspath $(BUSYBOX)) GO=$(GO) ./hack/fuzz.sh
+
+# Every fuzz target for FUZZTIME (default 10s) each; `make test` runs it.
+fuzz: $(PAUSE)
+	GO=$(GO) ./hack/fuzz.sh
 
 unit: $(PAUSE)
 	$(GO) test -count=1 -short ./...

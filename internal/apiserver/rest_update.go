@@ -129,21 +129,9 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	var patched []byte
-	switch pt {
-	case types.JSONPatchType:
-		p, perr := jsonpatch.DecodePatch(patch)
-		if perr != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode json patch: %v", perr))
-		}
-		patched, err = p.Apply(orig)
-	case types.MergePatchType:
-		patched, err = jsonpatch.MergePatch(orig, patch)
-	case types.StrategicMergePatchType:
-		patched, err = strategicMergePatch(orig, patch, res.New())
-	}
+	patched, err := patchJSON(pt, orig, patch, res.New())
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))
+		return nil, err
 	}
 	gvk := res.GroupVersionKind()
 	obj, _, err := a.jsonInfo.Serializer.Decode(patched, &gvk, res.New())
@@ -153,25 +141,44 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 	return obj, nil
 }
 
-// strategicMergePatch applies a strategic-merge patch to orig, the kind
-// of schema. strategicpatch panics on some malformed patches (an object
-// where a list's merge key holds a scalar: "comparing uncomparable
-// type"); that is the client's error, so it is a 400 like any other, and
-// the patch is then decoded into the kind to name the field at fault.
-func strategicMergePatch(orig, patch []byte, schema runtime.Object) (out []byte, err error) {
+// patchJSON applies a JSON, merge or strategic-merge patch to orig, the
+// JSON of an object of schema's kind. Every failure is the client's 400.
+// The patch libraries panic on some malformed patches (strategicpatch on
+// an object where a list's merge key holds a scalar: "comparing
+// uncomparable type"; json-patch v4 on a replace of the root path); that
+// is the client's error too, so it is a 400 like any other, and the patch
+// is then decoded into the kind to name the field at fault.
+func patchJSON(pt types.PatchType, orig, patch []byte, schema runtime.Object) (out []byte, err error) {
 	defer func() {
 		p := recover()
 		if p == nil {
 			return
 		}
 		out = nil
-		if derr := kjson.UnmarshalCaseSensitivePreserveInts(patch, schema.DeepCopyObject()); derr != nil {
-			err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", types.StrategicMergePatchType, derr))
+		if derr := kjson.UnmarshalCaseSensitivePreserveInts(patch, schema.DeepCopyObject()); derr != nil && pt != types.JSONPatchType {
+			err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, derr))
 			return
 		}
-		err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: malformed patch: %v", types.StrategicMergePatchType, p))
+		err = apierrors.NewBadRequest(fmt.Sprintf("apply %s: malformed patch: %v", pt, p))
 	}()
-	return strategicpatch.StrategicMergePatch(orig, patch, schema)
+	switch pt {
+	case types.JSONPatchType:
+		p, perr := jsonpatch.DecodePatch(patch)
+		if perr != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode json patch: %v", perr))
+		}
+		out, err = p.Apply(orig)
+	case types.MergePatchType:
+		out, err = jsonpatch.MergePatch(orig, patch)
+	case types.StrategicMergePatchType:
+		out, err = strategicpatch.StrategicMergePatch(orig, patch, schema)
+	default:
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unsupported patch type %s", pt))
+	}
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))
+	}
+	return out, nil
 }
 
 // update reads the current object, computes the new one with mutate,

@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -100,21 +99,9 @@ func (a *api) patchScale(cur *autoscalingv1.Scale, pt types.PatchType, patch []b
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	var patched []byte
-	switch pt {
-	case types.JSONPatchType:
-		p, perr := jsonpatch.DecodePatch(patch)
-		if perr != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode json patch: %v", perr))
-		}
-		patched, err = p.Apply(orig)
-	case types.MergePatchType:
-		patched, err = jsonpatch.MergePatch(orig, patch)
-	default:
-		patched, err = strategicMergePatch(orig, patch, &autoscalingv1.Scale{})
-	}
+	patched, err := patchJSON(pt, orig, patch, &autoscalingv1.Scale{})
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("apply %s: %v", pt, err))
+		return nil, err
 	}
 	out := &autoscalingv1.Scale{}
 	if err := json.Unmarshal(patched, out); err != nil {
