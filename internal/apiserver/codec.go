@@ -180,6 +180,13 @@ func (a *api) decodeBody(r *http.Request, res *Resource) (runtime.Object, error)
 	return a.decodeBytes(r, body, res)
 }
 
+// strictFields says whether the request asks unknown and duplicate fields
+// to be refused (fieldValidation=Strict); otherwise they are dropped, as
+// kube-apiserver does with Ignore and Warn.
+func strictFields(r *http.Request) bool {
+	return r.URL.Query().Get("fieldValidation") == "Strict"
+}
+
 func (a *api) decodeBytes(r *http.Request, body []byte, res *Resource) (runtime.Object, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
@@ -191,7 +198,7 @@ func (a *api) decodeBytes(r *http.Request, body []byte, res *Resource) (runtime.
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, "", schema.GroupResource{}, "", fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got %s)", mt), 0, false)
 	}
 	dec := info.Serializer
-	strict := r.URL.Query().Get("fieldValidation") == "Strict"
+	strict := strictFields(r)
 	if strict && info.StrictSerializer != nil {
 		dec = info.StrictSerializer
 	}

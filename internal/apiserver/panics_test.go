@@ -140,6 +140,17 @@ func TestMalformedStrategicPatchIsAnswered(t *testing.T) {
 	if r := do(t, srv, "PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale", "application/strategic-merge-patch+json", `{"spec":{"replicas":{}}}`); r.code != 400 || !strings.Contains(r.body, "replicas") {
 		t.Fatalf("scale patch: %d %s, want 400 naming replicas", r.code, r.body)
 	}
+	// Unknown fields in a patch are dropped unless fieldValidation=Strict
+	// asks them refused, as for a create.
+	if r := do(t, srv, "PATCH", pods+"/p", "application/merge-patch+json", `{"metadata":{"labels":{"l":"v"}},"bogus":1}`); r.code != 200 {
+		t.Errorf("patch with an unknown field: %d %s, want 200", r.code, r.body)
+	}
+	if r := do(t, srv, "PATCH", pods+"/p?fieldValidation=Strict", "application/merge-patch+json", `{"bogus":1}`); r.code != 400 || !strings.Contains(r.body, "bogus") {
+		t.Errorf("strict patch with an unknown field: %d %s, want 400 naming it", r.code, r.body)
+	}
+	if r := do(t, srv, "PATCH", pods+"/p?fieldManager=m", "application/apply-patch+yaml", "null"); r.code != 400 || strings.Contains(r.body, "<nil>") {
+		t.Errorf("null apply patch: %d %s, want 400 saying why", r.code, r.body)
+	}
 	// Nothing was stored from the refused patches.
 	r := do(t, srv, "GET", pods+"/p", "", "")
 	if r.code != 200 || jfield(r.obj, "metadata", "resourceVersion") == nil {

@@ -114,7 +114,7 @@ func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType), 0, false)
 	}
 	out, err := a.update(ctx, info.res, info.namespace, info.name, statusOnly, isDryRun(r), func(old runtime.Object) (runtime.Object, error) {
-		return a.applyPatch(info.res, old, pt, body)
+		return a.applyPatch(info.res, old, pt, body, strictFields(r))
 	})
 	if err != nil {
 		return err
@@ -124,7 +124,9 @@ func (a *api) handlePatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 }
 
 // applyPatch applies a JSON, merge or strategic-merge patch to old.
-func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, patch []byte) (runtime.Object, error) {
+// Unknown or duplicate fields in the patched object are refused only with
+// strict (fieldValidation=Strict), as for a create.
+func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, patch []byte, strict bool) (runtime.Object, error) {
 	orig, err := a.encode(a.jsonInfo.Serializer, old)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -135,7 +137,7 @@ func (a *api) applyPatch(res *Resource, old runtime.Object, pt types.PatchType, 
 	}
 	gvk := res.GroupVersionKind()
 	obj, _, err := a.jsonInfo.Serializer.Decode(patched, &gvk, res.New())
-	if err != nil {
+	if err != nil && !(runtime.IsStrictDecodingError(err) && !strict) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode patched object: %v", err))
 	}
 	return obj, nil

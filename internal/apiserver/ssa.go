@@ -126,8 +126,11 @@ func (a *api) handleApply(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	force := q.Get("force") == "true"
 	applied := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(body, &applied.Object); err != nil || applied.Object == nil {
+	if err := yaml.Unmarshal(body, &applied.Object); err != nil {
 		return apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
+	}
+	if applied.Object == nil {
+		return apierrors.NewBadRequest("error decoding YAML: the apply patch is empty or null, not an object")
 	}
 	gvk := res.GroupVersionKind()
 	if applied.GroupVersionKind() != gvk {

@@ -64,7 +64,7 @@ func (a *api) handleView(ctx context.Context, w http.ResponseWriter, r *http.Req
 					types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType), 0, false)
 		}
 		mutate = func(old runtime.Object) (runtime.Object, error) {
-			patched, err := a.applyPatch(res, old, pt, body)
+			patched, err := a.applyPatch(res, old, pt, body, strictFields(r))
 			if err != nil {
 				return nil, err
 			}
