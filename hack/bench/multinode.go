@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -476,7 +477,7 @@ func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int
 				added = nd
 			}
 		}
-		ready, annotated, cidr, err := events.joined(ctx, added.Name)
+		ready, annotated, cidr, err := events.joined(ctx, c.client, added.Name)
 		if err != nil {
 			routes.close()
 			return err
@@ -516,42 +517,33 @@ func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int
 	return nil
 }
 
-// nodeEvents remembers, from one Node watch, when each Node was first seen
-// with its podCIDR and network annotations, and first seen Ready; a
-// deleted Node is forgotten.
+// nodeEvents remembers, from one Node watch, when each Node object (by
+// UID: a Node deleted and registered again under its name is another
+// join, with a range of its own) was first seen with its podCIDR and
+// network annotations, and first seen Ready.
 type nodeEvents struct {
 	mu        sync.Mutex
-	ready     map[string]time.Time
-	annotated map[string]time.Time
-	cidr      map[string]string
+	ready     map[types.UID]time.Time
+	annotated map[types.UID]time.Time
+	cidr      map[types.UID]string
 }
 
 func newNodeEvents(w watch.Interface) *nodeEvents {
-	e := &nodeEvents{ready: map[string]time.Time{}, annotated: map[string]time.Time{}, cidr: map[string]string{}}
+	e := &nodeEvents{ready: map[types.UID]time.Time{}, annotated: map[types.UID]time.Time{}, cidr: map[types.UID]string{}}
 	go func() {
 		for ev := range w.ResultChan() {
 			n, ok := ev.Object.(*corev1.Node)
-			if !ok {
+			if !ok || ev.Type == watch.Deleted {
 				continue
 			}
 			now := time.Now()
 			e.mu.Lock()
-			if ev.Type == watch.Deleted {
-				// A node added later under the same name (cluster node
-				// add reuses a removed node's name) is a new join, with
-				// a range of its own: nothing of this one may stand for it.
-				delete(e.ready, n.Name)
-				delete(e.annotated, n.Name)
-				delete(e.cidr, n.Name)
-				e.mu.Unlock()
-				continue
-			}
-			if _, seen := e.annotated[n.Name]; !seen && n.Spec.PodCIDR != "" && n.Annotations[nodenet.AnnotationBackendType] != "" {
-				e.annotated[n.Name], e.cidr[n.Name] = now, n.Spec.PodCIDR
+			if _, seen := e.annotated[n.UID]; !seen && n.Spec.PodCIDR != "" && n.Annotations[nodenet.AnnotationBackendType] != "" {
+				e.annotated[n.UID], e.cidr[n.UID] = now, n.Spec.PodCIDR
 			}
 			for _, c := range n.Status.Conditions {
-				if _, seen := e.ready[n.Name]; !seen && c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					e.ready[n.Name] = now
+				if _, seen := e.ready[n.UID]; !seen && c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					e.ready[n.UID] = now
 				}
 			}
 			e.mu.Unlock()
@@ -560,11 +552,16 @@ func newNodeEvents(w watch.Interface) *nodeEvents {
 	return e
 }
 
-// joined waits until name was seen annotated and Ready.
-func (e *nodeEvents) joined(ctx context.Context, name string) (ready, annotated time.Time, cidr string, err error) {
+// joined waits until the Node named name that the API holds now was seen
+// annotated and Ready.
+func (e *nodeEvents) joined(ctx context.Context, client kubernetes.Interface, name string) (ready, annotated time.Time, cidr string, err error) {
+	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return ready, annotated, cidr, err
+	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		e.mu.Lock()
-		ready, annotated, cidr = e.ready[name], e.annotated[name], e.cidr[name]
+		ready, annotated, cidr = e.ready[node.UID], e.annotated[node.UID], e.cidr[node.UID]
 		e.mu.Unlock()
 		if !ready.IsZero() && !annotated.IsZero() {
 			return ready, annotated, cidr, nil
