@@ -572,11 +572,20 @@ func (e *nodeEvents) joined(ctx context.Context, client kubernetes.Interface, na
 	}
 }
 
-// routeWatch follows the route notifications of several node namespaces.
+// routeWatch follows the route notifications of several node namespaces,
+// each stamped with the time it arrived: the caller reads them later (a
+// join's only once the Node is seen Ready), so the time it reads one says
+// nothing of when the kernel changed the route.
 type routeWatch struct {
 	nodes   []string
-	updates []chan netlink.RouteUpdate
+	updates []chan stampedRoute
 	done    chan struct{}
+}
+
+// stampedRoute is a route notification and when it arrived.
+type stampedRoute struct {
+	netlink.RouteUpdate
+	at time.Time
 }
 
 func subscribeRoutes(nodes []peapodcluster.Node) (*routeWatch, error) {
@@ -594,7 +603,25 @@ func subscribeRoutes(nodes []peapodcluster.Node) (*routeWatch, error) {
 			w.close()
 			return nil, err
 		}
-		w.nodes, w.updates = append(w.nodes, n.Name), append(w.updates, ch)
+		stamped := make(chan stampedRoute, 1024)
+		go func() {
+			for {
+				select {
+				case u, ok := <-ch:
+					if !ok {
+						return
+					}
+					select {
+					case stamped <- stampedRoute{u, time.Now()}:
+					case <-w.done:
+						return
+					}
+				case <-w.done:
+					return
+				}
+			}
+		}()
+		w.nodes, w.updates = append(w.nodes, n.Name), append(w.updates, stamped)
 	}
 	return w, nil
 }
@@ -608,7 +635,7 @@ func (w *routeWatch) close() {
 }
 
 // waitAll waits until every node reported nodenet's route to cidr added
-// (or removed), and returns when the last one did.
+// (or removed), and returns when the last of those notifications arrived.
 func (w *routeWatch) waitAll(cidr string, added bool) (time.Time, error) {
 	typ := uint16(unix.RTM_NEWROUTE)
 	if !added {
@@ -622,8 +649,8 @@ func (w *routeWatch) waitAll(cidr string, added bool) (time.Time, error) {
 			case u := <-ch:
 				if u.Type == typ && u.Protocol == nodenet.RouteProtocol && u.Dst != nil && u.Dst.String() == cidr {
 					seen = true
-					if now := time.Now(); now.After(last) {
-						last = now
+					if u.at.After(last) {
+						last = u.at
 					}
 				}
 			case <-timeout:
