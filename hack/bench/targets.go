@@ -110,10 +110,12 @@ func (b *bench) multiNodeTargets(t func(issue int, goal, got string, known, met 
 		"sending CPU's softirq, and iperf3's two ends share the 2 cores with the rest of the run. "
 	const vxlanRemedy = overlayPath + "What would close it: GRO on the VXLAN device."
 	hostGWRemedy := overlayPath + fmt.Sprintf("What br_netfilter costs, in the same alternating rounds: with bridge-nf-call-iptables=0 in both "+
-		"node namespaces pod → pod gave %s Gbit/s (%.0f %% of the underlay) against %s with it on; and turning it off would break every Service "+
-		"whose client and endpoint share a node's bridge (the endpoint's reply is bridged, and only br_netfilter shows it to conntrack to be "+
-		"translated back to the ClusterIP). What would close it is fewer hops, not fewer rules: pods on /32 routes without a bridge (as Calico "+
-		"does), or veth XDP redirects; each changes the CNI set-up.", num(r.HostGWNoBridgeNF.Gbps), 100*r.HostGWNoBridgeNF.Gbps/r.Underlay.Gbps, num(r.HostGW.Gbps))
+		"node namespaces pod → pod gave %s Gbit/s (%.0f %% of the underlay) against %s with it on. peapod keeps it on: off, every Service whose "+
+		"client and endpoint share a node's bridge breaks (the endpoint's reply is bridged, and only br_netfilter shows it to conntrack to be "+
+		"translated back to the ClusterIP). Closing the gap safely needs that reply shown to conntrack without br_netfilter on all traffic "+
+		"(e.g. a bridge-family nftables table, with nf_conntrack_bridge, sending replies of DNATed connections up the routed path), and fewer "+
+		"hops (pods on /32 routes without a bridge, as Calico does, or veth XDP redirects); each changes the CNI or proxy set-up.",
+		num(r.HostGWNoBridgeNF.Gbps), 100*r.HostGWNoBridgeNF.Gbps/r.Underlay.Gbps, num(r.HostGW.Gbps))
 	vx := r.VXLAN.Gbps / r.VXLANFloor.Gbps
 	t(10, "vxlan pod → pod throughput ≥ 90 % of a hand-built VXLAN pair", fmt.Sprintf("%.0f %% (%s vs %s Gbit/s)", 100*vx, num(r.VXLAN.Gbps), num(r.VXLANFloor.Gbps)),
 		b.have["mn-vxlan"], vx >= 0.90, vxlanRemedy)
