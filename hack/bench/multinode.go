@@ -474,6 +474,12 @@ func (c *benchCluster) agentRSS(ctx context.Context, n int, r *multiNodeResult) 
 // timing each to its Node seen Ready and its route on every other node,
 // then deletes each Node, timing until its route is gone from every other
 // node, and removes it.
+// The cluster range (10.42.0.0/16, 256 node ranges) hands a released range
+// out again only after every never-used one, so each join here gets a
+// range no node had and its route is new on every node: a route
+// notification marks convergence. (A reused range would, with vxlan, keep
+// its route, which names only the range, and change only the neighbour
+// and FDB entry; the e2e test of a reused range checks those.)
 func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int, r *multiNodeResult) error {
 	w, err := c.client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
 	if err != nil {
