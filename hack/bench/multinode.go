@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -44,8 +45,13 @@ type multiNodeResult struct {
 	// two node namespaces), pod to pod with host-gw and its floor (the
 	// bare underlay between them).
 	VXLAN, VXLANFloor, HostGW, Underlay netResult
-	Tool                                string
-	Rounds                              int
+	// HostGWNoBridgeNF is pod to pod with host-gw again, in the same
+	// rounds, with bridge-nf-call-iptables=0 in both node namespaces:
+	// what br_netfilter costs the pod path (a diagnosis for the misses
+	// text; peapod keeps it on, Services need it).
+	HostGWNoBridgeNF netResult
+	Tool             string
+	Rounds           int
 	// Join is `peapod cluster node add` → the Node seen Ready; Converge
 	// is from the moment the Node carries its podCIDR and network
 	// annotations (join) or is deleted (leave) to the route to its pods
@@ -245,7 +251,7 @@ func (b *bench) multiNodeRuns(ctx context.Context) {
 		if err != nil {
 			return fmt.Errorf("hand-built VXLAN pair: %w", err)
 		}
-		err = measureRounds(ctx, sz, &r.Tool, []pairToMeasure{{"vxlan", from, to, &r.VXLAN}, {"vxlan floor", floorA, floorB, &r.VXLANFloor}})
+		err = measureRounds(ctx, sz, &r.Tool, []pairToMeasure{{name: "vxlan", from: from, to: to, into: &r.VXLAN}, {name: "vxlan floor", from: floorA, to: floorB, into: &r.VXLANFloor}})
 		removeFloor()
 		if err != nil {
 			return err
@@ -275,7 +281,15 @@ func (b *bench) multiNodeRuns(ctx context.Context) {
 		if err != nil {
 			return err
 		}
-		if err := measureRounds(ctx, sz, &r.Tool, []pairToMeasure{{"host-gw", from, to, &r.HostGW}, {"underlay", c.nodeEndpoint(0), c.nodeEndpoint(1), &r.Underlay}}); err != nil {
+		bridgeNF := func(on string) func() error {
+			return func() error { return c.setBridgeNF(ctx, on) }
+		}
+		err = measureRounds(ctx, sz, &r.Tool, []pairToMeasure{
+			{name: "host-gw", from: from, to: to, into: &r.HostGW, before: bridgeNF("1")},
+			{name: "host-gw, br_netfilter off", from: from, to: to, into: &r.HostGWNoBridgeNF, before: bridgeNF("0")},
+			{name: "underlay", from: c.nodeEndpoint(0), to: c.nodeEndpoint(1), into: &r.Underlay, before: bridgeNF("1")},
+		})
+		if err != nil {
 			return err
 		}
 		b.have["mn-hostgw"] = true
@@ -284,11 +298,25 @@ func (b *bench) multiNodeRuns(ctx context.Context) {
 	b.multiNodeRows()
 }
 
-// pairToMeasure is a path and where its figures go.
+// pairToMeasure is a path and where its figures go; before, if set, runs
+// before each of its rounds.
 type pairToMeasure struct {
 	name     string
 	from, to nodenettest.Endpoint
 	into     *netResult
+	before   func() error
+}
+
+// setBridgeNF sets net.bridge.bridge-nf-call-iptables (per network
+// namespace) to on ("0" or "1") in every node's namespace.
+func (c *benchCluster) setBridgeNF(ctx context.Context, on string) error {
+	for _, n := range c.st.Nodes {
+		out, err := exec.CommandContext(ctx, "nsenter", "--net="+n.NetNS, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables="+on).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("bridge-nf-call-iptables=%s on %s: %w: %s", on, n.Name, err, out)
+		}
+	}
+	return nil
 }
 
 // measureRounds measures TCP throughput (iperf3, one stream) and ping RTT
@@ -306,6 +334,11 @@ func measureRounds(ctx context.Context, sz multiNodeSizes, tool *string, pairs [
 		}
 		for _, i := range order {
 			p := pairs[i]
+			if p.before != nil {
+				if err := p.before(); err != nil {
+					return err
+				}
+			}
 			g, used, err := nodenettest.Throughput(ctx, p.from, p.to, 5201, time.Duration(sz.Seconds)*time.Second)
 			if err != nil {
 				return fmt.Errorf("%s throughput: %w", p.name, err)
@@ -441,6 +474,12 @@ func (c *benchCluster) agentRSS(ctx context.Context, n int, r *multiNodeResult) 
 // timing each to its Node seen Ready and its route on every other node,
 // then deletes each Node, timing until its route is gone from every other
 // node, and removes it.
+// The cluster range (10.42.0.0/16, 256 node ranges) hands a released range
+// out again only after every never-used one, so each join here gets a
+// range no node had and its route is new on every node: a route
+// notification marks convergence. (A reused range would, with vxlan, keep
+// its route, which names only the range, and change only the neighbour
+// and FDB entry; the e2e test of a reused range checks those.)
 func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int, r *multiNodeResult) error {
 	w, err := c.client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -476,7 +515,7 @@ func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int
 				added = nd
 			}
 		}
-		ready, annotated, cidr, err := events.joined(ctx, added.Name)
+		ready, annotated, cidr, err := events.joined(ctx, c.client, added.Name)
 		if err != nil {
 			routes.close()
 			return err
@@ -516,42 +555,33 @@ func (c *benchCluster) joinsAndLeaves(ctx context.Context, busybox string, n int
 	return nil
 }
 
-// nodeEvents remembers, from one Node watch, when each Node was first seen
-// with its podCIDR and network annotations, and first seen Ready; a
-// deleted Node is forgotten.
+// nodeEvents remembers, from one Node watch, when each Node object (by
+// UID: a Node deleted and registered again under its name is another
+// join, with a range of its own) was first seen with its podCIDR and
+// network annotations, and first seen Ready.
 type nodeEvents struct {
 	mu        sync.Mutex
-	ready     map[string]time.Time
-	annotated map[string]time.Time
-	cidr      map[string]string
+	ready     map[types.UID]time.Time
+	annotated map[types.UID]time.Time
+	cidr      map[types.UID]string
 }
 
 func newNodeEvents(w watch.Interface) *nodeEvents {
-	e := &nodeEvents{ready: map[string]time.Time{}, annotated: map[string]time.Time{}, cidr: map[string]string{}}
+	e := &nodeEvents{ready: map[types.UID]time.Time{}, annotated: map[types.UID]time.Time{}, cidr: map[types.UID]string{}}
 	go func() {
 		for ev := range w.ResultChan() {
 			n, ok := ev.Object.(*corev1.Node)
-			if !ok {
+			if !ok || ev.Type == watch.Deleted {
 				continue
 			}
 			now := time.Now()
 			e.mu.Lock()
-			if ev.Type == watch.Deleted {
-				// A node added later under the same name (cluster node
-				// add reuses a removed node's name) is a new join, with
-				// a range of its own: nothing of this one may stand for it.
-				delete(e.ready, n.Name)
-				delete(e.annotated, n.Name)
-				delete(e.cidr, n.Name)
-				e.mu.Unlock()
-				continue
-			}
-			if _, seen := e.annotated[n.Name]; !seen && n.Spec.PodCIDR != "" && n.Annotations[nodenet.AnnotationBackendType] != "" {
-				e.annotated[n.Name], e.cidr[n.Name] = now, n.Spec.PodCIDR
+			if _, seen := e.annotated[n.UID]; !seen && n.Spec.PodCIDR != "" && n.Annotations[nodenet.AnnotationBackendType] != "" {
+				e.annotated[n.UID], e.cidr[n.UID] = now, n.Spec.PodCIDR
 			}
 			for _, c := range n.Status.Conditions {
-				if _, seen := e.ready[n.Name]; !seen && c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					e.ready[n.Name] = now
+				if _, seen := e.ready[n.UID]; !seen && c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					e.ready[n.UID] = now
 				}
 			}
 			e.mu.Unlock()
@@ -560,11 +590,16 @@ func newNodeEvents(w watch.Interface) *nodeEvents {
 	return e
 }
 
-// joined waits until name was seen annotated and Ready.
-func (e *nodeEvents) joined(ctx context.Context, name string) (ready, annotated time.Time, cidr string, err error) {
+// joined waits until the Node named name that the API holds now was seen
+// annotated and Ready.
+func (e *nodeEvents) joined(ctx context.Context, client kubernetes.Interface, name string) (ready, annotated time.Time, cidr string, err error) {
+	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return ready, annotated, cidr, err
+	}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		e.mu.Lock()
-		ready, annotated, cidr = e.ready[name], e.annotated[name], e.cidr[name]
+		ready, annotated, cidr = e.ready[node.UID], e.annotated[node.UID], e.cidr[node.UID]
 		e.mu.Unlock()
 		if !ready.IsZero() && !annotated.IsZero() {
 			return ready, annotated, cidr, nil
@@ -575,11 +610,20 @@ func (e *nodeEvents) joined(ctx context.Context, name string) (ready, annotated 
 	}
 }
 
-// routeWatch follows the route notifications of several node namespaces.
+// routeWatch follows the route notifications of several node namespaces,
+// each stamped with the time it arrived: the caller reads them later (a
+// join's only once the Node is seen Ready), so the time it reads one says
+// nothing of when the kernel changed the route.
 type routeWatch struct {
 	nodes   []string
-	updates []chan netlink.RouteUpdate
+	updates []chan stampedRoute
 	done    chan struct{}
+}
+
+// stampedRoute is a route notification and when it arrived.
+type stampedRoute struct {
+	netlink.RouteUpdate
+	at time.Time
 }
 
 func subscribeRoutes(nodes []peapodcluster.Node) (*routeWatch, error) {
@@ -597,7 +641,25 @@ func subscribeRoutes(nodes []peapodcluster.Node) (*routeWatch, error) {
 			w.close()
 			return nil, err
 		}
-		w.nodes, w.updates = append(w.nodes, n.Name), append(w.updates, ch)
+		stamped := make(chan stampedRoute, 1024)
+		go func() {
+			for {
+				select {
+				case u, ok := <-ch:
+					if !ok {
+						return
+					}
+					select {
+					case stamped <- stampedRoute{u, time.Now()}:
+					case <-w.done:
+						return
+					}
+				case <-w.done:
+					return
+				}
+			}
+		}()
+		w.nodes, w.updates = append(w.nodes, n.Name), append(w.updates, stamped)
 	}
 	return w, nil
 }
@@ -611,7 +673,7 @@ func (w *routeWatch) close() {
 }
 
 // waitAll waits until every node reported nodenet's route to cidr added
-// (or removed), and returns when the last one did.
+// (or removed), and returns when the last of those notifications arrived.
 func (w *routeWatch) waitAll(cidr string, added bool) (time.Time, error) {
 	typ := uint16(unix.RTM_NEWROUTE)
 	if !added {
@@ -625,8 +687,8 @@ func (w *routeWatch) waitAll(cidr string, added bool) (time.Time, error) {
 			case u := <-ch:
 				if u.Type == typ && u.Protocol == nodenet.RouteProtocol && u.Dst != nil && u.Dst.String() == cidr {
 					seen = true
-					if now := time.Now(); now.After(last) {
-						last = now
+					if u.at.After(last) {
+						last = u.at
 					}
 				}
 			case <-timeout:
@@ -676,6 +738,6 @@ func (b *bench) multiNodeRows() {
 
 // String is the figures in one line, for -only multinode.
 func (r multiNodeResult) String() string {
-	return strings.TrimSpace(fmt.Sprintf("vxlan %.2f/%.2f Gbit/s, host-gw %.2f/%.2f Gbit/s, join %v, routes %v/%v, pod start %v, agent %d KiB",
-		r.VXLAN.Gbps, r.VXLANFloor.Gbps, r.HostGW.Gbps, r.Underlay.Gbps, r.Join, r.JoinRoutes, r.LeaveRoutes, r.PodStart, r.AgentRSSKiB))
+	return strings.TrimSpace(fmt.Sprintf("vxlan %.2f/%.2f Gbit/s, host-gw %.2f/%.2f Gbit/s (br_netfilter off %.2f), join %v, routes %v/%v, pod start %v, agent %d KiB",
+		r.VXLAN.Gbps, r.VXLANFloor.Gbps, r.HostGW.Gbps, r.Underlay.Gbps, r.HostGWNoBridgeNF.Gbps, r.Join, r.JoinRoutes, r.LeaveRoutes, r.PodStart, r.AgentRSSKiB))
 }

@@ -388,3 +388,31 @@ func TestProcStat(t *testing.T) {
 		t.Error("a PID with another start time counts as running")
 	}
 }
+
+// TestNextIndex: a node added after one was removed takes a new number
+// (so a new name and underlay address), never the removed node's, also
+// when the removed one had the highest number; a record without
+// LastIndex (from an older binary) numbers past the nodes it lists.
+func TestNextIndex(t *testing.T) {
+	nodes := func(idx ...int) []Node {
+		var out []Node
+		for _, i := range idx {
+			out = append(out, Node{Index: i, Name: NodeName("c", i)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		what string
+		st   State
+		want int
+	}{
+		{"fresh 3-node cluster", State{Nodes: nodes(1, 2, 3), LastIndex: 3}, 4},
+		{"node 4 added and removed", State{Nodes: nodes(1, 2, 3), LastIndex: 4}, 5},
+		{"a middle node removed", State{Nodes: nodes(1, 3), LastIndex: 3}, 4},
+		{"record from before LastIndex", State{Nodes: nodes(1, 2, 3)}, 4},
+	} {
+		if got := tc.st.nextIndex(); got != tc.want {
+			t.Errorf("%s: nextIndex %d, want %d", tc.what, got, tc.want)
+		}
+	}
+}

@@ -147,14 +147,12 @@ func (c *Cluster) WaitReady(ctx context.Context, since time.Time, refs ...string
 
 // AddNode adds an agent node to the running cluster: the next free number
 // (never a removed node's, so a new node is never mistaken for an old
-// one), its namespace and link, and its agent, joined with a new token. It waits up to wait for the node to be Ready; on failure the new
-// node is taken apart again.
+// one: State.LastIndex), its namespace and link, and its agent, joined
+// with a new token. It waits up to wait for the node to be Ready; on
+// failure the new node is taken apart again.
 func (c *Cluster) AddNode(ctx context.Context, images []string, wait time.Duration) (_ *Node, retErr error) {
 	st := c.State
-	next := 1
-	for _, n := range st.Nodes {
-		next = max(next, n.Index+1)
-	}
+	next := st.nextIndex()
 	if next > MaxNodes {
 		return nil, fmt.Errorf("cluster %s: node numbers run out at %d", st.Name, MaxNodes)
 	}

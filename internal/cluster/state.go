@@ -46,6 +46,22 @@ type State struct {
 	// AgentArgs are extra flags every agent gets (AddNode too).
 	AgentArgs []string `json:"agentArgs,omitempty"`
 	Nodes     []Node   `json:"nodes"`
+	// LastIndex is the highest node number ever made in this cluster,
+	// removed nodes' included: AddNode numbers past it, so a new node
+	// never takes a removed one's name and underlay address, and nothing
+	// that remembers the old Node by name (a watcher, a peer's record)
+	// can take one for the other.
+	LastIndex int `json:"lastIndex,omitempty"`
+}
+
+// nextIndex is the number of the next node AddNode makes: past every
+// node there is and every one there ever was.
+func (s *State) nextIndex() int {
+	next := s.LastIndex + 1
+	for _, n := range s.Nodes {
+		next = max(next, n.Index+1)
+	}
+	return next
 }
 
 // Node is one node of a cluster.

@@ -411,6 +411,7 @@ func (st *State) makeNode(i int, role string, images []string) (*Node, error) {
 		PodBridge:    podBridge(i),
 		Log:          filepath.Join(st.Dir, name, "node.log"),
 	})
+	st.LastIndex = max(st.LastIndex, i)
 	n := &st.Nodes[len(st.Nodes)-1]
 	if err := st.save(); err != nil {
 		return nil, err

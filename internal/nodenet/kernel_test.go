@@ -3,10 +3,12 @@ package nodenet
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +231,75 @@ func TestReconcileAfterRestart(t *testing.T) {
 	}
 	if err := nodenettest.Ping(t.Context(), a.Pods[0].Endpoint(), nodes[2].Pods[0].Endpoint(), time.Second); err == nil {
 		t.Errorf("pod on node3 still reachable after node3 left")
+	}
+}
+
+// TestRangeChangesOwner: a podCIDR that passes from a deleted node to a
+// new one (node IPAM hands a released range out again), with the delete
+// and the add in one Sync as when their events coalesce, ends with every
+// entry pointing at the new owner and nothing of the old one's: host-gw
+// replaces the route's gateway in place, vxlan keeps the route (which
+// names only the range) and replaces its neighbour and FDB entry. The
+// other peer's entries are not touched, and the new owner's pods answer.
+func TestRangeChangesOwner(t *testing.T) {
+	for _, backend := range []Backend{BackendHostGW, BackendVXLAN} {
+		t.Run(string(backend), func(t *testing.T) {
+			_, nodes := setupLab(t, 3, backend, nil)
+			syncAll(t, nodes)
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			// c's range, as a's kernel had it from its previous owner: a
+			// node on the same segment that is gone.
+			old := Peer{Name: "old", NodeIP: netip.MustParseAddr("172.31.250.200"), PodCIDR: c.PodCIDR, VTEPMAC: net.HardwareAddr{0x0a, 0, 0, 0, 0, 0xc8}}
+			if backend == BackendHostGW {
+				old.VTEPMAC = nil
+			}
+			if refused, err := a.net.Sync(t.Context(), []Peer{b.peer(), old}); err != nil || len(refused) > 0 {
+				t.Fatalf("Sync with the old owner: refused %v, err %v", refused, err)
+			}
+			want := func(peers ...Peer) kernelState {
+				if backend == BackendVXLAN {
+					return wantVXLANState(peers)
+				}
+				var st kernelState
+				for _, p := range peers {
+					st.routes = append(st.routes, p.PodCIDR.String()+" via "+p.NodeIP.String()+" dev eth0")
+				}
+				return st
+			}
+			checkState(t, a, want(b.peer(), old))
+
+			dev := -1
+			if link, err := a.Handle.LinkByName(DefaultDevice); err == nil {
+				dev = link.Attrs().Index
+			}
+			w := watch(t, a.Node)
+			w.drain(t, dev)
+			if refused, err := a.net.Sync(t.Context(), []Peer{b.peer(), c.peer()}); err != nil || len(refused) > 0 {
+				t.Fatalf("Sync with the new owner: refused %v, err %v", refused, err)
+			}
+			routes, neighs, links := w.drain(t, dev)
+			checkState(t, a, want(b.peer(), c.peer()))
+			for _, u := range append(append(routes, neighs...), links...) {
+				if !concerns(u, c.peer()) && !concerns(u, old) || concerns(u, b.peer()) {
+					t.Errorf("the change of owner touched something else: %s", u)
+				}
+			}
+			newRoute := fmt.Sprintf("new %s gw %s", c.PodCIDR, c.IP)
+			switch backend {
+			case BackendHostGW:
+				if !slices.ContainsFunc(routes, func(u string) bool { return strings.HasPrefix(u, newRoute) }) {
+					t.Errorf("no notification of the route to %s via the new owner %s: %q", c.PodCIDR, c.IP, routes)
+				}
+			case BackendVXLAN:
+				if len(routes) != 0 {
+					t.Errorf("the route to %s (the same for any owner) was rewritten: %q", c.PodCIDR, routes)
+				}
+			}
+			if err := nodenettest.Ping(t.Context(), a.Pods[0].Endpoint(), c.Pods[0].Endpoint(), 2*time.Second); err != nil {
+				t.Errorf("pod on the new owner %s unreachable: %v", c.Name, err)
+			}
+			expectSource(t, a.Pods[0].Endpoint(), c.Pods[0].Endpoint(), a.Pods[0].IP)
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"sync"
@@ -32,16 +33,17 @@ func TestPodNetworkVXLAN(t *testing.T) {
 }
 
 // TestPodNetworkHostGW: the same with host-gw, then an agent killed while
-// traffic flows and a Node deleted, on a cluster of its own.
+// traffic flows and a Node deleted, on a cluster of its own (a /22
+// cluster range, four node ranges, so the deleted node's range goes to
+// the second node added after it, and every route to it changes gateway).
 func TestPodNetworkHostGW(t *testing.T) {
-	mn := startMultiNode(t, "e2egw", 3, "--network-backend", "host-gw")
+	mn := startMultiNode(t, "e2egw", 3, "--network-backend", "host-gw", "--cluster-cidr", "10.218.0.0/22")
 	testPodNetwork(t, mn, clusternetwork.BackendHostGW)
 	t.Run("kill -9 of agents while traffic flows through their pods", func(t *testing.T) {
 		testAgentKillKeepsTraffic(t, mn.with(t))
 	})
-	t.Run("a deleted Node's routes go from every other node within 1 s", func(t *testing.T) {
-		mn := mn.with(t)
-		testDeleteNodeDropsPeer(t, mn, mn.node(3), clusternetwork.BackendHostGW)
+	t.Run("a deleted Node's routes go from every other node within 1 s; its range, handed out again, is routed to the new node within 1 s", func(t *testing.T) {
+		testDeletedNodeRange(t, mn.with(t), clusternetwork.BackendHostGW, "10.218.0.0/22")
 	})
 }
 
@@ -60,8 +62,8 @@ func TestPodNetworkNodeFailures(t *testing.T) {
 	t.Run("a stopped, cut-off node's pods are replaced; back, it keeps its range and duplicates nothing", func(t *testing.T) {
 		testNodeLostAndBack(t, mn.with(t))
 	})
-	t.Run("a deleted Node leaves every kernel within 1 s; its range goes out after the never-used one", func(t *testing.T) {
-		testDeletedNodeRange(t, mn.with(t))
+	t.Run("a deleted Node leaves every kernel within 1 s; its range goes out after the never-used one and points at the new node within 1 s", func(t *testing.T) {
+		testDeletedNodeRange(t, mn.with(t), clusternetwork.BackendVXLAN, "10.219.0.0/22")
 	})
 }
 
@@ -578,10 +580,15 @@ func testDeleteNodeDropsPeer(t *testing.T, mn *multiNode, victim peapodcluster.N
 	mn.checkOverlay(backend, 30*time.Second)
 }
 
-// testDeletedNodeRange deletes node 3 (see testDeleteNodeDropsPeer), then
-// adds two nodes: the first gets the cluster range's never-used range, the
-// second the deleted node's, and every node programs both.
-func testDeletedNodeRange(t *testing.T, mn *multiNode) {
+// testDeletedNodeRange deletes node 3 (see testDeleteNodeDropsPeer) of a
+// cluster whose range clusterRange holds four node ranges, then adds two
+// nodes: the first gets the never-used range, the second the deleted
+// node's; every other node's entries for that range then point at the
+// second (host-gw: the route's gateway; vxlan: the neighbour's MAC and
+// its FDB entry), within 1 s of the Node carrying its podCIDR and
+// annotations, with nothing left of the deleted node's; and every node
+// holds exactly what the Nodes say.
+func testDeletedNodeRange(t *testing.T, mn *multiNode, backend, clusterRange string) {
 	ctx := context.Background()
 	victim := mn.node(3)
 	node, err := mn.client.CoreV1().Nodes().Get(ctx, victim.Name, metav1.GetOptions{})
@@ -589,11 +596,12 @@ func testDeletedNodeRange(t *testing.T, mn *multiNode) {
 		t.Fatal(err)
 	}
 	released := node.Spec.PodCIDR
+	gone := map[string]bool{victim.Address: true, node.Annotations[clusternetwork.AnnotationVTEPMAC]: true}
 	held := map[string]bool{}
 	for _, cidr := range mn.podCIDRs() {
 		held[cidr] = true
 	}
-	testDeleteNodeDropsPeer(t, mn, victim, clusternetwork.BackendVXLAN)
+	testDeleteNodeDropsPeer(t, mn, victim, backend)
 	if t.Failed() {
 		return
 	}
@@ -614,11 +622,175 @@ func testDeletedNodeRange(t *testing.T, mn *multiNode) {
 	}
 	first, firstCIDR := added()
 	if firstCIDR == released || held[firstCIDR] {
-		t.Errorf("new node %s got %s; want the never-used range of 10.219.0.0/22 (held %v, released %s)", first.Name, firstCIDR, held, released)
+		t.Errorf("new node %s got %s; want the never-used range of %s (held %v, released %s)", first.Name, firstCIDR, clusterRange, held, released)
+	}
+
+	// The second join, watched from before it starts: the Node's arrival
+	// with its range and annotations on one side, every other node's
+	// kernel on the other.
+	others := mn.state(t).Nodes
+	w := watchRangeAnnounced(t, mn, released, backend)
+	defer w.stop()
+	converged := make([]chan rangeConverged, len(others))
+	stop := make(chan struct{})
+	defer close(stop)
+	for i, n := range others {
+		converged[i] = make(chan rangeConverged, 1)
+		go func() { converged[i] <- waitRangeConverged(stop, n, released, backend, gone, w) }()
 	}
 	second, secondCIDR := added()
 	if secondCIDR != released {
-		t.Errorf("second new node %s got %s; want the released %s, the only one left", second.Name, secondCIDR, released)
+		t.Fatalf("second new node %s got %s; want the released %s, the only one left", second.Name, secondCIDR, released)
 	}
-	mn.checkOverlay(clusternetwork.BackendVXLAN, 30*time.Second)
+	announced := w.wait(t, second.Name)
+	for i, n := range others {
+		var c rangeConverged
+		select {
+		case c = <-converged[i]:
+		case <-time.After(30 * time.Second):
+			st, err := readOverlay(n.NetNS)
+			t.Errorf("node %s: entries for %s do not point at %s (%s) 30 s after it joined: %s (%v)", n.Name, released, second.Name, second.Address, st, err)
+			continue
+		}
+		if c.err != nil {
+			t.Error(c.err)
+			continue
+		}
+		took := c.at.Sub(announced)
+		t.Logf("node %s: %s's entries for %s point at %s %s after its Node carried range and annotations: %s", n.Name, backend, released, second.Name, took.Round(time.Millisecond), c.state)
+		if took > time.Second {
+			t.Errorf("node %s pointed %s at the new node %s %s after its Node carried them, want within 1 s", n.Name, released, second.Name, took)
+		}
+	}
+	mn.checkOverlay(backend, 30*time.Second)
+}
+
+// rangeAnnounced follows the Nodes until one carries a given podCIDR with
+// its network annotations, and says when a watch saw it.
+type rangeAnnounced struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	node   *corev1.Node
+	at     time.Time
+	err    error
+}
+
+func watchRangeAnnounced(t *testing.T, mn *multiNode, cidr, backend string) *rangeAnnounced {
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := mn.client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	r := &rangeAnnounced{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			n, ok := ev.Object.(*corev1.Node)
+			if !ok || n.Spec.PodCIDR != cidr || len(wantOverlay([]corev1.Node{*n}, "", backend).Routes) == 0 {
+				continue
+			}
+			r.mu.Lock()
+			r.node, r.at = n, time.Now()
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Lock()
+		r.err = fmt.Errorf("node watch ended before a Node carried %s with its annotations", cidr)
+		r.mu.Unlock()
+	}()
+	return r
+}
+
+// announced returns the Node and when it was seen, or nil until then.
+func (r *rangeAnnounced) announced() (*corev1.Node, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.node, r.at
+}
+
+// wait returns when the Node named name was seen with the range.
+func (r *rangeAnnounced) wait(t *testing.T, name string) time.Time {
+	select {
+	case <-r.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("no Node carried the range with its annotations within a minute of %s's join", name)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.node.Name != name {
+		t.Fatalf("Node %s carries the range, want the new node %s", r.node.Name, name)
+	}
+	return r.at
+}
+
+func (r *rangeAnnounced) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// rangeConverged is when a node's kernel first held, for a range, exactly
+// the entries that point at the Node that now holds it.
+type rangeConverged struct {
+	at    time.Time
+	state overlayState
+	err   error
+}
+
+// waitRangeConverged polls node n's kernel until its entries for cidr are
+// exactly those of the Node r saw holding it, and none mentions what
+// was the deleted node's (gone: its node IP and VTEP MAC). It does not
+// judge a state before r saw the Node (the kernel may still hold the
+// deleted node's), unless that state already points at the new one.
+func waitRangeConverged(stop <-chan struct{}, n peapodcluster.Node, cidr, backend string, gone map[string]bool, r *rangeAnnounced) rangeConverged {
+	prefix := netip.MustParsePrefix(cidr)
+	for {
+		select {
+		case <-stop:
+			return rangeConverged{err: fmt.Errorf("node %s: stopped waiting for %s", n.Name, cidr)}
+		default:
+		}
+		node, _ := r.announced()
+		st, err := readOverlay(n.NetNS)
+		if err == nil && node != nil && node.Name != n.Name {
+			ours := maps.Clone(gone)
+			ours[node.Annotations[clusternetwork.AnnotationPublicIP]] = true
+			ours[node.Annotations[clusternetwork.AnnotationVTEPMAC]] = true
+			if got := rangeEntries(st, prefix, ours); got.equal(wantOverlay([]corev1.Node{*node}, n.Name, backend)) {
+				return rangeConverged{at: time.Now(), state: got}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rangeEntries are the entries of st for the range prefix (its route and
+// the neighbour for its network address) and every FDB entry to or of a
+// node IP or VTEP MAC in nodes (the deleted node's and the new one's).
+func rangeEntries(st overlayState, prefix netip.Prefix, nodes map[string]bool) overlayState {
+	var out overlayState
+	for _, r := range st.Routes {
+		if strings.HasPrefix(r, prefix.String()+" ") {
+			out.Routes = append(out.Routes, r)
+		}
+	}
+	for _, e := range st.Neighs {
+		if strings.HasPrefix(e, prefix.Addr().String()+" ") {
+			out.Neighs = append(out.Neighs, e)
+		}
+	}
+	for _, e := range st.FDB {
+		for w := range nodes {
+			if w != "" && strings.Contains(e, w) {
+				out.FDB = append(out.FDB, e)
+				break
+			}
+		}
+	}
+	return out
 }
