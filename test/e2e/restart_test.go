@@ -133,7 +133,16 @@ func pausePIDs(t *testing.T, c *cluster) map[string]int {
 		t.Fatalf("peapod ps: %v\n%s", err, out)
 	}
 	pids := map[string]int{}
-	for _, line := range strings.Split(string(out), "\n")[1:] {
+	// The table follows its header; on the server's node a line on the
+	// state store comes first.
+	lines := strings.Split(string(out), "\n")
+	for len(lines) > 0 && !strings.HasPrefix(lines[0], "SANDBOX") {
+		lines = lines[1:]
+	}
+	if len(lines) == 0 {
+		t.Fatalf("peapod ps shows no table header:\n%s", out)
+	}
+	for _, line := range lines[1:] {
 		f := strings.Fields(line)
 		if len(f) < 4 || strings.HasPrefix(line, " ") || f[1] == "(warm)" {
 			continue
