@@ -15,7 +15,8 @@
 //  8. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
 //  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
-//     EndpointSlices (package endpointslicemirroring).
+//     EndpointSlices (package endpointslicemirroring);
+//  11. job — batch/v1 Jobs, with TTL-after-finished (package job).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -42,6 +43,7 @@ import (
 	"github.com/peapod/peapod/internal/controller/endpointslice"
 	"github.com/peapod/peapod/internal/controller/endpointslicemirroring"
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
+	"github.com/peapod/peapod/internal/controller/job"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
 	"github.com/peapod/peapod/internal/controller/replicaset"
@@ -121,6 +123,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
 	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
+	add(job.New(client, factory, job.Options{Logger: log, Recorder: recorder("job-controller"), Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
