@@ -258,7 +258,7 @@ func validateSuccessPolicy(s *batchv1.JobSpec, indexed bool, p *field.Path) fiel
 		return nil
 	}
 	if !indexed {
-		return field.ErrorList{field.Invalid(p, field.OmitValueType{}, fmt.Sprintf("requires indexed completion mode"))}
+		return field.ErrorList{field.Invalid(p, field.OmitValueType{}, "requires indexed completion mode")}
 	}
 	var errs field.ErrorList
 	rp := p.Child("rules")
