@@ -20,10 +20,10 @@ const (
 
 // Condition reasons and messages of the Job controller.
 const (
-	msgBackoffLimit     = "Job has reached the specified backoff limit"
-	msgDeadline         = "Job was active longer than specified deadline"
-	msgCompletions      = "Reached expected number of succeeded pods"
-	unknownIndex  int32 = -1
+	msgBackoffLimit       = "Job has reached the specified backoff limit"
+	msgDeadline           = "Job was active longer than specified deadline"
+	msgCompletions        = "Reached expected number of succeeded pods"
+	unknownIndex    int32 = -1
 )
 
 // trackingFinalizer keeps a finished pod until the Job has counted it.
