@@ -19,8 +19,9 @@ import (
 // TestJobs runs issue 13's Job acceptance through kubectl against one
 // real `peapod server`: completions with parallelism, a failing Job
 // stopping at its backoffLimit, an Indexed Job's pods seeing their index,
-// `kubectl create job` and `kubectl logs job/…`, bad input refused, and a
-// server killed mid-Job neither losing nor double-counting a completion.
+// `kubectl create job` and `kubectl logs job/…`, bad input refused, a
+// server killed mid-Job neither losing nor double-counting a completion,
+// and CronJobs.
 func TestJobs(t *testing.T) {
 	c := startOwnNetworkCluster(t, "ppjob0", "10.233.0.0/16")
 	t.Run("Completions", func(t *testing.T) { testJobCompletions(t, c.with(t)) })
@@ -29,6 +30,7 @@ func TestJobs(t *testing.T) {
 	t.Run("CreateAndLogs", func(t *testing.T) { testJobCreateAndLogs(t, c.with(t)) })
 	t.Run("BadInput", func(t *testing.T) { testJobBadInput(t, c.with(t)) })
 	t.Run("ServerRestart", func(t *testing.T) { testJobServerRestart(t, c.with(t)) })
+	t.Run("CronJobs", func(t *testing.T) { testCronJobs(t, c.with(t)) })
 }
 
 func jobManifest(ns, name, extraSpec, command string) string {
