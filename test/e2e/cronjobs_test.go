@@ -134,4 +134,16 @@ func testCronJobs(t *testing.T, c *cluster) {
 		row[6] != "Etc/UTC" || row[7] != "False" || row[8] != "1" {
 		t.Errorf("kubectl get cronjob forbid:\n%s", out)
 	}
+
+	// Stop the schedules and their Jobs, so nothing starts pods while the
+	// cluster is torn down.
+	c.must("delete", "cronjobs", "--all", "-n", ns, "--wait=true", "--timeout=60s")
+	c.must("delete", "jobs", "--all", "-n", ns, "--cascade=foreground", "--wait=true", "--timeout=90s")
+	c.eventually(90*time.Second, func() error {
+		l, err := c.client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil || len(l.Items) > 0 {
+			return fmt.Errorf("pods left after the CronJobs' Jobs were deleted: %v %d", err, len(l.Items))
+		}
+		return nil
+	})
 }
