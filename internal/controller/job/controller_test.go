@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/peapod/peapod/internal/controller/controllertest"
 )
@@ -355,5 +356,84 @@ func TestSuspendedJobHasNoPods(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("conditions %v", j.Status.Conditions)
+	})
+}
+
+// TestActiveDeadline fails a Job active longer than
+// activeDeadlineSeconds: FailureTarget, its pods deleted and counted as
+// failed, then Failed once they are gone.
+func TestActiveDeadline(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Now())
+	client := start(t, clk, newJob(2, 2, func(j *batchv1.Job) { j.Spec.ActiveDeadlineSeconds = ptr(int64(30)) }))
+	controllertest.Eventually(t, 5*time.Second, "two pods", func() error {
+		if n := len(running(pods(t, client))); n != 2 {
+			return fmt.Errorf("%d pods", n)
+		}
+		return nil
+	})
+	waitJob(t, client, "startTime", func(j *batchv1.Job) error {
+		if j.Status.StartTime == nil || !clk.HasWaiters() {
+			return fmt.Errorf("startTime %v, deadline timer set %v", j.Status.StartTime, clk.HasWaiters())
+		}
+		return nil
+	})
+	clk.Step(31 * time.Second)
+	waitJob(t, client, "FailureTarget", func(j *batchv1.Job) error {
+		if c := condition(j, batchv1.JobFailureTarget); c == nil || c.Reason != batchv1.JobReasonDeadlineExceeded {
+			return fmt.Errorf("conditions %v", j.Status.Conditions)
+		}
+		return nil
+	})
+	// The node and the API server finish the deletions the controller
+	// asked for, once the controller let go of the pods.
+	controllertest.Eventually(t, 5*time.Second, "pods deleted and let go", func() error {
+		for _, p := range pods(t, client) {
+			if p.DeletionTimestamp == nil || slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
+				return fmt.Errorf("pod %s: deleting %v, finalizers %v", p.Name, p.DeletionTimestamp != nil, p.Finalizers)
+			}
+		}
+		return nil
+	})
+	for _, p := range pods(t, client) {
+		if err := client.CoreV1().Pods(ns).Delete(context.Background(), p.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := waitJob(t, client, "Failed", func(j *batchv1.Job) error {
+		if c := condition(j, batchv1.JobFailed); c == nil || c.Reason != batchv1.JobReasonDeadlineExceeded {
+			return fmt.Errorf("conditions %v", j.Status.Conditions)
+		}
+		return nil
+	})
+	if j.Status.Failed != 2 || j.Status.Active != 0 {
+		t.Errorf("status %+v", j.Status)
+	}
+}
+
+// TestTTLAfterFinished deletes a finished Job, in the foreground, once
+// ttlSecondsAfterFinished has passed, and not before.
+func TestTTLAfterFinished(t *testing.T) {
+	now := time.Now()
+	clk := testingclock.NewFakeClock(now)
+	j := newJob(1, 1, func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr(int32(60)) })
+	done := metav1.NewTime(now.Add(-10 * time.Second))
+	j.Status.CompletionTime = &done
+	j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: v1.ConditionTrue, LastTransitionTime: done}}
+	client := start(t, clk, j)
+	controllertest.Eventually(t, 5*time.Second, "the TTL timer", func() error {
+		if !clk.HasWaiters() {
+			return fmt.Errorf("no timer")
+		}
+		return nil
+	})
+	if getJob(t, client).DeletionTimestamp != nil {
+		t.Fatal("deleted before its TTL")
+	}
+	clk.Step(51 * time.Second)
+	waitJob(t, client, "deleted in the foreground", func(j *batchv1.Job) error {
+		if j.DeletionTimestamp == nil || !slices.Contains(j.Finalizers, metav1.FinalizerDeleteDependents) {
+			return fmt.Errorf("deletionTimestamp %v finalizers %v", j.DeletionTimestamp, j.Finalizers)
+		}
+		return nil
 	})
 }
