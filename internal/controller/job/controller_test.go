@@ -378,7 +378,10 @@ func TestActiveDeadline(t *testing.T) {
 		return nil
 	})
 	clk.Step(31 * time.Second)
+	// From here on the clock keeps moving, so requeues after a conflict
+	// (rate-limited on the fake clock) fire too.
 	waitJob(t, client, "FailureTarget", func(j *batchv1.Job) error {
+		clk.Step(100 * time.Millisecond)
 		if c := condition(j, batchv1.JobFailureTarget); c == nil || c.Reason != batchv1.JobReasonDeadlineExceeded {
 			return fmt.Errorf("conditions %v", j.Status.Conditions)
 		}
@@ -387,6 +390,7 @@ func TestActiveDeadline(t *testing.T) {
 	// The node and the API server finish the deletions the controller
 	// asked for, once the controller let go of the pods.
 	controllertest.Eventually(t, 5*time.Second, "pods deleted and let go", func() error {
+		clk.Step(100 * time.Millisecond)
 		for _, p := range pods(t, client) {
 			if p.DeletionTimestamp == nil || slices.Contains(p.Finalizers, batchv1.JobTrackingFinalizer) {
 				return fmt.Errorf("pod %s: deleting %v, finalizers %v", p.Name, p.DeletionTimestamp != nil, p.Finalizers)
@@ -400,6 +404,7 @@ func TestActiveDeadline(t *testing.T) {
 		}
 	}
 	j := waitJob(t, client, "Failed", func(j *batchv1.Job) error {
+		clk.Step(100 * time.Millisecond)
 		if c := condition(j, batchv1.JobFailed); c == nil || c.Reason != batchv1.JobReasonDeadlineExceeded {
 			return fmt.Errorf("conditions %v", j.Status.Conditions)
 		}
