@@ -156,6 +156,11 @@ func (c *Controller) podUpdated(oldObj, newObj any) {
 		}
 	}
 	if k := ownerKey(p); k != "" {
+		if p.DeletionTimestamp != nil {
+			// A deletion is observed when it starts: the pod keeps its
+			// finalizer until this controller counted it.
+			c.expectations.DeletionObserved(k, p.UID)
+		}
 		c.queue.Add(k)
 		return
 	}
