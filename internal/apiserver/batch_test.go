@@ -1,8 +1,14 @@
 package apiserver
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 const jobJSON = `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"pi"},
@@ -120,5 +126,29 @@ func TestParseIndexes(t *testing.T) {
 		if _, err := ParseIndexes(bad, 8); err == nil {
 			t.Errorf("ParseIndexes(%q) accepted", bad)
 		}
+	}
+}
+
+// TestBatchTables checks kubectl's cells for Jobs and CronJobs.
+func TestBatchTables(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	start, done := metav1.NewTime(now.Add(-90*time.Second)), metav1.NewTime(now.Add(-30*time.Second))
+	five, two := int32(5), int32(2)
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "pi", CreationTimestamp: start},
+		Spec:   batchv1.JobSpec{Completions: &five, Parallelism: &two},
+		Status: batchv1.JobStatus{Succeeded: 5, StartTime: &start, CompletionTime: &done, Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}}}
+	if got := fmt.Sprint(jobTable.Cells(j, now)[:5]); got != "[pi Complete 5/5 60s 90s]" {
+		t.Errorf("job cells %s", got)
+	}
+	j.Spec.Completions, j.Status.Conditions, j.Status.CompletionTime = nil, []batchv1.JobCondition{{Type: batchv1.JobFailureTarget, Status: "True"}}, nil
+	if got := fmt.Sprint(jobTable.Cells(j, now)[:5]); got != "[pi FailureTarget 5/1 of 2 90s 90s]" {
+		t.Errorf("job cells %s", got)
+	}
+	tz, f := "Europe/Berlin", false
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "tick", CreationTimestamp: start},
+		Spec:   batchv1.CronJobSpec{Schedule: "*/5 * * * *", TimeZone: &tz, Suspend: &f},
+		Status: batchv1.CronJobStatus{Active: make([]corev1.ObjectReference, 1), LastScheduleTime: &done}}
+	if got := fmt.Sprint(cronJobTable.Cells(cj, now)[:7]); got != "[tick */5 * * * * Europe/Berlin False 1 30s 90s]" {
+		t.Errorf("cronjob cells %s", got)
 	}
 }
