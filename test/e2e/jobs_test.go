@@ -13,6 +13,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,7 +22,8 @@ import (
 // stopping at its backoffLimit, an Indexed Job's pods seeing their index,
 // `kubectl create job` and `kubectl logs job/…`, bad input refused, a
 // server killed mid-Job neither losing nor double-counting a completion,
-// and CronJobs.
+// podFailurePolicy, suspend, activeDeadlineSeconds and
+// ttlSecondsAfterFinished, and CronJobs.
 func TestJobs(t *testing.T) {
 	c := startOwnNetworkCluster(t, "ppjob0", "10.233.0.0/16")
 	t.Run("Completions", func(t *testing.T) { testJobCompletions(t, c.with(t)) })
@@ -29,6 +31,7 @@ func TestJobs(t *testing.T) {
 	t.Run("Indexed", func(t *testing.T) { testJobIndexed(t, c.with(t)) })
 	t.Run("CreateAndLogs", func(t *testing.T) { testJobCreateAndLogs(t, c.with(t)) })
 	t.Run("BadInput", func(t *testing.T) { testJobBadInput(t, c.with(t)) })
+	t.Run("Policies", func(t *testing.T) { testJobPolicies(t, c.with(t)) })
 	t.Run("CronJobs", func(t *testing.T) { testCronJobs(t, c.with(t)) })
 	// Last and not a subtest: a restart replaces the process the cluster
 	// (and its cleanup) holds, which a subtest's copy would not update.
@@ -265,4 +268,55 @@ func testJobServerRestart(t *testing.T, c *cluster) {
 	if succeeded != 4 || len(pods) != 4 {
 		t.Errorf("%d pods, %d succeeded; want 4 and 4", len(pods), succeeded)
 	}
+}
+
+// testJobPolicies checks the rest of a Job's spec on real pods: a
+// podFailurePolicy FailJob rule, suspend and resume,
+// activeDeadlineSeconds and ttlSecondsAfterFinished.
+func testJobPolicies(t *testing.T, c *cluster) {
+	ns := c.namespace("job-policies")
+	c.apply(jobManifest(ns, "policy", `  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onExitCodes: {operator: In, values: [42]}`, "exit 42"))
+	c.apply(jobManifest(ns, "paused", "  suspend: true", "echo resumed"))
+	c.apply(jobManifest(ns, "deadline", "  activeDeadlineSeconds: 2", "sleep 60"))
+	c.apply(jobManifest(ns, "ephemeral", "  ttlSecondsAfterFinished: 0", "true"))
+
+	reason := func(j *batchv1.Job, ct batchv1.JobConditionType) string {
+		for _, cond := range j.Status.Conditions {
+			if cond.Type == ct && cond.Status == corev1.ConditionTrue {
+				return cond.Reason
+			}
+		}
+		return ""
+	}
+	j := c.waitJobCondition(ns, "policy", batchv1.JobFailed, 2*time.Minute)
+	if r := reason(j, batchv1.JobFailed); r != batchv1.JobReasonPodFailurePolicy || j.Status.Failed != 1 || len(c.jobPods(ns, j)) != 1 {
+		t.Errorf("podFailurePolicy: reason %q, status %+v", r, j.Status)
+	}
+
+	j = c.waitJobCondition(ns, "paused", batchv1.JobSuspended, time.Minute)
+	if pods := c.jobPods(ns, j); len(pods) != 0 || j.Status.StartTime != nil {
+		t.Errorf("a suspended Job has %d pods, startTime %v", len(pods), j.Status.StartTime)
+	}
+	if out := c.must("get", "job", "paused", "-n", ns); !strings.Contains(out, "Suspended") {
+		t.Errorf("kubectl get job:\n%s", out)
+	}
+	c.must("patch", "job", "paused", "-n", ns, "--type=merge", "-p", `{"spec":{"suspend":false}}`)
+	c.waitJobCondition(ns, "paused", batchv1.JobComplete, 2*time.Minute)
+
+	j = c.waitJobCondition(ns, "deadline", batchv1.JobFailed, 2*time.Minute)
+	if r := reason(j, batchv1.JobFailed); r != batchv1.JobReasonDeadlineExceeded || reason(j, batchv1.JobFailureTarget) != batchv1.JobReasonDeadlineExceeded || j.Status.Active != 0 {
+		t.Errorf("deadline: reason %q, status %+v", r, j.Status)
+	}
+
+	c.eventually(2*time.Minute, func() error {
+		_, err := c.client.BatchV1().Jobs(ns).Get(context.Background(), "ephemeral", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("job ephemeral still there after its TTL: %v", err)
+		}
+		return nil
+	})
 }
