@@ -109,13 +109,13 @@ func TestUnknownPathsAnswer404(t *testing.T) {
 	tests := []struct {
 		method, path, want string
 	}{
-		{"POST", "/apis/batch/v1/namespaces/default/jobs", plain},
-		{"GET", "/apis/batch/v1/namespaces/default/jobs", plain},
-		{"GET", "/apis/batch/v1/namespaces/default/jobs/x", plain},
-		{"DELETE", "/apis/batch/v1/namespaces/default/jobs/x", plain},
-		{"GET", "/apis/batch/v1/jobs", plain},
-		{"GET", "/apis/batch/v1", plain},
-		{"GET", "/apis/batch", plain},
+		{"POST", "/apis/example.peapod.io/v1/namespaces/default/widgets", plain},
+		{"GET", "/apis/example.peapod.io/v1/namespaces/default/widgets", plain},
+		{"GET", "/apis/example.peapod.io/v1/namespaces/default/widgets/x", plain},
+		{"DELETE", "/apis/example.peapod.io/v1/namespaces/default/widgets/x", plain},
+		{"GET", "/apis/example.peapod.io/v1/widgets", plain},
+		{"GET", "/apis/example.peapod.io/v1", plain},
+		{"GET", "/apis/example.peapod.io", plain},
 		{"GET", "/apis/apps/v1beta1/deployments", plain},
 		{"GET", "/apis/apps/v1beta1", plain},
 		{"GET", "/api/v2/pods", plain},

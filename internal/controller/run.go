@@ -15,7 +15,9 @@
 //  8. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
 //  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
-//     EndpointSlices (package endpointslicemirroring).
+//     EndpointSlices (package endpointslicemirroring);
+//  11. job — batch/v1 Jobs, with TTL-after-finished (package job);
+//  12. cronjob — batch/v1 CronJobs (package cronjob).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -37,11 +39,13 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/peapod/peapod/internal/controller/cronjob"
 	"github.com/peapod/peapod/internal/controller/deployment"
 	"github.com/peapod/peapod/internal/controller/endpoints"
 	"github.com/peapod/peapod/internal/controller/endpointslice"
 	"github.com/peapod/peapod/internal/controller/endpointslicemirroring"
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
+	"github.com/peapod/peapod/internal/controller/job"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
 	"github.com/peapod/peapod/internal/controller/replicaset"
@@ -121,6 +125,8 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
 	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
+	add(job.New(client, factory, job.Options{Logger: log, Recorder: recorder("job-controller"), Clock: opts.Clock}))
+	add(cronjob.New(client, factory, cronjob.Options{Logger: log, Recorder: recorder("cronjob-controller"), Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

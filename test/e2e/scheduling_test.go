@@ -487,36 +487,38 @@ func testGeneration(t *testing.T, c *cluster) {
 
 func testUnknownResources(t *testing.T, c *cluster) {
 	ns := c.namespace("unknown")
-	// kubectl's own wording for a group the server does not serve.
-	out, err := c.kubectl("create", "job", "x", "-n", ns, "--image=busybox")
+	// kubectl's own wording for a group the server does not serve
+	// (policy/v1: PodDisruptionBudgets).
+	pdb := []string{"create", "poddisruptionbudget", "x", "-n", ns, "--selector=app=x", "--min-available=1"}
+	out, err := c.kubectl(pdb...)
 	if err == nil || !strings.Contains(out, "the server could not find the requested resource") {
-		t.Errorf("kubectl create job: err %v, output:\n%s", err, out)
+		t.Errorf("kubectl create poddisruptionbudget: err %v, output:\n%s", err, out)
 	}
-	if strings.Contains(out, `namespaces.batch`) {
-		t.Errorf("kubectl create job names a namespaces resource:\n%s", out)
+	if strings.Contains(out, `namespaces.policy`) {
+		t.Errorf("kubectl create poddisruptionbudget names a namespaces resource:\n%s", out)
 	}
-	out, err = c.kubectl("get", "jobs", "-n", ns)
-	if err == nil || !strings.Contains(out, `the server doesn't have a resource type "jobs"`) {
-		t.Errorf("kubectl get jobs: err %v, output:\n%s", err, out)
+	out, err = c.kubectl("get", "poddisruptionbudgets", "-n", ns)
+	if err == nil || !strings.Contains(out, `the server doesn't have a resource type "poddisruptionbudgets"`) {
+		t.Errorf("kubectl get poddisruptionbudgets: err %v, output:\n%s", err, out)
 	}
 	// The kubectl peapod embeds says the same.
-	embedded, err := exec.Command(peapodBinary(t), "kubectl", "--kubeconfig", c.kubeconfig, "create", "job", "x", "-n", ns, "--image=busybox").CombinedOutput()
+	embedded, err := exec.Command(peapodBinary(t), append([]string{"kubectl", "--kubeconfig", c.kubeconfig}, pdb...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(embedded), "the server could not find the requested resource") {
-		t.Errorf("peapod kubectl create job: err %v, output:\n%s", err, embedded)
+		t.Errorf("peapod kubectl create poddisruptionbudget: err %v, output:\n%s", err, embedded)
 	}
 	out, err = c.kubectl("get", "widgets.example.com")
 	if err == nil || !strings.Contains(out, `the server doesn't have a resource type "widgets"`) {
 		t.Errorf("kubectl get widgets.example.com: err %v, output:\n%s", err, out)
 	}
-	for _, path := range []string{"/apis/batch/v1", "/apis/batch/v1/namespaces/" + ns + "/jobs", "/apis/apps/v1beta1", "/api/v1/widgets", "/api/v1/namespaces/" + ns + "/widgets/x"} {
+	for _, path := range []string{"/apis/policy/v1", "/apis/policy/v1/namespaces/" + ns + "/poddisruptionbudgets", "/apis/apps/v1beta1", "/api/v1/widgets", "/api/v1/namespaces/" + ns + "/widgets/x"} {
 		out, err := c.kubectl("get", "--raw", path)
 		if err == nil || !strings.Contains(out, "Error from server (NotFound): the server could not find the requested resource") {
 			t.Errorf("get --raw %s: err %v, output:\n%s", path, err, out)
 		}
 	}
 	// client-go sees 404s, with the Status kind the path calls for.
-	_, err = c.client.CoreV1().RESTClient().Get().AbsPath("/apis/batch/v1/namespaces", ns, "jobs").DoRaw(context.Background())
+	_, err = c.client.CoreV1().RESTClient().Get().AbsPath("/apis/policy/v1/namespaces", ns, "poddisruptionbudgets").DoRaw(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "the server could not find the requested resource") {
-		t.Errorf("client-go GET jobs: %v", err)
+		t.Errorf("client-go GET poddisruptionbudgets: %v", err)
 	}
 }

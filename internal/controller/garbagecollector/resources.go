@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -94,6 +95,10 @@ func resources(client kubernetes.Interface, f informers.SharedInformerFactory) [
 			func(ns string) typedClient[*appsv1.Deployment] { return client.AppsV1().Deployments(ns) }),
 		newResource(apps.WithKind("StatefulSet"), true, f.Apps().V1().StatefulSets().Informer(),
 			func(ns string) typedClient[*appsv1.StatefulSet] { return client.AppsV1().StatefulSets(ns) }),
+		newResource(batchv1.SchemeGroupVersion.WithKind("Job"), true, f.Batch().V1().Jobs().Informer(),
+			func(ns string) typedClient[*batchv1.Job] { return client.BatchV1().Jobs(ns) }),
+		newResource(batchv1.SchemeGroupVersion.WithKind("CronJob"), true, f.Batch().V1().CronJobs().Informer(),
+			func(ns string) typedClient[*batchv1.CronJob] { return client.BatchV1().CronJobs(ns) }),
 		newResource(coord.WithKind("Lease"), true, f.Coordination().V1().Leases().Informer(),
 			func(ns string) typedClient[*coordinationv1.Lease] { return client.CoordinationV1().Leases(ns) }),
 	}
