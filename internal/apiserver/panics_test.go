@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/peapod/peapod/internal/storage"
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // panickingStore panics on List, as a bug below a handler would.
@@ -25,29 +24,10 @@ func (panickingStore) List(context.Context, string, storage.ListOptions) (storag
 	panic("list exploded")
 }
 
-// lockedBuffer is a log sink the server's goroutines may write while the
-// test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestPanickingHandlerIsAnswered(t *testing.T) {
 	mem := storage.NewMemory()
 	defer mem.Close()
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	a := newAPI(apiOptions{Store: mem, BookmarkInterval: time.Minute,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Authn:  NewTokenAuthenticator(map[string]User{adminToken: {Name: "admin", Groups: []string{"system:masters"}}})})
@@ -76,10 +56,10 @@ func TestPanickingHandlerIsAnswered(t *testing.T) {
 	if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" || st.Code != 500 || !strings.Contains(st.Message, panicMessage) {
 		t.Fatalf("answer is not kube-apiserver's panic Status: %s (%v)", body, err)
 	}
-	if got := testutil.ToFloat64(a.metrics.panics.WithLabelValues("LIST", "pods")); got != 1 {
+	if got := promtest.ToFloat64(a.metrics.panics.WithLabelValues("LIST", "pods")); got != 1 {
 		t.Fatalf("apiserver_request_panics_total{LIST,pods} = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(a.metrics.requests.WithLabelValues("LIST", "pods", "500")); got != 1 {
+	if got := promtest.ToFloat64(a.metrics.requests.WithLabelValues("LIST", "pods", "500")); got != 1 {
 		t.Fatalf("apiserver_request_total{LIST,pods,500} = %v, want 1", got)
 	}
 	log := logs.String()

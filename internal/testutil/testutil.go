@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,4 +68,23 @@ func BusyboxTarball(t testing.TB) string {
 		t.Fatalf("build the busybox image: %v", busyboxErr)
 	}
 	return busyboxPath
+}
+
+// SyncBuffer is a bytes.Buffer that a server's goroutines may write (a
+// log sink, a stream's output) while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,16 +1,16 @@
 package nodeserver
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // panickingLister fails as a bug below the /pods handler would.
@@ -18,27 +18,8 @@ type panickingLister struct{}
 
 func (panickingLister) Pods() []*corev1.Pod { panic("pod list exploded") }
 
-// lockedLog is a log sink the server goroutines write while the test
-// reads it.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestPanickingHandlerIsAnswered(t *testing.T) {
-	var logs lockedLog
+	var logs testutil.SyncBuffer
 	s := newServer(nil, Options{Pods: panickingLister{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()

@@ -26,6 +26,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/peapod/peapod/internal/runtime"
+	"github.com/peapod/peapod/internal/testutil"
 )
 
 // executors builds both of kubectl's remotecommand clients for a URL.
@@ -250,7 +251,7 @@ func TestAttachStdinOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
 	stdinR, stdinW := io.Pipe()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Stderr: io.Discard})
@@ -282,23 +283,6 @@ func TestAttachStdinOnce(t *testing.T) {
 	if err != nil || st.ExitCode != 0 {
 		t.Errorf("catter: %+v %v", st, err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestPortForwardIntoThePodNetns(t *testing.T) {
@@ -522,7 +506,7 @@ spec:
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
 	stdinR, stdinW := io.Pipe()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &out, Tty: true})
