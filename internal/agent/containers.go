@@ -37,6 +37,9 @@ func newBackoff() *flowcontrol.Backoff { return flowcontrol.NewBackOff(backoffIn
 // It returns when a back-off ends, if one holds a container back.
 func (a *Agent) runContainers(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *runtime.SandboxStatus) time.Duration {
 	runs := groupRuns(sb)
+	if !a.removeNeverStarted(ctx, pod, runs) {
+		return time.Second
+	}
 	var requeue time.Duration
 	wait := func(d time.Duration) {
 		if d > 0 && (requeue == 0 || d < requeue) {
@@ -100,6 +103,36 @@ func (a *Agent) runContainers(ctx context.Context, w *podWorker, pod *corev1.Pod
 		}
 	}
 	return requeue
+}
+
+// removeNeverStarted removes the last run of a container when it was
+// created but never started. launchContainer creates and starts in one
+// step, so only an agent killed between the two leaves one, and nothing
+// would ever start it: as the kubelet does (ShouldContainerBeRestarted
+// restarts a created container), it is removed and the container runs
+// again, as the same attempt. It reports false if a removal failed; the
+// sync is then retried.
+func (a *Agent) removeNeverStarted(ctx context.Context, pod *corev1.Pod, runs map[string][]*runtime.ContainerStatus) bool {
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			rs := runs[c.Name]
+			last := lastRun(rs)
+			if last == nil || last.State != runtime.ContainerCreated {
+				continue
+			}
+			if err := a.rt.RemoveContainer(ctx, last.ID); err != nil {
+				a.log.Warn("remove a container created but never started", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "id", last.ID, "err", err)
+				return false
+			}
+			a.log.Info("removed a container created but never started; running it again", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "id", last.ID)
+			if len(rs) == 1 {
+				delete(runs, c.Name) // as for a container that never ran
+			} else {
+				runs[c.Name] = rs[:len(rs)-1]
+			}
+		}
+	}
+	return true
 }
 
 // sidecarStarted reports whether a running sidecar counts as started: it

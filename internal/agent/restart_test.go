@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/peapod/peapod/internal/runtime"
 )
 
 // TestAgentCatchesUpAfterDowntime stops the agent, changes the API behind
@@ -143,3 +145,42 @@ func procCPU(t *testing.T) time.Duration {
 }
 
 var _ = corev1.PodRunning
+
+// An agent killed between creating a container and starting it leaves it
+// created, and nothing else would ever start it: the next agent removes
+// it and runs the container again, in the same sandbox, as the kubelet
+// restarts a created container.
+func TestContainerCreatedButNeverStartedRunsAgain(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	first := n.startAgent()
+	first.stop()
+
+	// What a killed agent leaves: the pod's sandbox, and its container
+	// created but not started.
+	pod := n.createPod("half", "sleep", "3600")
+	if _, err := first.rt.EnsureImage(ctx, "busybox", corev1.PullIfNotPresent, nil); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := first.rt.RunPodSandbox(ctx, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := first.rt.CreateContainer(ctx, sb, "c", runtime.ContainerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	second := n.startAgent()
+	p := n.waitPod("half", 60*time.Second, "Running", isRunning)
+	boxes := sandboxesOfUID(t, second.rt, pod.UID)
+	if len(boxes) != 1 || boxes[0].ID != sb {
+		t.Fatalf("sandboxes %v, want the one left behind (%s)", boxes, sb)
+	}
+	if len(boxes[0].Containers) != 1 || boxes[0].Containers[0].ID == created || boxes[0].Containers[0].State != runtime.ContainerRunning {
+		t.Fatalf("containers %+v, want one running run replacing %s", boxes[0].Containers, created)
+	}
+	if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Running == nil {
+		t.Fatalf("container status %+v, want running, never restarted", cs)
+	}
+}
