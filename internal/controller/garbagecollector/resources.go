@@ -97,7 +97,9 @@ func resources(client kubernetes.Interface, f informers.SharedInformerFactory) [
 		newResource(apps.WithKind("DaemonSet"), true, f.Apps().V1().DaemonSets().Informer(),
 			func(ns string) typedClient[*appsv1.DaemonSet] { return client.AppsV1().DaemonSets(ns) }),
 		newResource(apps.WithKind("ControllerRevision"), true, f.Apps().V1().ControllerRevisions().Informer(),
-			func(ns string) typedClient[*appsv1.ControllerRevision] { return client.AppsV1().ControllerRevisions(ns) }),
+			func(ns string) typedClient[*appsv1.ControllerRevision] {
+				return client.AppsV1().ControllerRevisions(ns)
+			}),
 		newResource(coord.WithKind("Lease"), true, f.Coordination().V1().Leases().Informer(),
 			func(ns string) typedClient[*coordinationv1.Lease] { return client.CoordinationV1().Leases(ns) }),
 	}
