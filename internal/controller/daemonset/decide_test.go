@@ -89,9 +89,9 @@ func terminating(p *v1.Pod) { t := metav1.Unix(5, 0); p.DeletionTimestamp = &t }
 
 func TestShouldRun(t *testing.T) {
 	for _, tc := range []struct {
-		name          string
-		ds            *appsv1.DaemonSet
-		node          *v1.Node
+		name           string
+		ds             *appsv1.DaemonSet
+		node           *v1.Node
 		run, continue_ bool
 	}{
 		{"plain node", newDS(), node("a"), true, true},
