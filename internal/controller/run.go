@@ -15,7 +15,8 @@
 //  8. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
 //  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
-//     EndpointSlices (package endpointslicemirroring).
+//     EndpointSlices (package endpointslicemirroring);
+//  11. daemonset — apps/v1 DaemonSets (package daemonset).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -37,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/peapod/peapod/internal/controller/daemonset"
 	"github.com/peapod/peapod/internal/controller/deployment"
 	"github.com/peapod/peapod/internal/controller/endpoints"
 	"github.com/peapod/peapod/internal/controller/endpointslice"
@@ -121,6 +123,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
 	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
+	add(daemonset.New(client, factory, daemonset.Options{Logger: log, Recorder: recorder("daemonset-controller"), Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
