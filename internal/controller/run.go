@@ -16,7 +16,8 @@
 //  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
 //     EndpointSlices (package endpointslicemirroring);
-//  11. daemonset — apps/v1 DaemonSets (package daemonset).
+//  11. daemonset — apps/v1 DaemonSets (package daemonset);
+//  12. podgc — the pods of deleted nodes (package podgc).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -46,6 +47,7 @@ import (
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
+	"github.com/peapod/peapod/internal/controller/podgc"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 	"github.com/peapod/peapod/internal/controller/statefulset"
 )
@@ -124,6 +126,7 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
 	add(daemonset.New(client, factory, daemonset.Options{Logger: log, Recorder: recorder("daemonset-controller"), Clock: opts.Clock}))
+	add(podgc.New(client, factory, podgc.Options{Logger: log, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
