@@ -162,4 +162,3 @@ func (c *Controller) collect(ctx context.Context, p *v1.Pod) error {
 	}
 	return nil
 }
-
