@@ -152,3 +152,118 @@ func TestDaemonSet(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDaemonSetAcrossNodes is issue 13's DaemonSet acceptance on the
+// shared 3-node cluster: exactly one pod on every node; a new template
+// rolls out one node at a time (never two nodes without a Ready pod, as
+// maxUnavailable 1 allows); a node that joins gets its pod and a node
+// that leaves loses it (the pod garbage collector, after its quarantine),
+// the DaemonSet's counts following.
+func TestDaemonSetAcrossNodes(t *testing.T) {
+	mn := sharedMultiNode(t)
+	ctx := context.Background()
+	var nodes []string
+	for _, n := range mn.state(t).Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("the shared cluster has %d nodes, want 3", len(nodes))
+	}
+	ns := mn.namespace("ds-nodes")
+	defer func() {
+		if out, err := mn.kubectl("delete", "namespace", ns, "--wait=false"); err != nil {
+			t.Errorf("delete namespace %s: %v %s", ns, err, out)
+		}
+		mn.waitGone(ns, "", 0, 2*time.Minute)
+	}()
+	desired := func(want int32) {
+		t.Helper()
+		mn.eventually(time.Minute, func() error {
+			ds, err := mn.client.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if st := ds.Status; st.DesiredNumberScheduled != want || st.NumberAvailable != want || st.UpdatedNumberScheduled != want || st.ObservedGeneration != ds.Generation {
+				return fmt.Errorf("status %+v, want %d desired, available and updated", st, want)
+			}
+			return nil
+		})
+	}
+
+	mn.apply(daemonSet(ns, "agent", "v1"))
+	mn.must("rollout", "status", "-n", ns, "ds/agent", "--timeout=180s")
+	mn.waitVersion(ns, "app=agent", "v1", nodes, 2*time.Minute)
+	desired(3)
+
+	t.Run("a new template rolls out one node at a time", func(t *testing.T) {
+		mn := mn.with(t)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		worst, rounds := len(nodes), 0
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				l, err := mn.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=agent"})
+				if err != nil {
+					continue
+				}
+				up := map[string]bool{}
+				for _, p := range l.Items {
+					if p.DeletionTimestamp == nil && ready(&p) {
+						up[p.Spec.NodeName] = true
+					}
+				}
+				worst = min(worst, len(up))
+				rounds++
+			}
+		}()
+		mn.must("set", "env", "-n", ns, "ds/agent", "VERSION=v2")
+		mn.must("rollout", "status", "-n", ns, "ds/agent", "--timeout=180s")
+		close(stop)
+		<-done
+		mn.waitVersion(ns, "app=agent", "v2", nodes, time.Minute)
+		t.Logf("rollout: at least %d of %d nodes had a Ready pod in each of %d polling rounds", worst, len(nodes), rounds)
+		if worst < len(nodes)-1 || rounds < 5 {
+			t.Errorf("rollout: %d nodes with a Ready pod at worst (want >= %d, maxUnavailable 1) over %d rounds", worst, len(nodes)-1, rounds)
+		}
+	})
+
+	t.Run("a node that joins gets its pod, a node that leaves loses it", func(t *testing.T) {
+		mn := mn.with(t)
+		before := map[string]bool{}
+		for _, n := range nodes {
+			before[n] = true
+		}
+		mn.mustRun("node", "add", "--image", busyboxTarball(t))
+		var added string
+		for _, n := range mn.state(t).Nodes {
+			if !before[n.Name] {
+				added = n.Name
+			}
+		}
+		if added == "" {
+			t.Fatal("node add made no new node")
+		}
+		removed := false
+		defer func() {
+			if !removed {
+				mn.run("node", "rm", added)
+			}
+		}()
+		mn.waitVersion(ns, "app=agent", "v2", append(append([]string(nil), nodes...), added), 3*time.Minute)
+		desired(4)
+
+		mn.mustRun("node", "rm", added)
+		removed = true
+		mn.waitVersion(ns, "app=agent", "v2", nodes, 3*time.Minute)
+		desired(3)
+		if out := mn.must("get", "ds", "-n", ns, "agent", "--no-headers"); !strings.HasPrefix(strings.Join(strings.Fields(out), " "), "agent 3 3 3 3 3 ") {
+			t.Errorf("kubectl get ds after the node left: %s", out)
+		}
+	})
+}
