@@ -1,8 +1,15 @@
 package apiserver
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 const dsJSON = `{"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"agent"},
@@ -75,6 +82,7 @@ func TestDaemonSetValidation(t *testing.T) {
 		{"over 100%", `"selector"`, `"updateStrategy":{"rollingUpdate":{"maxUnavailable":"150%"}},"selector"`, []string{"spec.updateStrategy.rollingUpdate.maxUnavailable", "must not be greater than 100%"}},
 		{"negative minReadySeconds", `"selector"`, `"minReadySeconds":-1,"selector"`, []string{"spec.minReadySeconds"}},
 		{"restartPolicy", `"containers"`, `"restartPolicy":"OnFailure","containers"`, []string{"spec.template.spec.restartPolicy"}},
+		{"empty selector", `"matchLabels":{"app":"agent"}`, `"matchLabels":{}`, []string{"spec.selector", "empty selector is invalid for daemonset"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := strings.Replace(dsJSON, tc.from, tc.to, 1)
@@ -113,3 +121,34 @@ func TestControllerRevisionServed(t *testing.T) {
 		t.Fatalf("revision change: %d %s", r.code, r.body)
 	}
 }
+
+func TestDaemonSetTables(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent", CreationTimestamp: metav1.Unix(1000-300, 0)},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{NodeSelector: map[string]string{"disk": "ssd"},
+				Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}},
+		},
+		Status: appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, NumberReady: 2, UpdatedNumberScheduled: 1, NumberAvailable: 2},
+	}
+	var head []string
+	for _, c := range daemonSetTable.Columns() {
+		if c.Priority == 0 {
+			head = append(head, strings.ToUpper(c.Name))
+		}
+	}
+	if got := strings.Join(head, " "); got != "NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE" {
+		t.Errorf("columns %s", got)
+	}
+	if got := fmt.Sprint(daemonSetTable.Cells(ds, now)); got != "[agent 3 3 2 1 2 disk=ssd 5m c busybox app=agent]" {
+		t.Errorf("cells %s", got)
+	}
+	cr := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "agent-abc", CreationTimestamp: metav1.Unix(1000-60, 0),
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "agent", Controller: ptr.To(true)}}}, Revision: 4}
+	if got := fmt.Sprint(controllerRevisionTable.Cells(cr, now)); got != "[agent-abc daemonset.apps/agent 4 60s]" {
+		t.Errorf("revision cells %s", got)
+	}
+}
+

@@ -128,6 +128,11 @@ func DefaultDaemonSet(ds *appsv1.DaemonSet) {
 func ValidateDaemonSet(ds *appsv1.DaemonSet) field.ErrorList {
 	s := &ds.Spec
 	errs := validateSelectorTemplate(s.Selector, &s.Template)
+	for _, e := range errs {
+		if e.Field == "spec.selector" && strings.HasPrefix(e.Detail, "empty selector is invalid for") {
+			e.Detail = "empty selector is invalid for daemonset" // Kubernetes' words for this kind
+		}
+	}
 	errs = append(errs, nonNegative(specPath.Child("minReadySeconds"), &s.MinReadySeconds)...)
 	errs = append(errs, nonNegative(specPath.Child("revisionHistoryLimit"), s.RevisionHistoryLimit)...)
 	up := specPath.Child("updateStrategy")
