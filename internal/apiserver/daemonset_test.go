@@ -151,4 +151,3 @@ func TestDaemonSetTables(t *testing.T) {
 		t.Errorf("revision cells %s", got)
 	}
 }
-
