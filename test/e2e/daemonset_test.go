@@ -135,6 +135,15 @@ func TestDaemonSet(t *testing.T) {
 	if out := c.must("get", "controllerrevisions", "-n", ns); !strings.Contains(out, "daemonset.apps/agent") {
 		t.Errorf("kubectl get controllerrevisions:\n%s", out)
 	}
+	c.eventually(30*time.Second, func() error {
+		out := c.must("describe", "-n", ns, "ds/agent")
+		for _, want := range []string{"Desired Number of Nodes Scheduled: 1", "Number of Nodes Scheduled with Available Pods: 1", "1 Running / 0 Waiting", "SuccessfulCreate"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("kubectl describe ds lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
 
 	// Bad input: the field named, nothing made.
 	bad := strings.Replace(daemonSet(ns, "bad", "v1"), "  minReadySeconds: 1\n", "  minReadySeconds: 1\n  updateStrategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}\n", 1)
