@@ -367,3 +367,26 @@ func TestAdoptsOrphans(t *testing.T) {
 	})
 	stays(t, client, 100*time.Millisecond, "n1=busybox:1")
 }
+
+// TestHistoryLimit: revisions beyond revisionHistoryLimit go, oldest
+// first.
+func TestHistoryLimit(t *testing.T) {
+	client := start(t, newDS(func(ds *appsv1.DaemonSet) {
+		one := int32(1)
+		ds.Spec.RevisionHistoryLimit = &one
+	}))
+	want := func(revs ...string) {
+		t.Helper()
+		controllertest.Eventually(t, 5*time.Second, fmt.Sprintf("revisions %v", revs), func() error {
+			if got := revisions(t, client); !slices.Equal(got, revs) {
+				return fmt.Errorf("have %v", got)
+			}
+			return nil
+		})
+	}
+	want("1:busybox:1")
+	updateDS(t, client, image("busybox:2"))
+	want("1:busybox:1", "2:busybox:2")
+	updateDS(t, client, image("busybox:3"))
+	want("2:busybox:2", "3:busybox:3")
+}
