@@ -113,7 +113,22 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 }
 
 // Run waits for the informers to sync, then runs workers until ctx ends.
+// Every minute it forgets back-off entries that have expired, as
+// Kubernetes' BackoffGCInterval does, so DaemonSets and nodes that are
+// gone leave nothing behind.
 func (c *Controller) Run(ctx context.Context, workers int) error {
+	tick := c.clock.NewTicker(time.Minute)
+	defer tick.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C():
+				c.failed.GC()
+			}
+		}
+	}()
 	ctrlutil.RunWhenSynced(ctx, c.queue, c.synced, workers, c.log, c.sync)
 	return nil
 }
