@@ -118,8 +118,10 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 // gone leave nothing behind.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	tick := c.clock.NewTicker(time.Minute)
-	defer tick.Stop()
+	gcDone := make(chan struct{})
+	defer func() { tick.Stop(); <-gcDone }()
 	go func() {
+		defer close(gcDone)
 		for {
 			select {
 			case <-ctx.Done():
