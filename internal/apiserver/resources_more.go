@@ -6,7 +6,8 @@ import "context"
 // (workloads, services, endpoints and endpoint slices, events.k8s.io events), in
 // discovery order. builtinResources appends them.
 func extendedResources() []*Resource {
-	return append(append(workloadResources(), batchResources()...), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
+	rs := append(append(workloadResources(), batchResources()...), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
+	return append(rs, daemonSetResources()...)
 }
 
 // bootstrapExtended runs at every start after the system namespaces

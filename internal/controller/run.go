@@ -17,7 +17,9 @@
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
 //     EndpointSlices (package endpointslicemirroring);
 //  11. job — batch/v1 Jobs, with TTL-after-finished (package job);
-//  12. cronjob — batch/v1 CronJobs (package cronjob).
+//  12. cronjob — batch/v1 CronJobs (package cronjob);
+//  13. daemonset — apps/v1 DaemonSets (package daemonset);
+//  14. podgc — the pods of deleted nodes (package podgc).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -40,6 +42,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/peapod/peapod/internal/controller/cronjob"
+	"github.com/peapod/peapod/internal/controller/daemonset"
 	"github.com/peapod/peapod/internal/controller/deployment"
 	"github.com/peapod/peapod/internal/controller/endpoints"
 	"github.com/peapod/peapod/internal/controller/endpointslice"
@@ -48,6 +51,7 @@ import (
 	"github.com/peapod/peapod/internal/controller/job"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
+	"github.com/peapod/peapod/internal/controller/podgc"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 	"github.com/peapod/peapod/internal/controller/statefulset"
 )
@@ -127,6 +131,8 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
 	add(job.New(client, factory, job.Options{Logger: log, Recorder: recorder("job-controller"), Clock: opts.Clock}))
 	add(cronjob.New(client, factory, cronjob.Options{Logger: log, Recorder: recorder("cronjob-controller"), Clock: opts.Clock}))
+	add(daemonset.New(client, factory, daemonset.Options{Logger: log, Recorder: recorder("daemonset-controller"), Clock: opts.Clock}))
+	add(podgc.New(client, factory, podgc.Options{Logger: log, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

@@ -99,6 +99,12 @@ func resources(client kubernetes.Interface, f informers.SharedInformerFactory) [
 			func(ns string) typedClient[*batchv1.Job] { return client.BatchV1().Jobs(ns) }),
 		newResource(batchv1.SchemeGroupVersion.WithKind("CronJob"), true, f.Batch().V1().CronJobs().Informer(),
 			func(ns string) typedClient[*batchv1.CronJob] { return client.BatchV1().CronJobs(ns) }),
+		newResource(apps.WithKind("DaemonSet"), true, f.Apps().V1().DaemonSets().Informer(),
+			func(ns string) typedClient[*appsv1.DaemonSet] { return client.AppsV1().DaemonSets(ns) }),
+		newResource(apps.WithKind("ControllerRevision"), true, f.Apps().V1().ControllerRevisions().Informer(),
+			func(ns string) typedClient[*appsv1.ControllerRevision] {
+				return client.AppsV1().ControllerRevisions(ns)
+			}),
 		newResource(coord.WithKind("Lease"), true, f.Coordination().V1().Leases().Informer(),
 			func(ns string) typedClient[*coordinationv1.Lease] { return client.CoordinationV1().Leases(ns) }),
 	}
