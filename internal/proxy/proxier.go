@@ -294,11 +294,7 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 	if full {
 		addFixed(tx)
 	}
-	hairpin := make(map[string]int, len(p.hairpin))
-	for ip, n := range p.hairpin {
-		hairpin[ip] = n
-	}
-	stale := writeChanges(tx, changes, full, hairpin)
+	stale, hairpin := writeChanges(tx, changes, full, p.hairpin)
 	if full {
 		leftovers, err := p.leftovers(ctx, changes)
 		if err != nil {
@@ -317,7 +313,16 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 			return p.failed(keys, fmt.Errorf("write nftables table ip %s: %w", p.cfg.Table, err))
 		}
 	}
-	p.hairpin = hairpin
+	if full {
+		clear(p.hairpin)
+	}
+	for ip, n := range hairpin {
+		if n > 0 {
+			p.hairpin[ip] = n
+		} else {
+			delete(p.hairpin, ip)
+		}
+	}
 	for i, k := range order {
 		if changes[i].new == nil {
 			delete(p.applied, k)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -421,6 +422,47 @@ func TestHairpinSetCountsSharedEndpoints(t *testing.T) {
 	mustNotContain(t, "table after b's deletion", h.dump(), "10.42.0.50 . 10.42.0.50")
 	if len(h.p.hairpin) != 0 {
 		t.Errorf("hairpin counts left: %v", h.p.hairpin)
+	}
+}
+
+// TestIncrementalHairpinWorkIsTheChangedServicesOnly: with a thousand
+// Services programmed, one more recounts only its own endpoint addresses
+// (the sync of one Service must not walk every endpoint of the table),
+// and a failed transaction leaves the proxy's counts untouched.
+func TestIncrementalHairpinWorkIsTheChangedServicesOnly(t *testing.T) {
+	h := newHarness(t, "")
+	for i := range 1000 {
+		name := fmt.Sprintf("s%04d", i)
+		h.p.onService(svc(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)))
+		h.p.onSlice(slice(name+"-1", name, 8080, corev1.ProtocolTCP,
+			readyEp(fmt.Sprintf("10.42.%d.%d", i/250, i%250+1), testNode), readyEp("10.42.200.1", testNode)))
+	}
+	h.sync()
+	if n := len(h.p.hairpin); n != 1001 {
+		t.Fatalf("hairpin counts %d addresses, want 1001", n)
+	}
+
+	newPart := renderService(servicePorts(svc("new", "10.97.0.1"),
+		[]*discoveryv1.EndpointSlice{slice("new-1", "new", 8080, corev1.ProtocolTCP,
+			readyEp("10.43.0.1", testNode), readyEp("10.42.200.1", testNode))}, testNode), "")
+	tx := h.nft.NewTransaction()
+	_, counts := writeChanges(tx, []change{{new: newPart}}, false, h.p.hairpin)
+	if want := map[string]int{"10.43.0.1": 1, "10.42.200.1": 1001}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("one more Service recounted %v, want %v", counts, want)
+	}
+	if n := h.p.hairpin["10.42.200.1"]; n != 1000 {
+		t.Errorf("writeChanges changed the proxy's count of a shared address to %d before the transaction ran", n)
+	}
+
+	h.p.onService(svc("new", "10.97.0.1"))
+	h.p.onSlice(slice("new-1", "new", 8080, corev1.ProtocolTCP, readyEp("10.43.0.1", testNode), readyEp("10.42.200.1", testNode)))
+	h.sync()
+	last := h.lastTx()
+	mustContain(t, "one more Service", last, "add element ip peapod hairpin { 10.43.0.1 . 10.43.0.1 }")
+	mustNotContain(t, "one more Service", last, "10.42.200.1 . 10.42.200.1", "10.42.0.")
+	if h.p.hairpin["10.42.200.1"] != 1001 || h.p.hairpin["10.43.0.1"] != 1 || len(h.p.hairpin) != 1002 {
+		t.Errorf("hairpin counts after one more Service: shared %d, new %d, %d addresses",
+			h.p.hairpin["10.42.200.1"], h.p.hairpin["10.43.0.1"], len(h.p.hairpin))
 	}
 }
 
