@@ -466,6 +466,58 @@ func TestIncrementalHairpinWorkIsTheChangedServicesOnly(t *testing.T) {
 	}
 }
 
+// TestPacketPathIsTheSameAtAnyNumberOfServices: the chains every packet
+// crosses (the base chains and the fixed ones they jump to) hold the same
+// rules with 10 Services and with 500, each a map or set lookup, and a
+// Service's own chain is as long in both: a first packet's cost does not
+// grow with the number of Services (issue 12). (500, not 1,000: knftables'
+// fake finds each element by a linear search.)
+func TestPacketPathIsTheSameAtAnyNumberOfServices(t *testing.T) {
+	shared := func(n int) (map[string][]string, []string) {
+		h := newHarness(t, "10.42.0.0/16")
+		for i := range n {
+			name := fmt.Sprintf("s%04d", i)
+			h.p.onService(svc(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), func(s *corev1.Service) {
+				s.Spec.Type = corev1.ServiceTypeNodePort
+				s.Spec.Ports[0].NodePort = int32(30000 + i)
+			}))
+			var eps []ep
+			for j := range 3 {
+				eps = append(eps, readyEp(fmt.Sprintf("10.42.%d.%d", (i*3+j)/250, (i*3+j)%250+1), testNode))
+			}
+			h.p.onSlice(slice(name+"-1", name, 8080, corev1.ProtocolTCP, eps...))
+		}
+		h.sync()
+		d := h.dump()
+		chains := map[string][]string{}
+		for _, bc := range baseChains() {
+			chains[bc.name] = rulesOf(d, bc.name)
+		}
+		for name := range fixedChains() {
+			chains[name] = rulesOf(d, name)
+		}
+		return chains, rulesOf(d, chainOf(t, d, prefixService, "ns/s0000/"))
+	}
+	few, fewSvc := shared(10)
+	many, manySvc := shared(500)
+	if len(many[chainServices]) != 2 || len(many["nat-prerouting"]) != 1 {
+		t.Fatalf("services chain %v, nat-prerouting %v: want 2 lookups and 1 jump", many[chainServices], many["nat-prerouting"])
+	}
+	if !reflect.DeepEqual(few, many) {
+		t.Errorf("the shared chains differ between 10 and 500 Services:\n%v\n%v", few, many)
+	}
+	for name, rules := range many {
+		for _, r := range rules {
+			if strings.Contains(r, "10.96.") || strings.Contains(r, "10.42.") && !strings.Contains(r, "10.42.0.0/16") {
+				t.Errorf("chain %s, crossed by every packet, names a Service or an endpoint: %s", name, r)
+			}
+		}
+	}
+	if len(fewSvc) != len(manySvc) || len(manySvc) > 3 {
+		t.Errorf("a Service's chain has %d rules among 10 Services, %d among 500 (want the same, at most 3):\n%v", len(fewSvc), len(manySvc), manySvc)
+	}
+}
+
 func TestConfigRefusesBadClusterCIDR(t *testing.T) {
 	factory := informers.NewSharedInformerFactory(fake.NewClientset(), 0)
 	for _, c := range []Config{{NodeName: "n", ClusterCIDR: "10.42.0.1/16"}, {NodeName: "n", ClusterCIDR: "fd00::/64"}, {}} {
