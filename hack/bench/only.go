@@ -131,6 +131,7 @@ func runOnlyServices(ctx context.Context, bin, busybox string, serverArgs []stri
 	} {
 		fmt.Printf("%-40s n=%-4d p50 %6.3f ms  p99 %6.3f ms\n", f.what, len(f.took), percentile(f.took, .5), percentile(f.took, .99))
 	}
+	fmt.Printf("peapod server CPU per one more Service: %.1f ms\n", ms(r.OneMoreServerCPU))
 	fmt.Printf("peapod server CPU during the connect phases (cores): few %.2f, many %.2f, few again %.2f\n", r.ServerCPU[0], r.ServerCPU[1], r.ServerCPU[2])
 	for _, x := range serviceRows(r) {
 		fmt.Printf("%-100s %8s %8s | %-40s %8s %8s %s\n", x.What, num(x.P50), num(x.P99), x.Anchor, num(x.AP50), num(x.AP99), x.Unit)

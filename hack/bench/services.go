@@ -65,6 +65,9 @@ type serviceResult struct {
 	// OneMoreCreate the create call alone (the API server's part), and
 	// OneMoreProgram the rest (create returned → in the table).
 	OneMore, OneMoreCreate, OneMoreProgram []time.Duration
+	// OneMoreServerCPU: the peapod server's CPU time per one more
+	// Service (slice and Service, everything the server did for them).
+	OneMoreServerCPU time.Duration
 }
 
 // tableMonitor follows `nft monitor` and records when each element of
@@ -245,6 +248,11 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 		return r, err
 	}
 	r.AllProgrammed = max(programmed.Sub(last), 0)
+	logf("peapod: one more Service, %d times", oneMore)
+	cpu0, err := cpuTime(c.pid())
+	if err != nil {
+		return r, err
+	}
 	for i := range oneMore {
 		eps := fakeEndpoints(200000+i*endpoints, endpoints)
 		name := fmt.Sprintf("more-%d", i)
@@ -265,6 +273,13 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 		r.OneMoreCreate = append(r.OneMoreCreate, created.Sub(start))
 		r.OneMoreProgram = append(r.OneMoreProgram, max(seen.Sub(created), 0))
 		time.Sleep(100 * time.Millisecond)
+	}
+	cpu1, err := cpuTime(c.pid())
+	if err != nil {
+		return r, err
+	}
+	if oneMore > 0 {
+		r.OneMoreServerCPU = (cpu1 - cpu0) / time.Duration(oneMore)
 	}
 	if took, err = connectPhase(c, client.NetNSPath, targets, &r.ServerCPU[1]); err != nil {
 		return r, err

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/knftables"
 
@@ -515,6 +516,42 @@ func TestPacketPathIsTheSameAtAnyNumberOfServices(t *testing.T) {
 	}
 	if len(fewSvc) != len(manySvc) || len(manySvc) > 3 {
 		t.Errorf("a Service's chain has %d rules among 10 Services, %d among 500 (want the same, at most 3):\n%v", len(fewSvc), len(manySvc), manySvc)
+	}
+}
+
+// TestSliceMovesBetweenServices: a slice relabelled to another Service
+// leaves the first one's endpoints, one whose label goes leaves every
+// Service, and a deletion whose final state carries other labels still
+// removes the slice from where the proxy filed it.
+func TestSliceMovesBetweenServices(t *testing.T) {
+	h := newHarness(t, "")
+	h.p.onService(svc("a", "10.96.0.31"))
+	h.p.onService(svc("b", "10.96.0.32"))
+	h.p.onSlice(slice("x", "a", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	mustContain(t, "table", h.dump(), "add element ip peapod service-ips { 10.96.0.31 . tcp . 80 : goto service-",
+		"add element ip peapod no-endpoint-services { 10.96.0.32 . tcp . 80 : goto reject-chain }")
+
+	h.p.onSlice(slice("x", "b", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	d := h.dump()
+	mustContain(t, "table after the move", d, "add element ip peapod service-ips { 10.96.0.32 . tcp . 80 : goto service-",
+		"add element ip peapod no-endpoint-services { 10.96.0.31 . tcp . 80 : goto reject-chain }")
+	mustNotContain(t, "table after the move", d, "service-ips { 10.96.0.31 ")
+
+	unlabelled := slice("x", "b", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode))
+	delete(unlabelled.Labels, discoveryv1.LabelServiceName)
+	h.p.onSlice(unlabelled)
+	h.sync()
+	mustContain(t, "table after the label went", h.dump(), "add element ip peapod no-endpoint-services { 10.96.0.32 . tcp . 80 : goto reject-chain }")
+
+	h.p.onSlice(slice("x", "a", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	h.p.onSliceDelete(cache.DeletedFinalStateUnknown{Key: "ns/x", Obj: slice("x", "b", 8080, corev1.ProtocolTCP)})
+	h.sync()
+	mustContain(t, "table after the deletion", h.dump(), "add element ip peapod no-endpoint-services { 10.96.0.31 . tcp . 80 : goto reject-chain }")
+	if len(h.p.slices) != 0 || len(h.p.sliceOwner) != 0 {
+		t.Errorf("slices left after the deletion: %v %v", h.p.slices, h.p.sliceOwner)
 	}
 }
 
