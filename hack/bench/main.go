@@ -39,7 +39,7 @@ type sizes struct {
 }
 
 var full = sizes{OneByOne: 50, Profiled: 20, Burst: 100, Apply: 20, Density: 200, Pending: 1000, Watches: 200,
-	Services: 1000, ServiceEndpoints: 10, OneMore: 20, CPUWindow: 30 * time.Second, DNSWindow: 5 * time.Second, DNSServices: 20}
+	Services: 1000, ServiceEndpoints: 10, OneMore: 100, CPUWindow: 30 * time.Second, DNSWindow: 5 * time.Second, DNSServices: 20}
 var quick = sizes{OneByOne: 5, Profiled: 3, Burst: 10, Apply: 3, Density: 20, Pending: 50, Watches: 20,
 	Services: 50, ServiceEndpoints: 10, OneMore: 5, CPUWindow: 3 * time.Second, DNSWindow: time.Second, DNSServices: 3}
 

@@ -121,6 +121,18 @@ func runOnlyServices(ctx context.Context, bin, busybox string, serverArgs []stri
 		logf("peapod server log (tail):\n%s", c.tail())
 		return err
 	}
+	for _, f := range []struct {
+		what string
+		took []time.Duration
+	}{
+		{"connect pod IP, few", r.ConnectPod}, {"connect ClusterIP, few", r.ConnectCIPFew}, {"connect control, few", r.ControlFew},
+		{"connect pod IP, many", r.ConnectPodMany}, {"connect ClusterIP, many", r.ConnectCIPMany}, {"connect control, many", r.ControlMany},
+		{"connect pod IP, few again", r.ConnectPodAgain}, {"connect ClusterIP, few again", r.ConnectCIPAgain}, {"connect control, few again", r.ControlAgain},
+	} {
+		fmt.Printf("%-40s n=%-4d p50 %6.3f ms  p99 %6.3f ms\n", f.what, len(f.took), percentile(f.took, .5), percentile(f.took, .99))
+	}
+	fmt.Printf("peapod server CPU per one more Service: %.1f ms\n", ms(r.OneMoreServerCPU))
+	fmt.Printf("peapod server CPU during the connect phases (cores): few %.2f, many %.2f, few again %.2f\n", r.ServerCPU[0], r.ServerCPU[1], r.ServerCPU[2])
 	for _, x := range serviceRows(r) {
 		fmt.Printf("%-100s %8s %8s | %-40s %8s %8s %s\n", x.What, num(x.P50), num(x.P99), x.Anchor, num(x.AP50), num(x.AP99), x.Unit)
 	}

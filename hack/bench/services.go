@@ -28,23 +28,46 @@ const (
 	svcNS        = "svcbench"
 	svcConnPort  = 7000
 	svcIperfPort = 5201
+	// svcControlPort: a listener on the client pod's loopback, the
+	// control of the connect figures (its path never meets the table).
+	svcControlPort = 7001
+	// svcConnRounds × one connection to each target per phase.
+	svcConnRounds = 2000
 )
 
 // serviceResult are the service proxy's figures.
 type serviceResult struct {
 	// Connect latencies (TCP handshake, a new connection each time, so
 	// every one is a first packet through the table) to the pod IP and
-	// to the ClusterIP, with few and with many Services programmed.
-	ConnectPod, ConnectCIPFew, ConnectCIPMany []time.Duration
-	Few, Many                                 int
+	// to the ClusterIP, with few and with many Services programmed. Each
+	// phase takes one connection to each target in turn, so all see the
+	// same moment of the machine. The few phase runs twice, before the
+	// many Services are created and after they are deleted (Again), so
+	// the many phase is bracketed by it: a drift of the machine over the
+	// run shows as a difference between the two.
+	ConnectPod, ConnectCIPFew, ConnectCIPMany        []time.Duration
+	ConnectPodMany, ConnectPodAgain, ConnectCIPAgain []time.Duration
+	// Control: connects to the client pod's own loopback in the same
+	// turns; their path does not cross the proxy's table, so a change
+	// between phases is the machine's, not the table's.
+	ControlFew, ControlMany, ControlAgain []time.Duration
+	// ServerCPU is the peapod server's CPU use (cores) during each of
+	// the three connect phases: what else the machine was doing.
+	ServerCPU [3]float64
+	Few, Many int
 	// iperf3 throughput to the pod IP and to the ClusterIP.
 	GbpsPod, GbpsCIP float64
 	// AllProgrammed: the last of Many Services created → every one of
 	// them in the table.
 	AllProgrammed time.Duration
 	Endpoints     int
-	// OneMore: one more Service (and its slice) created → in the table.
-	OneMore []time.Duration
+	// OneMore: one more Service (and its slice) created → in the table;
+	// OneMoreCreate the create call alone (the API server's part), and
+	// OneMoreProgram the rest (create returned → in the table).
+	OneMore, OneMoreCreate, OneMoreProgram []time.Duration
+	// OneMoreServerCPU: the peapod server's CPU time per one more
+	// Service (slice and Service, everything the server did for them).
+	OneMoreServerCPU time.Duration
 }
 
 // tableMonitor follows `nft monitor` and records when each element of
@@ -158,20 +181,17 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 		return r, errors.New("fewer than two pods with an IP")
 	}
 	client, server := pair[0], pair[1]
-	ln, err := listenIn(server.NetNSPath, fmt.Sprintf(":%d", svcConnPort))
-	if err != nil {
-		return r, err
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
+	for _, l := range []struct{ netns, addr string }{
+		{server.NetNSPath, fmt.Sprintf(":%d", svcConnPort)},
+		{client.NetNSPath, fmt.Sprintf("127.0.0.1:%d", svcControlPort)},
+	} {
+		ln, err := listenIn(l.netns, l.addr)
+		if err != nil {
+			return r, err
 		}
-	}()
+		defer ln.Close()
+		go acceptAndClose(ln)
+	}
 	// The Service in front of the server pod, and a few more so the
 	// "few" case is a realistic small cluster.
 	cip, err := createBenchService(ctx, c, "server", []string{server.IPs[0]}, []int32{svcConnPort, svcIperfPort})
@@ -190,19 +210,19 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 	if _, err := mon.wait(keys, 30*time.Second); err != nil {
 		return r, err
 	}
-	podAddr := net.JoinHostPort(server.IPs[0], fmt.Sprint(svcConnPort))
-	cipAddr := net.JoinHostPort(cip, fmt.Sprint(svcConnPort))
-	// Interleaved, so both see the same load.
-	for range 10 {
-		a, err := connectLatencies(client.NetNSPath, podAddr, 50)
-		if err != nil {
-			return r, err
-		}
-		b, err := connectLatencies(client.NetNSPath, cipAddr, 50)
-		if err != nil {
-			return r, err
-		}
-		r.ConnectPod, r.ConnectCIPFew = append(r.ConnectPod, a...), append(r.ConnectCIPFew, b...)
+	targets := []string{
+		net.JoinHostPort(server.IPs[0], fmt.Sprint(svcConnPort)),
+		net.JoinHostPort(cip, fmt.Sprint(svcConnPort)),
+		net.JoinHostPort("127.0.0.1", fmt.Sprint(svcControlPort)),
+	}
+	took, err := connectPhase(c, client.NetNSPath, targets, &r.ServerCPU[0])
+	if err != nil {
+		return r, err
+	}
+	r.ConnectPod, r.ConnectCIPFew, r.ControlFew = took[0], took[1], took[2]
+	few, err := serviceIPsCount(ctx)
+	if err != nil {
+		return r, err
 	}
 	if r.GbpsPod, err = iperf(ctx, client.NetNSPath, server.NetNSPath, server.IPs[0], server.IPs[0]); err != nil {
 		return r, err
@@ -228,6 +248,11 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 		return r, err
 	}
 	r.AllProgrammed = max(programmed.Sub(last), 0)
+	logf("peapod: one more Service, %d times", oneMore)
+	cpu0, err := cpuTime(c.pid())
+	if err != nil {
+		return r, err
+	}
 	for i := range oneMore {
 		eps := fakeEndpoints(200000+i*endpoints, endpoints)
 		name := fmt.Sprintf("more-%d", i)
@@ -239,21 +264,141 @@ func services(ctx context.Context, c *cluster, many, endpoints, oneMore int) (se
 		if err != nil {
 			return r, err
 		}
+		created := time.Now()
 		seen, err := mon.wait([]string{net.JoinHostPort(svc.Spec.ClusterIP, "80")}, 30*time.Second)
 		if err != nil {
 			return r, err
 		}
 		r.OneMore = append(r.OneMore, seen.Sub(start))
+		r.OneMoreCreate = append(r.OneMoreCreate, created.Sub(start))
+		r.OneMoreProgram = append(r.OneMoreProgram, max(seen.Sub(created), 0))
 		time.Sleep(100 * time.Millisecond)
 	}
-	for range 10 {
-		b, err := connectLatencies(client.NetNSPath, cipAddr, 50)
-		if err != nil {
-			return r, err
-		}
-		r.ConnectCIPMany = append(r.ConnectCIPMany, b...)
+	cpu1, err := cpuTime(c.pid())
+	if err != nil {
+		return r, err
 	}
+	if oneMore > 0 {
+		r.OneMoreServerCPU = (cpu1 - cpu0) / time.Duration(oneMore)
+	}
+	if took, err = connectPhase(c, client.NetNSPath, targets, &r.ServerCPU[1]); err != nil {
+		return r, err
+	}
+	r.ConnectPodMany, r.ConnectCIPMany, r.ControlMany = took[0], took[1], took[2]
+
+	// Back to few: the many Services deleted and gone from the table,
+	// the few phase again.
+	logf("peapod: deleting the %d Services", many+oneMore)
+	var names []string
+	for i := range many {
+		names = append(names, fmt.Sprintf("s%04d", i))
+	}
+	for i := range oneMore {
+		names = append(names, fmt.Sprintf("more-%d", i))
+	}
+	if err := deleteBenchServices(ctx, c, names); err != nil {
+		return r, err
+	}
+	if err := waitServiceIPsCount(ctx, few, 2*time.Minute); err != nil {
+		return r, err
+	}
+	if took, err = connectPhase(c, client.NetNSPath, targets, &r.ServerCPU[2]); err != nil {
+		return r, err
+	}
+	r.ConnectPodAgain, r.ConnectCIPAgain, r.ControlAgain = took[0], took[1], took[2]
 	return r, nil
+}
+
+// connectPhase is one connect phase (connectInterleaved); cpu is set to
+// the server's CPU use meanwhile, in cores.
+func connectPhase(c *cluster, netns string, targets []string, cpu *float64) ([][]time.Duration, error) {
+	start := time.Now()
+	before, err := cpuTime(c.pid())
+	if err != nil {
+		return nil, err
+	}
+	took, err := connectInterleaved(netns, targets, svcConnRounds)
+	if err != nil {
+		return nil, err
+	}
+	after, err := cpuTime(c.pid())
+	if err != nil {
+		return nil, err
+	}
+	*cpu = float64(after-before) / float64(time.Since(start))
+	return took, nil
+}
+
+func acceptAndClose(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn.Close()
+	}
+}
+
+// serviceIPsCount is the number of elements in the proxy's service-ips
+// map (Service ports with endpoints).
+func serviceIPsCount(ctx context.Context) (int, error) {
+	out, err := exec.CommandContext(ctx, "nft", "list", "map", "ip", "peapod", "service-ips").Output()
+	if err != nil {
+		return 0, fmt.Errorf("nft list map ip peapod service-ips: %w", err)
+	}
+	return strings.Count(string(out), " : goto "), nil
+}
+
+// waitServiceIPsCount waits until the service-ips map has n elements.
+func waitServiceIPsCount(ctx context.Context, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := serviceIPsCount(ctx)
+		if err != nil {
+			return err
+		}
+		if got == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the proxy's service-ips map has %d elements after %s, want %d", got, timeout, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// deleteBenchServices deletes the Services named and their slices, 16
+// at a time.
+func deleteBenchServices(ctx context.Context, c *cluster, names []string) error {
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				err := c.client.CoreV1().Services(svcNS).Delete(ctx, name, metav1.DeleteOptions{})
+				if err == nil {
+					err = c.client.DiscoveryV1().EndpointSlices(svcNS).Delete(ctx, name, metav1.DeleteOptions{})
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("delete Service %s/%s: %w", svcNS, name, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
 }
 
 // benchService is a ClusterIP Service in ns on ports, each named p<port>.
@@ -382,19 +527,23 @@ func listenIn(netns, addr string) (net.Listener, error) {
 	return ln, err
 }
 
-// connectLatencies makes n TCP connections to addr from the namespace
-// at netns and returns the time each handshake took.
-func connectLatencies(netns, addr string, n int) ([]time.Duration, error) {
-	var took []time.Duration
+// connectInterleaved makes rounds × one TCP connection to each of addrs
+// in turn from the namespace at netns and returns, per address, the time
+// each handshake took: taken in turn, every address sees the same
+// moments of the machine.
+func connectInterleaved(netns string, addrs []string, rounds int) ([][]time.Duration, error) {
+	took := make([][]time.Duration, len(addrs))
 	err := inNetns(netns, func() error {
-		for range n {
-			start := time.Now()
-			conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				return fmt.Errorf("connect %s: %w", addr, err)
+		for range rounds {
+			for i, addr := range addrs {
+				start := time.Now()
+				conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					return fmt.Errorf("connect %s: %w", addr, err)
+				}
+				took[i] = append(took[i], time.Since(start))
+				conn.Close()
 			}
-			took = append(took, time.Since(start))
-			conn.Close()
 		}
 		return nil
 	})
@@ -403,6 +552,8 @@ func connectLatencies(netns, addr string, n int) ([]time.Duration, error) {
 
 // serviceRows are the report's rows of r.
 func serviceRows(r serviceResult) []row {
+	fewCIP := append(append([]time.Duration(nil), r.ConnectCIPFew...), r.ConnectCIPAgain...)
+	fewControl := append(append([]time.Duration(nil), r.ControlFew...), r.ControlAgain...)
 	return []row{
 		{Section: "services", What: fmt.Sprintf("TCP connect through a ClusterIP, %d Service ports programmed, n=%d", r.Few, len(r.ConnectCIPFew)), Unit: "ms",
 			P50: percentile(r.ConnectCIPFew, .5), P99: percentile(r.ConnectCIPFew, .99), Anchor: "straight to the pod IP, same pods",
@@ -410,11 +561,17 @@ func serviceRows(r serviceResult) []row {
 		{Section: "services", What: "TCP throughput through a ClusterIP (iperf3, 10 s, 1 stream)", Unit: "Gbit/s",
 			P50: r.GbpsCIP, P99: nan(), Anchor: "straight to the pod IP, same pods", AP50: r.GbpsPod, AP99: nan()},
 		{Section: "services", What: fmt.Sprintf("first packet (TCP connect) through a ClusterIP, %d Service ports programmed, n=%d", r.Few+r.Many+len(r.OneMore), len(r.ConnectCIPMany)), Unit: "ms",
-			P50: percentile(r.ConnectCIPMany, .5), P99: percentile(r.ConnectCIPMany, .99), Anchor: fmt.Sprintf("the same with %d", r.Few),
-			AP50: percentile(r.ConnectCIPFew, .5), AP99: percentile(r.ConnectCIPFew, .99)},
+			P50: percentile(r.ConnectCIPMany, .5), P99: percentile(r.ConnectCIPMany, .99), Anchor: fmt.Sprintf("the same with %d, before and after, n=%d", r.Few, len(fewCIP)),
+			AP50: percentile(fewCIP, .5), AP99: percentile(fewCIP, .99)},
+		{Section: "services", What: fmt.Sprintf("control: TCP connect to the client pod's loopback (off the table), in turn with the above at %d", r.Few+r.Many+len(r.OneMore)), Unit: "ms",
+			P50: percentile(r.ControlMany, .5), P99: percentile(r.ControlMany, .99), Anchor: fmt.Sprintf("the same at %d, before and after", r.Few),
+			AP50: percentile(fewControl, .5), AP99: percentile(fewControl, .99)},
 		{Section: "services", What: fmt.Sprintf("%d Services × %d endpoints created (16 clients): last change → all in the table", r.Many, r.Endpoints), Unit: "ms",
 			P50: ms(r.AllProgrammed), P99: nan(), Anchor: "target (issue 12)", AP50: 1000, AP99: nan()},
 		{Section: "services", What: fmt.Sprintf("one more Service (slice first) created → in the table, n=%d", len(r.OneMore)), Unit: "ms",
 			P50: percentile(r.OneMore, .5), P99: percentile(r.OneMore, .99), Anchor: "target (issue 12)", AP50: 50, AP99: nan()},
+		{Section: "services", What: "… of which the proxy's part: create returned → in the table", Unit: "ms",
+			P50: percentile(r.OneMoreProgram, .5), P99: percentile(r.OneMoreProgram, .99), Anchor: "the create call (API server)",
+			AP50: percentile(r.OneMoreCreate, .5), AP99: percentile(r.OneMoreCreate, .99)},
 	}
 }

@@ -22,10 +22,15 @@ type change struct{ old, new *part }
 // flushed here and must be deleted by a later transaction (a kernel
 // before 6.2 may still see them referenced by the map elements deleted
 // in this one). hairpin counts, per endpoint address, the parts using
-// it; it is updated from changes (with full, rebuilt from the new parts),
-// and the hairpin set follows it: an address's element is added when its
-// count leaves 0 and deleted when it returns to 0. Pure but for hairpin.
-func writeChanges(tx *knftables.Transaction, changes []change, full bool, hairpin map[string]int) (stale []string) {
+// it before this sync (read only; with full, taken as empty, the set
+// having just been emptied); the hairpin set follows the counts: an
+// address's element is added when its count leaves 0 and deleted when it
+// returns to 0. counts are the new counts of the addresses the changes
+// touch (0: no part uses it any more), for the caller to merge into
+// hairpin once tx has been applied (with full, they are all of them).
+// The work is proportional to the changes, not to the table: a sync of
+// one Service among thousands must not walk every endpoint. Pure.
+func writeChanges(tx *knftables.Transaction, changes []change, full bool, hairpin map[string]int) (stale []string, counts map[string]int) {
 	empty := newPart()
 	olds := make([]*part, len(changes))
 	for i, c := range changes {
@@ -98,33 +103,41 @@ func writeChanges(tx *knftables.Transaction, changes []change, full bool, hairpi
 		}
 	}
 	// Endpoint addresses shared by several Services stay in the hairpin
-	// set while any of them uses one.
-	before := map[string]int{}
-	for ip, n := range hairpin {
-		before[ip] = n
-	}
-	if full {
-		clear(hairpin)
-		clear(before)
+	// set while any of them uses one. Only the addresses of the changed
+	// parts are counted again.
+	counts = map[string]int{}
+	before := func(ip string) int {
+		if full {
+			return 0
+		}
+		return hairpin[ip]
 	}
 	for i, c := range changes {
 		if !full && c.old != nil {
 			for _, ip := range c.old.hairpin {
-				hairpin[ip]--
+				n, ok := counts[ip]
+				if !ok {
+					n = before(ip)
+				}
+				counts[ip] = n - 1
 			}
 		}
 		for _, ip := range news[i].hairpin {
-			hairpin[ip]++
+			n, ok := counts[ip]
+			if !ok {
+				n = before(ip)
+			}
+			counts[ip] = n + 1
 		}
 	}
-	for _, ip := range sortedKeys(hairpin) {
-		switch n := hairpin[ip]; {
+	for _, ip := range sortedKeys(counts) {
+		switch n, was := counts[ip], before(ip); {
 		case n <= 0:
-			delete(hairpin, ip)
-			if before[ip] > 0 {
+			counts[ip] = 0
+			if was > 0 {
 				tx.Delete(element(setHairpin, ip+" . "+ip, ""))
 			}
-		case before[ip] <= 0:
+		case was <= 0:
 			tx.Add(element(setHairpin, ip+" . "+ip, ""))
 		}
 	}
@@ -152,7 +165,7 @@ func writeChanges(tx *knftables.Transaction, changes []change, full bool, hairpi
 			}
 		}
 	}
-	return stale
+	return stale, counts
 }
 
 // element is the knftables element of container cname with key and

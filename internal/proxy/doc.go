@@ -56,8 +56,16 @@
 // object or slices changed, compares with what it wrote before, and
 // adds new chains, refills changed ones, and adds, replaces or deletes
 // single map elements, in one atomic `nft -f` transaction (through
-// sigs.k8s.io/knftables, kube-proxy's library). The first sync, one after
-// a failure, and one an hour rewrite the whole table. Chains out of use
+// sigs.k8s.io/knftables, kube-proxy's library). A change is written at
+// once (no minimum sync period: the informer's event wakes the loop), and
+// the proxy's own work is proportional to the changed Services, not to
+// the table (the hairpin counts and the slices' owners are indexed). What
+// still grows with the table is nft's: each transaction is an exec of nft,
+// which reads the table's chains and sets before it writes, and the
+// kernel checks the table's jumps at commit; about 10 ms for one more
+// Service among 1,000 on an idle machine, most of the proxy's part. The
+// first sync, one after a failure, and one an hour rewrite the whole
+// table. Chains out of use
 // are emptied at once and deleted a second later. After a change to a
 // UDP Service, conntrack entries whose answer no longer comes from an
 // endpoint in use are deleted (over netlink), so clients move to the new

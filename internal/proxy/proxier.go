@@ -33,7 +33,11 @@ type Proxier struct {
 	mu       sync.Mutex
 	services map[string]*corev1.Service
 	slices   map[string]map[string]*discoveryv1.EndpointSlice // service key → slice name → slice
-	dirty    map[string]bool
+	// sliceOwner is the Service key each slice ("namespace/name") is
+	// filed under in slices: a slice event finds its old place without
+	// a walk over every Service.
+	sliceOwner map[string]string
+	dirty      map[string]bool
 
 	// Owned by the sync loop.
 	applied  map[string]*part
@@ -67,15 +71,16 @@ func New(cfg Config, factory informers.SharedInformerFactory, nft knftables.Inte
 	}
 	p := &Proxier{
 		cfg: cfg, nft: nft, log: cfg.Logger.With("component", "service-proxy"),
-		kick:     make(chan struct{}, 1),
-		services: map[string]*corev1.Service{},
-		slices:   map[string]map[string]*discoveryv1.EndpointSlice{},
-		dirty:    map[string]bool{},
-		applied:  map[string]*part{},
-		hairpin:  map[string]int{},
-		stale:    map[string]time.Time{},
-		needFull: true,
-		stats:    syncStats{applied: make(chan struct{})},
+		kick:       make(chan struct{}, 1),
+		services:   map[string]*corev1.Service{},
+		slices:     map[string]map[string]*discoveryv1.EndpointSlice{},
+		sliceOwner: map[string]string{},
+		dirty:      map[string]bool{},
+		applied:    map[string]*part{},
+		hairpin:    map[string]int{},
+		stale:      map[string]time.Time{},
+		needFull:   true,
+		stats:      syncStats{applied: make(chan struct{})},
 	}
 	p.conntrack = func(changes []change) error { return clearStaleUDP(changes) }
 	svcInf := factory.Core().V1().Services().Informer()
@@ -166,12 +171,11 @@ func (p *Proxier) onSlice(obj any) {
 	key, ok := sliceService(s)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A slice relabelled to another Service leaves its old one.
-	for k, m := range p.slices {
-		if old, found := m[s.Name]; found && k != key && old.Namespace == s.Namespace {
-			delete(m, s.Name)
-			p.markDirty(k)
-		}
+	// A slice relabelled to another Service (or unlabelled) leaves its
+	// old one.
+	id := s.Namespace + "/" + s.Name
+	if old, found := p.sliceOwner[id]; found && (!ok || old != key) {
+		p.removeSlice(old, id, s.Name)
 	}
 	if !ok {
 		return
@@ -180,6 +184,18 @@ func (p *Proxier) onSlice(obj any) {
 		p.slices[key] = map[string]*discoveryv1.EndpointSlice{}
 	}
 	p.slices[key][s.Name] = s
+	p.sliceOwner[id] = key
+	p.markDirty(key)
+}
+
+// removeSlice files slice id (namespace/name) out of Service key. The
+// caller holds p.mu.
+func (p *Proxier) removeSlice(key, id, name string) {
+	delete(p.sliceOwner, id)
+	delete(p.slices[key], name)
+	if len(p.slices[key]) == 0 {
+		delete(p.slices, key)
+	}
 	p.markDirty(key)
 }
 
@@ -188,17 +204,14 @@ func (p *Proxier) onSliceDelete(obj any) {
 	if !ok {
 		return
 	}
-	key, ok := sliceService(s)
-	if !ok {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.slices[key], s.Name)
-	if len(p.slices[key]) == 0 {
-		delete(p.slices, key)
+	// Filed where the proxy last saw it (a deleted object's final state
+	// may carry labels the proxy never saw).
+	id := s.Namespace + "/" + s.Name
+	if key, found := p.sliceOwner[id]; found {
+		p.removeSlice(key, id, s.Name)
 	}
-	p.markDirty(key)
 }
 
 // Run waits for the informers, then keeps the table in sync until ctx
@@ -294,11 +307,7 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 	if full {
 		addFixed(tx)
 	}
-	hairpin := make(map[string]int, len(p.hairpin))
-	for ip, n := range p.hairpin {
-		hairpin[ip] = n
-	}
-	stale := writeChanges(tx, changes, full, hairpin)
+	stale, hairpin := writeChanges(tx, changes, full, p.hairpin)
 	if full {
 		leftovers, err := p.leftovers(ctx, changes)
 		if err != nil {
@@ -317,7 +326,16 @@ func (p *Proxier) syncOnce(ctx context.Context) error {
 			return p.failed(keys, fmt.Errorf("write nftables table ip %s: %w", p.cfg.Table, err))
 		}
 	}
-	p.hairpin = hairpin
+	if full {
+		clear(p.hairpin)
+	}
+	for ip, n := range hairpin {
+		if n > 0 {
+			p.hairpin[ip] = n
+		} else {
+			delete(p.hairpin, ip)
+		}
+	}
 	for i, k := range order {
 		if changes[i].new == nil {
 			delete(p.applied, k)

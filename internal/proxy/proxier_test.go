@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/knftables"
 
@@ -421,6 +423,135 @@ func TestHairpinSetCountsSharedEndpoints(t *testing.T) {
 	mustNotContain(t, "table after b's deletion", h.dump(), "10.42.0.50 . 10.42.0.50")
 	if len(h.p.hairpin) != 0 {
 		t.Errorf("hairpin counts left: %v", h.p.hairpin)
+	}
+}
+
+// TestIncrementalHairpinWorkIsTheChangedServicesOnly: with a thousand
+// Services programmed, one more recounts only its own endpoint addresses
+// (the sync of one Service must not walk every endpoint of the table),
+// and a failed transaction leaves the proxy's counts untouched.
+func TestIncrementalHairpinWorkIsTheChangedServicesOnly(t *testing.T) {
+	h := newHarness(t, "")
+	for i := range 1000 {
+		name := fmt.Sprintf("s%04d", i)
+		h.p.onService(svc(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1)))
+		h.p.onSlice(slice(name+"-1", name, 8080, corev1.ProtocolTCP,
+			readyEp(fmt.Sprintf("10.42.%d.%d", i/250, i%250+1), testNode), readyEp("10.42.200.1", testNode)))
+	}
+	h.sync()
+	if n := len(h.p.hairpin); n != 1001 {
+		t.Fatalf("hairpin counts %d addresses, want 1001", n)
+	}
+
+	newPart := renderService(servicePorts(svc("new", "10.97.0.1"),
+		[]*discoveryv1.EndpointSlice{slice("new-1", "new", 8080, corev1.ProtocolTCP,
+			readyEp("10.43.0.1", testNode), readyEp("10.42.200.1", testNode))}, testNode), "")
+	tx := h.nft.NewTransaction()
+	_, counts := writeChanges(tx, []change{{new: newPart}}, false, h.p.hairpin)
+	if want := map[string]int{"10.43.0.1": 1, "10.42.200.1": 1001}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("one more Service recounted %v, want %v", counts, want)
+	}
+	if n := h.p.hairpin["10.42.200.1"]; n != 1000 {
+		t.Errorf("writeChanges changed the proxy's count of a shared address to %d before the transaction ran", n)
+	}
+
+	h.p.onService(svc("new", "10.97.0.1"))
+	h.p.onSlice(slice("new-1", "new", 8080, corev1.ProtocolTCP, readyEp("10.43.0.1", testNode), readyEp("10.42.200.1", testNode)))
+	h.sync()
+	last := h.lastTx()
+	mustContain(t, "one more Service", last, "add element ip peapod hairpin { 10.43.0.1 . 10.43.0.1 }")
+	mustNotContain(t, "one more Service", last, "10.42.200.1 . 10.42.200.1", "10.42.0.")
+	if h.p.hairpin["10.42.200.1"] != 1001 || h.p.hairpin["10.43.0.1"] != 1 || len(h.p.hairpin) != 1002 {
+		t.Errorf("hairpin counts after one more Service: shared %d, new %d, %d addresses",
+			h.p.hairpin["10.42.200.1"], h.p.hairpin["10.43.0.1"], len(h.p.hairpin))
+	}
+}
+
+// TestPacketPathIsTheSameAtAnyNumberOfServices: the chains every packet
+// crosses (the base chains and the fixed ones they jump to) hold the same
+// rules with 10 Services and with 500, each a map or set lookup, and a
+// Service's own chain is as long in both: a first packet's cost does not
+// grow with the number of Services (issue 12). (500, not 1,000: knftables'
+// fake finds each element by a linear search.)
+func TestPacketPathIsTheSameAtAnyNumberOfServices(t *testing.T) {
+	shared := func(n int) (map[string][]string, []string) {
+		h := newHarness(t, "10.42.0.0/16")
+		for i := range n {
+			name := fmt.Sprintf("s%04d", i)
+			h.p.onService(svc(name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), func(s *corev1.Service) {
+				s.Spec.Type = corev1.ServiceTypeNodePort
+				s.Spec.Ports[0].NodePort = int32(30000 + i)
+			}))
+			var eps []ep
+			for j := range 3 {
+				eps = append(eps, readyEp(fmt.Sprintf("10.42.%d.%d", (i*3+j)/250, (i*3+j)%250+1), testNode))
+			}
+			h.p.onSlice(slice(name+"-1", name, 8080, corev1.ProtocolTCP, eps...))
+		}
+		h.sync()
+		d := h.dump()
+		chains := map[string][]string{}
+		for _, bc := range baseChains() {
+			chains[bc.name] = rulesOf(d, bc.name)
+		}
+		for name := range fixedChains() {
+			chains[name] = rulesOf(d, name)
+		}
+		return chains, rulesOf(d, chainOf(t, d, prefixService, "ns/s0000/"))
+	}
+	few, fewSvc := shared(10)
+	many, manySvc := shared(500)
+	if len(many[chainServices]) != 2 || len(many["nat-prerouting"]) != 1 {
+		t.Fatalf("services chain %v, nat-prerouting %v: want 2 lookups and 1 jump", many[chainServices], many["nat-prerouting"])
+	}
+	if !reflect.DeepEqual(few, many) {
+		t.Errorf("the shared chains differ between 10 and 500 Services:\n%v\n%v", few, many)
+	}
+	for name, rules := range many {
+		for _, r := range rules {
+			if strings.Contains(r, "10.96.") || strings.Contains(r, "10.42.") && !strings.Contains(r, "10.42.0.0/16") {
+				t.Errorf("chain %s, crossed by every packet, names a Service or an endpoint: %s", name, r)
+			}
+		}
+	}
+	if len(fewSvc) != len(manySvc) || len(manySvc) > 3 {
+		t.Errorf("a Service's chain has %d rules among 10 Services, %d among 500 (want the same, at most 3):\n%v", len(fewSvc), len(manySvc), manySvc)
+	}
+}
+
+// TestSliceMovesBetweenServices: a slice relabelled to another Service
+// leaves the first one's endpoints, one whose label goes leaves every
+// Service, and a deletion whose final state carries other labels still
+// removes the slice from where the proxy filed it.
+func TestSliceMovesBetweenServices(t *testing.T) {
+	h := newHarness(t, "")
+	h.p.onService(svc("a", "10.96.0.31"))
+	h.p.onService(svc("b", "10.96.0.32"))
+	h.p.onSlice(slice("x", "a", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	mustContain(t, "table", h.dump(), "add element ip peapod service-ips { 10.96.0.31 . tcp . 80 : goto service-",
+		"add element ip peapod no-endpoint-services { 10.96.0.32 . tcp . 80 : goto reject-chain }")
+
+	h.p.onSlice(slice("x", "b", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	d := h.dump()
+	mustContain(t, "table after the move", d, "add element ip peapod service-ips { 10.96.0.32 . tcp . 80 : goto service-",
+		"add element ip peapod no-endpoint-services { 10.96.0.31 . tcp . 80 : goto reject-chain }")
+	mustNotContain(t, "table after the move", d, "service-ips { 10.96.0.31 ")
+
+	unlabelled := slice("x", "b", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode))
+	delete(unlabelled.Labels, discoveryv1.LabelServiceName)
+	h.p.onSlice(unlabelled)
+	h.sync()
+	mustContain(t, "table after the label went", h.dump(), "add element ip peapod no-endpoint-services { 10.96.0.32 . tcp . 80 : goto reject-chain }")
+
+	h.p.onSlice(slice("x", "a", 8080, corev1.ProtocolTCP, readyEp("10.42.0.31", testNode)))
+	h.sync()
+	h.p.onSliceDelete(cache.DeletedFinalStateUnknown{Key: "ns/x", Obj: slice("x", "b", 8080, corev1.ProtocolTCP)})
+	h.sync()
+	mustContain(t, "table after the deletion", h.dump(), "add element ip peapod no-endpoint-services { 10.96.0.31 . tcp . 80 : goto reject-chain }")
+	if len(h.p.slices) != 0 || len(h.p.sliceOwner) != 0 {
+		t.Errorf("slices left after the deletion: %v %v", h.p.slices, h.p.sliceOwner)
 	}
 }
 
