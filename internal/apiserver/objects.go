@@ -78,6 +78,10 @@ func storageError(err error, res *Resource, name string) error {
 		return apierrors.NewConflict(gr, name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
 	case errors.Is(err, storage.ErrCompacted):
 		return apierrors.NewResourceExpired("The resourceVersion for the provided list is too old.")
+	case errors.Is(err, storage.ErrUnavailable):
+		// etcd out of reach or without quorum: a prompt 503 the client
+		// may retry, not a request that hangs through the outage.
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("the state store did not answer: %v", err))
 	case errors.Is(err, storage.ErrTooLarge):
 		// The client's object, not the server, is at fault: 413 as for a
 		// body over the request limit, never 500.

@@ -94,6 +94,27 @@ func NewEtcdFromClient(c *etcd.Client) *Etcd { return &Etcd{client: c, leases: n
 // maintenance).
 func (s *Etcd) Client() *etcd.Client { return s.client }
 
+// RequestTimeout bounds each request to etcd (watches excepted). A
+// request normally takes milliseconds; one that has not been answered in
+// this time meets an etcd without quorum or out of reach, and its caller
+// gets ErrUnavailable, the API a prompt 503, rather than a request that
+// hangs as long as the outage (10s covers a leader election).
+const RequestTimeout = 10 * time.Second
+
+// bounded gives one request its RequestTimeout.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, RequestTimeout, ErrUnavailable)
+}
+
+// unavailable marks err as ErrUnavailable when it came from ctx's own
+// RequestTimeout, not from the caller giving up.
+func unavailable(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), ErrUnavailable) {
+		return fmt.Errorf("%w: no answer within %s (%v)", ErrUnavailable, RequestTimeout, err)
+	}
+	return err
+}
+
 func mapErr(op, key string, err error) error {
 	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted) {
 		return fmt.Errorf("%s %s: %w", op, key, ErrCompacted)
@@ -117,9 +138,11 @@ func sendTooLarge(err error) bool {
 
 // Get implements Store.
 func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	resp, err := s.read(ctx, key, 0)
 	if err != nil {
-		return KV{}, mapErr("get", key, err)
+		return KV{}, mapErr("get", key, unavailable(ctx, err))
 	}
 	if len(resp.Kvs) == 0 {
 		return KV{}, fmt.Errorf("get %s: %w", key, ErrNotFound)
@@ -161,6 +184,8 @@ func (s *Etcd) reveal(rev int64) {
 
 // List implements Store.
 func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListResult, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	start := prefix
 	if opts.StartKey > prefix {
 		start = opts.StartKey
@@ -174,7 +199,7 @@ func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListR
 	}
 	resp, err := s.read(ctx, start, opts.Revision, ops...)
 	if err != nil {
-		return ListResult{}, mapErr("list", prefix, err)
+		return ListResult{}, mapErr("list", prefix, unavailable(ctx, err))
 	}
 	res := ListResult{Revision: resp.Header.Revision, More: resp.More}
 	if opts.Revision > 0 {
@@ -189,6 +214,8 @@ func (s *Etcd) List(ctx context.Context, prefix string, opts ListOptions) (ListR
 
 // Create implements Store.
 func (s *Etcd) Create(ctx context.Context, key string, value []byte, opts ...WriteOption) (int64, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	put, err := s.leases.putOptions(ctx, collectWriteOptions(opts))
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", key, err)
@@ -198,7 +225,7 @@ func (s *Etcd) Create(ctx context.Context, key string, value []byte, opts ...Wri
 		Then(etcd.OpPut(key, string(value), put...)).
 		Commit()
 	if err != nil {
-		return 0, mapErr("create", key, err)
+		return 0, mapErr("create", key, unavailable(ctx, err))
 	}
 	if !resp.Succeeded {
 		return 0, fmt.Errorf("create %s: %w", key, ErrExists)
@@ -208,6 +235,8 @@ func (s *Etcd) Create(ctx context.Context, key string, value []byte, opts ...Wri
 
 // Update implements Store.
 func (s *Etcd) Update(ctx context.Context, key string, value []byte, expected int64, opts ...WriteOption) (int64, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	put, err := s.leases.putOptions(ctx, collectWriteOptions(opts))
 	if err != nil {
 		return 0, fmt.Errorf("update %s: %w", key, err)
@@ -221,7 +250,7 @@ func (s *Etcd) Update(ctx context.Context, key string, value []byte, expected in
 		Else(etcd.OpGet(key, etcd.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return 0, mapErr("update", key, err)
+		return 0, mapErr("update", key, unavailable(ctx, err))
 	}
 	if !resp.Succeeded {
 		if len(resp.Responses) == 0 || len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
@@ -234,6 +263,8 @@ func (s *Etcd) Update(ctx context.Context, key string, value []byte, expected in
 
 // Delete implements Store.
 func (s *Etcd) Delete(ctx context.Context, key string, expected int64) (KV, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	cmp := etcd.Compare(etcd.CreateRevision(key), ">", 0)
 	if expected != 0 {
 		cmp = etcd.Compare(etcd.ModRevision(key), "=", expected)
@@ -243,7 +274,7 @@ func (s *Etcd) Delete(ctx context.Context, key string, expected int64) (KV, erro
 		Else(etcd.OpGet(key, etcd.WithKeysOnly())).
 		Commit()
 	if err != nil {
-		return KV{}, mapErr("delete", key, err)
+		return KV{}, mapErr("delete", key, unavailable(ctx, err))
 	}
 	if !resp.Succeeded {
 		if len(resp.Responses) == 0 || len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
@@ -315,9 +346,11 @@ func (s *Etcd) Watch(ctx context.Context, prefix string, after int64) (<-chan Ev
 
 // CurrentRevision implements Store.
 func (s *Etcd) CurrentRevision(ctx context.Context) (int64, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, "/registry-revision-probe", etcd.WithCountOnly())
 	if err != nil {
-		return 0, mapErr("get", "revision", err)
+		return 0, mapErr("get", "revision", unavailable(ctx, err))
 	}
 	return resp.Header.Revision, nil
 }

@@ -42,6 +42,9 @@ var (
 	// ErrTooLarge: the store refuses a write this large (etcd's
 	// --max-request-bytes). It is the client's error, not the store's.
 	ErrTooLarge = errors.New("request is too large for the store")
+	// ErrUnavailable: the store did not answer in time (etcd without
+	// quorum or out of reach).
+	ErrUnavailable = errors.New("the state store is unavailable")
 )
 
 // MaxRequestBytes is the largest write the embedded etcd takes (etcd's own
