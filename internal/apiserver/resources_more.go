@@ -6,7 +6,8 @@ import "context"
 // (workloads, services, endpoints and endpoint slices, events.k8s.io events), in
 // discovery order. builtinResources appends them.
 func extendedResources() []*Resource {
-	return append(workloadResources(), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
+	out := append(workloadResources(), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
+	return append(out, storageResources()...)
 }
 
 // bootstrapExtended runs at every start after the system namespaces
