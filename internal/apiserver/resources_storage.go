@@ -49,7 +49,9 @@ func storageResources() []*Resource {
 					addFinalizer(&pv.ObjectMeta, PVProtectionFinalizer)
 				},
 				PrepareForUpdate: func(obj, _ runtime.Object) { DefaultPersistentVolume(obj.(*corev1.PersistentVolume)) },
-				Validate:         func(obj runtime.Object) field.ErrorList { return ValidatePersistentVolume(obj.(*corev1.PersistentVolume)) },
+				Validate: func(obj runtime.Object) field.ErrorList {
+					return ValidatePersistentVolume(obj.(*corev1.PersistentVolume))
+				},
 				ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {
 					return ValidatePersistentVolumeUpdate(obj.(*corev1.PersistentVolume), old.(*corev1.PersistentVolume))
 				},
