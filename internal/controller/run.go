@@ -15,7 +15,9 @@
 //  8. endpointslice — the EndpointSlices of Services with selectors (package endpointslice);
 //  9. endpoints — the legacy Endpoints of Services with selectors (package endpoints);
 //  10. endpointslicemirroring — user-written Endpoints mirrored into
-//     EndpointSlices (package endpointslicemirroring).
+//     EndpointSlices (package endpointslicemirroring);
+//  11. persistentvolume — claim binding, the local-path provisioner and the
+//     protection finalizers (package persistentvolume).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -44,6 +46,7 @@ import (
 	"github.com/peapod/peapod/internal/controller/garbagecollector"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
+	"github.com/peapod/peapod/internal/controller/persistentvolume"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 	"github.com/peapod/peapod/internal/controller/statefulset"
 )
@@ -62,6 +65,9 @@ type Options struct {
 	// NodeCIDRMaskSize bits; unset, no node IPAM controller runs.
 	ClusterCIDR      netip.Prefix
 	NodeCIDRMaskSize int
+	// StorageDir is where local-path volumes go on nodes that do not
+	// publish their own directory. Default /var/lib/peapod/storage.
+	StorageDir string
 	// Logger receives the controllers' logs. Default slog.Default().
 	Logger *slog.Logger
 	// Clock times node heartbeats, evictions, minReadySeconds and progress
@@ -121,6 +127,8 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(endpointslice.New(client, factory, endpointslice.Options{Logger: log, Clock: opts.Clock}))
 	add(endpoints.New(client, factory, endpoints.Options{Logger: log, Clock: opts.Clock}))
 	add(endpointslicemirroring.New(client, factory, endpointslicemirroring.Options{Logger: log, Clock: opts.Clock}))
+	add(persistentvolume.New(client, factory, persistentvolume.Options{Logger: log, Recorder: recorder("persistentvolume-controller"),
+		StorageDir: opts.StorageDir, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
