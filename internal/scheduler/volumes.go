@@ -127,7 +127,9 @@ func andNodeSelector(p *v1.Pod, sel *v1.NodeSelector) {
 // plan runs PlanVolumes against the informers' caches.
 func (l *volumeListers) plan(pod *v1.Pod) VolumePlan {
 	return PlanVolumes(pod,
-		func(ns, name string) (*v1.PersistentVolumeClaim, error) { return l.claims.PersistentVolumeClaims(ns).Get(name) },
+		func(ns, name string) (*v1.PersistentVolumeClaim, error) {
+			return l.claims.PersistentVolumeClaims(ns).Get(name)
+		},
 		l.volumes.Get, l.classes.Get)
 }
 
