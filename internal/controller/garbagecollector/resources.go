@@ -94,6 +94,10 @@ func resources(client kubernetes.Interface, f informers.SharedInformerFactory) [
 			func(ns string) typedClient[*appsv1.Deployment] { return client.AppsV1().Deployments(ns) }),
 		newResource(apps.WithKind("StatefulSet"), true, f.Apps().V1().StatefulSets().Informer(),
 			func(ns string) typedClient[*appsv1.StatefulSet] { return client.AppsV1().StatefulSets(ns) }),
+		newResource(core.WithKind("PersistentVolumeClaim"), true, f.Core().V1().PersistentVolumeClaims().Informer(),
+			func(ns string) typedClient[*v1.PersistentVolumeClaim] {
+				return client.CoreV1().PersistentVolumeClaims(ns)
+			}),
 		newResource(coord.WithKind("Lease"), true, f.Coordination().V1().Leases().Informer(),
 			func(ns string) typedClient[*coordinationv1.Lease] { return client.CoordinationV1().Leases(ns) }),
 	}
