@@ -191,6 +191,7 @@ func startNode(g *group, d nodeDeps, pn podNetwork, factory informers.SharedInfo
 	a := agent.New(d.client, rt, agent.Config{
 		NodeName:   cfg.NodeName,
 		DaemonPort: int32(port),
+		StorageDir: cfg.Paths().Storage(),
 		Logger:     log,
 	})
 	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log, Pods: a,
