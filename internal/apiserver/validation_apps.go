@@ -171,6 +171,12 @@ func ValidateStatefulSetUpdate(s, old *appsv1.StatefulSet) field.ErrorList {
 	for _, sp := range []*appsv1.StatefulSetSpec{a, b} {
 		sp.Replicas, sp.Ordinals, sp.Template, sp.UpdateStrategy = nil, nil, corev1.PodTemplateSpec{}, appsv1.StatefulSetUpdateStrategy{}
 		sp.RevisionHistoryLimit, sp.PersistentVolumeClaimRetentionPolicy, sp.MinReadySeconds = nil, nil, 0
+		// A claim template's type and status are not spec: protobuf
+		// clients do not even send the type back.
+		for i := range sp.VolumeClaimTemplates {
+			sp.VolumeClaimTemplates[i].TypeMeta = metav1.TypeMeta{}
+			sp.VolumeClaimTemplates[i].Status = corev1.PersistentVolumeClaimStatus{}
+		}
 	}
 	if !apiequality.Semantic.DeepEqual(a, b) {
 		return field.ErrorList{field.Forbidden(specPath, "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")}

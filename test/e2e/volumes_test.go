@@ -159,6 +159,8 @@ func testWhenScaledDelete(t *testing.T, c *cluster) {
 	if _, err := c.client.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), "data-web-0", metav1.GetOptions{}); err != nil {
 		t.Fatalf("claim data-web-0 of the remaining pod: %v", err)
 	}
+	c.must("delete", "statefulset", "-n", ns, "web")
+	c.waitNoPod(ns, "web-0")
 }
 
 func testClaimNoFit(t *testing.T, c *cluster) {
