@@ -33,7 +33,9 @@ func TestLocalPathDirToRemove(t *testing.T) {
 	}{
 		{"released, Delete, ours", mk(nil), "/data/storage/pvc-1_ns_c"},
 		{"still bound", mk(func(pv *corev1.PersistentVolume) { pv.Status.Phase = corev1.VolumeBound }), ""},
-		{"Retain", mk(func(pv *corev1.PersistentVolume) { pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain }), ""},
+		{"Retain", mk(func(pv *corev1.PersistentVolume) {
+			pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimRetain
+		}), ""},
 		{"another node's", mk(func(pv *corev1.PersistentVolume) { pv.Annotations[persistentvolume.AnnLocalPathNode] = "n2" }), ""},
 		{"not local-path", mk(func(pv *corev1.PersistentVolume) { delete(pv.Annotations, persistentvolume.AnnProvisionedBy) }), ""},
 		{"outside the storage dir", mk(func(pv *corev1.PersistentVolume) { pv.Spec.HostPath.Path = "/etc" }), ""},

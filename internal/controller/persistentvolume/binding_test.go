@@ -55,7 +55,10 @@ func TestFindMatch(t *testing.T) {
 		c.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"disk": disk}}
 		return c
 	}
-	named := func(c *v1.PersistentVolumeClaim, volume string) *v1.PersistentVolumeClaim { c.Spec.VolumeName = volume; return c }
+	named := func(c *v1.PersistentVolumeClaim, volume string) *v1.PersistentVolumeClaim {
+		c.Spec.VolumeName = volume
+		return c
+	}
 	for _, tc := range []struct {
 		name    string
 		claim   *v1.PersistentVolumeClaim
