@@ -36,6 +36,8 @@ func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.P
 		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q is not bound to claim %q", fld, pv.Name, src.ClaimName)
 	}
 	switch {
+	case pv.Spec.HostPath != nil && pv.Annotations[annProvisionedBy] == localPathProvisioner:
+		return setupLocalPathDir(pv.Spec.HostPath.Path, fld, pv.Name)
 	case pv.Spec.HostPath != nil:
 		return setupHostPath(pv.Spec.HostPath, fld+".persistentVolumeClaim(volume "+pv.Name+")")
 	case pv.Spec.Local != nil:
@@ -53,4 +55,41 @@ func (m *Manager) setupClaim(ctx context.Context, pod *corev1.Pod, src *corev1.P
 		return path, nil
 	}
 	return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: only hostPath and local volumes are supported", fld, pv.Name)
+}
+
+// The annotation and name by which a volume is known as local-path's.
+const (
+	annProvisionedBy     = "pv.kubernetes.io/provisioned-by"
+	localPathProvisioner = "rancher.io/local-path"
+)
+
+// setupLocalPathDir makes a local-path volume's directory on first use
+// with mode 0777, whatever the umask, as k3s's provisioner does (its
+// helper runs "mkdir -m 0777 -p"): the pod's user, not root, writes there.
+// An existing directory is used as it is.
+func setupLocalPathDir(path, fld, volume string) (string, error) {
+	path = filepath.Clean(path)
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: path %q is not absolute", fld, volume, path)
+	}
+	st, err := os.Stat(path)
+	if err == nil {
+		if !st.IsDir() {
+			return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: %s is not a directory", fld, volume, path)
+		}
+		return path, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: %w", fld, volume, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: create %s: %w", fld, volume, filepath.Dir(path), err)
+	}
+	if err := os.Mkdir(path, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: create %s: %w", fld, volume, path, err)
+	}
+	if err := os.Chmod(path, 0o777); err != nil {
+		return "", fmt.Errorf("%s.persistentVolumeClaim: volume %q: chmod %s: %w", fld, volume, path, err)
+	}
+	return path, nil
 }

@@ -39,7 +39,7 @@ func TestSetupClaim(t *testing.T) {
 		"ns1/misbound": bound("misbound", "3", "lv"),
 	}
 	src.volumes = map[string]*corev1.PersistentVolume{
-		"pvc-1": {ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"}, Spec: corev1.PersistentVolumeSpec{ClaimRef: ref("1"),
+		"pvc-1": {ObjectMeta: metav1.ObjectMeta{Name: "pvc-1", Annotations: map[string]string{annProvisionedBy: localPathProvisioner}}, Spec: corev1.PersistentVolumeSpec{ClaimRef: ref("1"),
 			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data, Type: &dirType}}}},
 		"lv": {ObjectMeta: metav1.ObjectMeta{Name: "lv"}, Spec: corev1.PersistentVolumeSpec{ClaimRef: ref("2"),
 			PersistentVolumeSource: corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: local}}}},
@@ -58,8 +58,8 @@ func TestSetupClaim(t *testing.T) {
 	if prep.Paths["v"] != data {
 		t.Fatalf("path %q, want %q", prep.Paths["v"], data)
 	}
-	if st, err := os.Stat(data); err != nil || !st.IsDir() {
-		t.Fatalf("local-path directory not made: %v", err)
+	if st, err := os.Stat(data); err != nil || !st.IsDir() || st.Mode().Perm() != 0o777 {
+		t.Fatalf("local-path directory not made 0777: %v %v", st, err)
 	}
 	if err := os.WriteFile(filepath.Join(data, "keep"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

@@ -48,7 +48,8 @@ func testDefaultStorageClass(t *testing.T, c *cluster) {
 }
 
 // dbStatefulSet keeps a random id in its volume: written once, then only
-// read, so a pod that finds another id did not get its claim back.
+// read, so a pod that finds another id did not get its claim back. It
+// runs as a user other than root, as local-path's directories are 0777.
 func dbStatefulSet(ns, name string, replicas int, whenScaled string) string {
 	return fmt.Sprintf(`
 apiVersion: apps/v1
@@ -63,6 +64,7 @@ spec:
     metadata: {labels: {app: %[2]s}}
     spec:
       terminationGracePeriodSeconds: 1
+      securityContext: {runAsUser: 1000}
       containers:
       - name: db
         image: busybox
