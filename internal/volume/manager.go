@@ -119,7 +119,7 @@ func (u undoStack) run() error {
 // already exist are kept with their contents (a mounted tmpfs stays
 // mounted), so it is safe to call again after a restart. On error, what
 // this call created is removed again and the error names the volume's field
-// path, e.g. "spec.volumes[2].persistentVolumeClaim: not supported yet".
+// path, e.g. "spec.volumes[2].nfs: not supported yet".
 func (m *Manager) Setup(ctx context.Context, podDir string, pod *corev1.Pod) (_ *Prepared, retErr error) {
 	prep := &Prepared{Paths: map[string]string{}, EmptyDirLimits: map[string]int64{}}
 	var undo undoStack
