@@ -295,3 +295,75 @@ func (c *cluster) waitNoPod(ns, name string) {
 		return nil
 	})
 }
+
+// TestPersistentVolumesAcrossNodes: on the shared three-node cluster, a
+// StatefulSet pod placed on an agent node gets its local-path volume in
+// that node's data directory, comes back to that node with its data
+// after being deleted, and that node removes the volume once its claim is
+// deleted.
+func TestPersistentVolumesAcrossNodes(t *testing.T) {
+	mn := sharedMultiNode(t)
+	st := mn.state(t)
+	if len(st.Nodes) < 3 {
+		t.Fatalf("the shared cluster has %d nodes, want 3", len(st.Nodes))
+	}
+	target := st.Nodes[2]
+	ns := mn.namespace("pv-nodes")
+	defer func() {
+		if out, err := mn.kubectl("delete", "namespace", ns, "--wait=false"); err != nil {
+			t.Errorf("delete namespace %s: %v %s", ns, err, out)
+		}
+		mn.waitGone(ns, "", 0, 2*time.Minute)
+	}()
+	mn.apply(strings.Replace(dbStatefulSet(ns, "db", 1, "Retain"), "      securityContext:",
+		"      nodeSelector: {kubernetes.io/hostname: "+target.Name+"}\n      securityContext:", 1))
+	first := mn.waitPod(ns, "db-0", 3*time.Minute, "Running", running)
+	if first.Spec.NodeName != target.Name {
+		t.Fatalf("db-0 on %s, want %s", first.Spec.NodeName, target.Name)
+	}
+	id := mn.readID(ns, "db-0")
+	ctx := context.Background()
+	claim, err := mn.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-db-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := mn.client.CoreV1().Nodes().Get(ctx, target.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storageDir := node.Annotations["storage.peapod.io/local-path-dir"]
+	if storageDir != filepath.Join(target.DataDir, "storage") {
+		t.Fatalf("node %s publishes storage dir %q, want under its data dir %s", target.Name, storageDir, target.DataDir)
+	}
+	dir := filepath.Join(storageDir, "pvc-"+string(claim.UID)+"_"+ns+"_data-db-0")
+	if b, err := os.ReadFile(filepath.Join(dir, "id")); err != nil || strings.TrimSpace(string(b)) != id {
+		t.Fatalf("node %s's directory %s holds %q, %v; the pod read %q", target.Name, dir, b, err, id)
+	}
+
+	// Deleted, the pod comes back, to the volume's node, with its data;
+	// the StatefulSet's template no longer needs to pin it: the volume does.
+	mn.must("patch", "statefulset", "-n", ns, "db", "--type=json", "-p", `[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]`)
+	mn.waitPod(ns, "db-0", 3*time.Minute, "replaced by the rollout", func(p *corev1.Pod) bool { return p.UID != first.UID && running(p) })
+	second := mn.waitPod(ns, "db-0", time.Minute, "Running", running)
+	mn.must("delete", "pod", "-n", ns, "db-0", "--wait=false")
+	third := mn.waitPod(ns, "db-0", 3*time.Minute, "Running again", func(p *corev1.Pod) bool { return p.UID != second.UID && running(p) })
+	if third.Spec.NodeName != target.Name {
+		t.Fatalf("db-0 came back on %s; its volume is on %s", third.Spec.NodeName, target.Name)
+	}
+	if got := mn.readID(ns, "db-0"); got != id {
+		t.Fatalf("db-0 came back with id %q; it wrote %q", got, id)
+	}
+
+	mn.must("delete", "statefulset", "-n", ns, "db")
+	mn.waitNoPod(ns, "db-0")
+	mn.must("delete", "pvc", "-n", ns, "data-db-0")
+	mn.eventually(2*time.Minute, func() error {
+		if _, err := mn.client.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("volume %s still there: %v", claim.Spec.VolumeName, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("directory %s still there: %v", dir, err)
+		}
+		return nil
+	})
+}
