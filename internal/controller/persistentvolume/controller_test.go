@@ -246,3 +246,35 @@ func TestStaticBinding(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMisboundAndLost: a claim whose volume is held by another claim, or
+// gone, is Lost with Kubernetes' event; the other claim keeps the volume.
+func TestMisboundAndLost(t *testing.T) {
+	taken := pv("taken", "1Gi", "", v1.ReadWriteOnce)
+	taken.Spec.ClaimRef = &v1.ObjectReference{Namespace: "ns", Name: "owner", UID: "uid-owner"}
+	bound := func(name, volume string) *v1.PersistentVolumeClaim {
+		c := newClaim(name, "1Gi", "-")
+		c.Spec.VolumeName = volume
+		c.Annotations = map[string]string{AnnBindCompleted: "yes"}
+		return c
+	}
+	client, ev := start(t, taken, bound("owner", "taken"), bound("thief", "taken"), bound("orphan", "gone"))
+	controllertest.Eventually(t, 5*time.Second, "phases", func() error {
+		o, th, or := getClaim(t, client, "owner"), getClaim(t, client, "thief"), getClaim(t, client, "orphan")
+		if o.Status.Phase != v1.ClaimBound || th.Status.Phase != v1.ClaimLost || or.Status.Phase != v1.ClaimLost {
+			return fmt.Errorf("owner %s, thief %s, orphan %s", o.Status.Phase, th.Status.Phase, or.Status.Phase)
+		}
+		return nil
+	})
+	for _, want := range []string{
+		"Warning ClaimMisbound Two claims are bound to the same volume, this one is bound incorrectly",
+		"Warning ClaimLost Bound claim has lost its PersistentVolume. Data on the volume is lost!",
+	} {
+		if err := ev.has(want); err != nil {
+			t.Error(err)
+		}
+	}
+	if v, _ := client.CoreV1().PersistentVolumes().Get(context.Background(), "taken", metav1.GetOptions{}); v.Spec.ClaimRef.UID != "uid-owner" {
+		t.Fatalf("the volume changed hands: %+v", v.Spec.ClaimRef)
+	}
+}

@@ -42,8 +42,15 @@ func (c *Controller) syncClaim(ctx context.Context, cl *v1.PersistentVolumeClaim
 	if err != nil {
 		return err
 	}
-	if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != cl.UID {
-		return c.bind(ctx, cl, pv)
+	switch cr := pv.Spec.ClaimRef; {
+	case cr == nil:
+		return c.bind(ctx, cl, pv) // the volume's half of the binding was lost: redo it
+	case cr.UID != cl.UID:
+		// Another claim holds the volume: this one is Lost, as in Kubernetes.
+		if cl.Status.Phase != v1.ClaimLost {
+			c.recorder.Event(cl, v1.EventTypeWarning, "ClaimMisbound", "Two claims are bound to the same volume, this one is bound incorrectly")
+		}
+		return c.claimStatus(ctx, cl, v1.ClaimLost, nil)
 	}
 	return c.claimStatus(ctx, cl, v1.ClaimBound, pv)
 }
