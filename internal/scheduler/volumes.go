@@ -76,6 +76,12 @@ func PlanVolumes(pod *v1.Pod, claim func(ns, name string) (*v1.PersistentVolumeC
 				return plan
 			}
 			plan.Delayed = append(plan.Delayed, c)
+			if n := c.Annotations[AnnSelectedNode]; n != "" {
+				// Another pod's bind chose the node already: the claim is
+				// being provisioned there, so this pod goes there too.
+				terms = append(terms, &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: []v1.NodeSelectorRequirement{
+					{Key: v1.LabelHostname, Operator: v1.NodeSelectorOpIn, Values: []string{n}}}}}})
+			}
 			continue
 		}
 		pv, err := volume(c.Spec.VolumeName)

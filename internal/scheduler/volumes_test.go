@@ -24,8 +24,10 @@ func TestPlanVolumes(t *testing.T) {
 	cls := func(n string) *string { return &n }
 	now := metav1.Now()
 	claims := map[string]*v1.PersistentVolumeClaim{
-		"bound":    {ObjectMeta: metav1.ObjectMeta{Name: "bound"}, Spec: v1.PersistentVolumeClaimSpec{VolumeName: "pv-n2"}},
-		"wait":     {ObjectMeta: metav1.ObjectMeta{Name: "wait"}, Spec: v1.PersistentVolumeClaimSpec{StorageClassName: cls("local-path")}},
+		"bound": {ObjectMeta: metav1.ObjectMeta{Name: "bound"}, Spec: v1.PersistentVolumeClaimSpec{VolumeName: "pv-n2"}},
+		"wait":  {ObjectMeta: metav1.ObjectMeta{Name: "wait"}, Spec: v1.PersistentVolumeClaimSpec{StorageClassName: cls("local-path")}},
+		"chosen": {ObjectMeta: metav1.ObjectMeta{Name: "chosen", Annotations: map[string]string{AnnSelectedNode: "n1"}},
+			Spec: v1.PersistentVolumeClaimSpec{StorageClassName: cls("local-path")}},
 		"now":      {ObjectMeta: metav1.ObjectMeta{Name: "now"}, Spec: v1.PersistentVolumeClaimSpec{StorageClassName: cls("fast")}},
 		"deleting": {ObjectMeta: metav1.ObjectMeta{Name: "deleting", DeletionTimestamp: &now}},
 		"lost":     {ObjectMeta: metav1.ObjectMeta{Name: "lost"}, Spec: v1.PersistentVolumeClaimSpec{VolumeName: "gone"}},
@@ -82,6 +84,13 @@ func TestPlanVolumes(t *testing.T) {
 	own := PlanVolumes(pinnedElsewhere, claimsGetter(claims), volume, class).Pod
 	if _, err := Schedule(own, snap); err == nil || !strings.Contains(err.Error(), "0/2 nodes are available") {
 		t.Fatalf("a pod whose node selector and volume disagree was scheduled: %v", err)
+	}
+	// A delayed claim another pod's bind has given a node takes this pod there.
+	for _, want := range []string{"n1", "n2"} {
+		claims["chosen"].Annotations[AnnSelectedNode] = want
+		if node, err := Schedule(PlanVolumes(podWith("chosen"), claimsGetter(claims), volume, class).Pod, snap); err != nil || node != want {
+			t.Fatalf("pod of a claim selected for %s scheduled to %q, %v", want, node, err)
+		}
 	}
 	if msg := volumeUnschedulable("pod has unbound immediate PersistentVolumeClaims", 1); msg !=
 		"0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling." {
