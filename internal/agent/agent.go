@@ -42,6 +42,10 @@ type Config struct {
 	// LeaseDuration is how long the node's Lease is valid; it is renewed
 	// every LeaseDuration/4.
 	LeaseDuration time.Duration
+	// StorageDir is where this node's local-path volumes are
+	// (<data-dir>/storage); released ones are removed from it. Empty: the
+	// agent removes none.
+	StorageDir string
 	// DaemonPort is the port of the agent's log/exec server, published in the Node.
 	DaemonPort int32
 	Logger     *slog.Logger
@@ -124,6 +128,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	classFactory := informers.NewSharedInformerFactory(a.client, 0)
 	a.classes = classFactory.Node().V1().RuntimeClasses().Lister()
 	classInformer := classFactory.Node().V1().RuntimeClasses().Informer()
+	volumeInformer := classFactory.Core().V1().PersistentVolumes().Informer()
+	if err := a.watchLocalVolumes(ctx, volumeInformer); err != nil {
+		return err
+	}
 
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.dispatch(ctx, obj.(*corev1.Pod)) },

@@ -40,3 +40,14 @@ func (s Sources) Token(ctx context.Context, namespace, serviceAccount string, re
 	}
 	return tr.Status.Token, nil
 }
+
+// PersistentVolumeClaim gets a pod's claim (the node authorizer allows
+// the claims of the node's pods).
+func (s Sources) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	return s.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// PersistentVolume gets a volume.
+func (s Sources) PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
+	return s.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+}

@@ -116,8 +116,9 @@ func TestWorkloadValidation(t *testing.T) {
 "template":{"metadata":{"labels":{"app":"db"}},"spec":{"containers":[{"name":"c","image":"x"}]}}VCT}}`
 	r = do(t, srv, "POST", "/apis/apps/v1/namespaces/default/statefulsets", "application/json",
 		strings.Replace(sts, "VCT", `,"volumeClaimTemplates":[{"metadata":{"name":"data"}}]`, 1))
-	if r.code != 422 || !strings.Contains(r.body, "spec.volumeClaimTemplates") || !strings.Contains(r.body, unsupportedMsg) {
-		t.Fatalf("sts with volumeClaimTemplates: %d %s", r.code, r.body)
+	if r.code != 422 || !strings.Contains(r.body, "spec.volumeClaimTemplates[0].spec.accessModes: Required value") ||
+		!strings.Contains(r.body, "spec.volumeClaimTemplates[0].spec.resources[storage]: Required value") {
+		t.Fatalf("sts with an incomplete volumeClaimTemplate: %d %s", r.code, r.body)
 	}
 	r = do(t, srv, "POST", "/apis/apps/v1/namespaces/default/statefulsets", "application/json", strings.Replace(sts, "VCT", "", 1))
 	if r.code != 201 || jfield(r.obj, "spec", "podManagementPolicy") != "OrderedReady" || jfield(r.obj, "spec", "updateStrategy", "type") != "RollingUpdate" ||

@@ -125,7 +125,7 @@ func testEndToEndKubectlResources(t *testing.T, start serverStarter) {
 	wantAll(t, "get sts,rc", mustKubectl(t, kc, "", "get", "sts,rc"), "0/2", "legacy", "4")
 	if out, err := kubectl(t, kc, strings.Replace(dbStatefulSet, "serviceName: db", "serviceName: db\n  volumeClaimTemplates: [{metadata: {name: data}}]", 1), "apply", "-f", "-"); err == nil ||
 		!strings.Contains(out, "spec.volumeClaimTemplates") {
-		t.Fatalf("volumeClaimTemplates accepted: %s", out)
+		t.Fatalf("an incomplete volumeClaimTemplate accepted: %s", out)
 	}
 
 	// Services and EndpointSlices.

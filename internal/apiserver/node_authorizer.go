@@ -27,6 +27,9 @@ type NodeGraph interface {
 	// object resource ("configmaps" or "secrets") namespace/name through
 	// a volume, env, envFrom or imagePullSecrets.
 	NodeReferences(ctx context.Context, node, resource, namespace, name string) (bool, error)
+	// VolumeOnNode reports whether PersistentVolume name is pinned to node
+	// by its required node affinity (kubernetes.io/hostname In [node]).
+	VolumeOnNode(ctx context.Context, node, name string) (bool, error)
 }
 
 // NodeAuthorizer is Kubernetes' Node authorizer and NodeRestriction
@@ -38,6 +41,11 @@ type NodeGraph interface {
 //   - get (or list/watch with a metadata.name field selector) the
 //     configmaps and secrets its pods reference, and the cluster's network
 //     settings, ConfigMap kube-system/peapod-network;
+//   - get the persistentvolumeclaims its pods reference; get, list and
+//     watch persistentvolumes, and delete those pinned to it by node
+//     affinity (the local-path provisioner's node side removes released
+//     volumes' directories; Kubernetes' node authorizer, with no such
+//     job for nodes, lets them get only their pods' volumes);
 //   - create, get, update and patch its own Node (and node status), and
 //     delete it;
 //   - get, create, update, patch and delete its own Lease in kube-node-lease;
@@ -91,6 +99,9 @@ const (
 	nodeIfPodBound
 	// nodeIfReferenced allows when a pod of the node references the object.
 	nodeIfReferenced
+	// nodeIfVolumeOnNode allows when the named PersistentVolume's required
+	// node affinity is this node's hostname alone.
+	nodeIfVolumeOnNode
 )
 
 var nodeReadable = map[string]bool{
@@ -154,6 +165,22 @@ func nodeRule(node string, a Attributes, nr nodeRequest) (nodeDecision, string) 
 			return nodeDeny, fmt.Sprintf("node %q can only read individual %s referenced by its pods", node, a.Resource)
 		}
 		return nodeIfReferenced, ""
+	case gr == "/persistentvolumeclaims":
+		if a.Verb == "get" && a.Subresource == "" && a.Namespace != "" && name != "" {
+			return nodeIfReferenced, ""
+		}
+		return nodeDeny, fmt.Sprintf("node %q can only get individual persistentvolumeclaims referenced by its pods", node)
+	case gr == "/persistentvolumes":
+		// The node's side of the local-path provisioner watches the
+		// volumes to remove the directories of released ones; it may
+		// delete only volumes pinned to it (see NodeGraph.VolumeOnNode).
+		switch {
+		case isRead(a.Verb) && a.Subresource == "":
+			return nodeAllow, ""
+		case a.Verb == "delete" && a.Subresource == "" && name != "":
+			return nodeIfVolumeOnNode, ""
+		}
+		return nodeDeny, fmt.Sprintf("node %q can only read persistentvolumes and delete those on it", node)
 	case gr == "coordination.k8s.io/leases":
 		if a.Namespace != NodeLeaseNamespace || a.Subresource != "" {
 			break
@@ -231,6 +258,15 @@ func (n NodeAuthorizer) Authorize(ctx context.Context, a Attributes) (bool, stri
 			return true, "", nil
 		}
 		return false, fmt.Sprintf("no relationship found between node %q and this object", node), nil
+	case nodeIfVolumeOnNode:
+		ok, err := n.Graph.VolumeOnNode(ctx, node, a.Name)
+		if err != nil {
+			return false, "", fmt.Errorf("look up persistentvolume %s: %w", a.Name, err)
+		}
+		if ok {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("node %q can only delete persistentvolumes pinned to it", node), nil
 	}
 	return false, reason, nil
 }

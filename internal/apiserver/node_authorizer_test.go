@@ -25,11 +25,16 @@ func (g fakeGraph) NodeReferences(_ context.Context, node, resource, ns, name st
 	return g.refs[resource+"/"+ns+"/"+name] == node, nil
 }
 
+func (g fakeGraph) VolumeOnNode(_ context.Context, node, name string) (bool, error) {
+	return g.refs["persistentvolumes/"+name] == node, nil
+}
+
 func TestNodeAuthorizer(t *testing.T) {
 	nodeA := User{Name: "system:node:a", Groups: []string{NodesGroup, "system:authenticated"}}
 	g := fakeGraph{
 		podNode: map[string]string{"default/pa": "a", "default/pb": "b", "default/unbound": ""},
-		refs:    map[string]string{"secrets/default/sa": "a", "configmaps/default/cb": "b"},
+		refs: map[string]string{"secrets/default/sa": "a", "configmaps/default/cb": "b",
+			"persistentvolumeclaims/default/data": "a", "persistentvolumes/pv-a": "a", "persistentvolumes/pv-b": "b"},
 	}
 	z := NodeAuthorizer{Graph: g}
 	type tc struct {
@@ -71,6 +76,13 @@ func TestNodeAuthorizer(t *testing.T) {
 		{name: "secret of another node", attrs: at("get", "", "configmaps", "", "default", "cb"), reason: "no relationship"},
 		{name: "list all secrets", attrs: at("list", "", "secrets", "", "default", ""), reason: "individual secrets"},
 		{name: "watch one referenced secret", attrs: at("watch", "", "secrets", "", "default", ""), nr: nodeRequest{fieldSelected: "sa"}, allow: true},
+		{name: "referenced claim", attrs: at("get", "", "persistentvolumeclaims", "", "default", "data"), allow: true},
+		{name: "claim of no pod of the node", attrs: at("get", "", "persistentvolumeclaims", "", "default", "other"), reason: "no relationship"},
+		{name: "list claims", attrs: at("list", "", "persistentvolumeclaims", "", "default", ""), reason: "individual persistentvolumeclaims"},
+		{name: "watch volumes", attrs: at("watch", "", "persistentvolumes", "", "", ""), allow: true},
+		{name: "delete own volume", attrs: at("delete", "", "persistentvolumes", "", "", "pv-a"), allow: true},
+		{name: "delete other node's volume", attrs: at("delete", "", "persistentvolumes", "", "", "pv-b"), reason: "pinned to it"},
+		{name: "update volume", attrs: at("update", "", "persistentvolumes", "", "", "pv-a"), reason: "can only read persistentvolumes"},
 		{name: "get network settings", attrs: at("get", "", "configmaps", "", "kube-system", "peapod-network"), allow: true},
 		{name: "watch network settings", attrs: at("watch", "", "configmaps", "", "kube-system", ""), nr: nodeRequest{fieldSelected: "peapod-network"}, allow: true},
 		{name: "list network settings", attrs: at("list", "", "configmaps", "", "kube-system", ""), nr: nodeRequest{fieldSelected: "peapod-network"}, allow: true},

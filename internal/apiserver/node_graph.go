@@ -115,6 +115,8 @@ func podReferences(pod *corev1.Pod, resource, name string) bool {
 	}
 	for _, v := range pod.Spec.Volumes {
 		switch {
+		case v.PersistentVolumeClaim != nil:
+			visit("persistentvolumeclaims", v.PersistentVolumeClaim.ClaimName)
 		case v.ConfigMap != nil:
 			visit("configmaps", v.ConfigMap.Name)
 		case v.Secret != nil:
@@ -158,4 +160,40 @@ func podReferences(pod *corev1.Pod, resource, name string) bool {
 		}
 	}
 	return found
+}
+
+// VolumeOnNode implements NodeGraph: a missing volume is not on the node.
+func (g *apiGraph) VolumeOnNode(ctx context.Context, node, name string) (bool, error) {
+	res := g.a.resourceFor("", "v1", "persistentvolumes")
+	obj, _, err := g.a.getObject(ctx, res, "", name)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	pv, ok := obj.(*corev1.PersistentVolume)
+	if !ok {
+		return false, fmt.Errorf("stored persistentvolume %s is a %T", name, obj)
+	}
+	return PinnedNode(pv) == node, nil
+}
+
+// PinnedNode returns the one node a PersistentVolume's required node
+// affinity allows (a single term, kubernetes.io/hostname In [node]), as
+// the local-path provisioner writes it, or "". Pure.
+func PinnedNode(pv *corev1.PersistentVolume) string {
+	na := pv.Spec.NodeAffinity
+	if na == nil || na.Required == nil || len(na.Required.NodeSelectorTerms) != 1 {
+		return ""
+	}
+	t := na.Required.NodeSelectorTerms[0]
+	if len(t.MatchExpressions) != 1 || len(t.MatchFields) != 0 {
+		return ""
+	}
+	e := t.MatchExpressions[0]
+	if e.Key != corev1.LabelHostname || e.Operator != corev1.NodeSelectorOpIn || len(e.Values) != 1 {
+		return ""
+	}
+	return e.Values[0]
 }

@@ -27,9 +27,9 @@ func UnsupportedPodFields(pod *corev1.Pod) field.ErrorList {
 		p := spec.Child("volumes").Index(i)
 		vs := v.VolumeSource
 		supported := vs.EmptyDir != nil || vs.HostPath != nil || vs.ConfigMap != nil || vs.Secret != nil ||
-			vs.DownwardAPI != nil || vs.Projected != nil
+			vs.DownwardAPI != nil || vs.Projected != nil || vs.PersistentVolumeClaim != nil
 		if !supported {
-			errs = append(errs, field.Forbidden(p, "volume type "+volumeType(vs)+" is "+unsupportedMsg+" (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)"))
+			errs = append(errs, field.Forbidden(p, "volume type "+volumeType(vs)+" is "+unsupportedMsg+" (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected, persistentVolumeClaim)"))
 		}
 	}
 	containers := func(p *field.Path, cs []corev1.Container) {

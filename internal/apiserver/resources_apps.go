@@ -264,6 +264,14 @@ func DefaultStatefulSet(s *appsv1.StatefulSet) {
 		sp.PersistentVolumeClaimRetentionPolicy.WhenScaled = appsv1.RetainPersistentVolumeClaimRetentionPolicyType
 	}
 	DefaultPodTemplate(&sp.Template)
+	for i := range sp.VolumeClaimTemplates {
+		t := &sp.VolumeClaimTemplates[i]
+		t.APIVersion, t.Kind = "v1", "PersistentVolumeClaim"
+		if t.Status.Phase == "" {
+			t.Status.Phase = corev1.ClaimPending
+		}
+		DefaultPersistentVolumeClaim(t)
+	}
 }
 
 func copyLabels(m map[string]string) map[string]string {

@@ -7,7 +7,8 @@ import "context"
 // discovery order. builtinResources appends them.
 func extendedResources() []*Resource {
 	rs := append(append(workloadResources(), batchResources()...), serviceResource(), endpointsResource(), endpointSliceResource(), eventsV1Resource())
-	return append(rs, daemonSetResources()...)
+	rs = append(rs, daemonSetResources()...)
+	return append(rs, storageResources()...)
 }
 
 // bootstrapExtended runs at every start after the system namespaces

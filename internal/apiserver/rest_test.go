@@ -202,7 +202,7 @@ func TestGracefulDeleteAndFinalizers(t *testing.T) {
 func TestInvalidAndMalformed(t *testing.T) {
 	srv, _ := newTestAPI(t)
 	const pods = "/api/v1/namespaces/default/pods"
-	bad := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"volumes":[{"name":"v","persistentVolumeClaim":{"claimName":"x"}}],
+	bad := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"volumes":[{"name":"v","nfs":{"server":"s","path":"/p"}}],
 	  "containers":[{"name":"a","image":"x","volumeMounts":[{"name":"nope","mountPath":"/m"}],"ports":[{"containerPort":70000}]},{"name":"a"}]}}`
 	r := do(t, srv, "POST", pods, "application/json", bad)
 	if r.code != 422 || jfield(r.obj, "reason") != "Invalid" {

@@ -78,14 +78,15 @@ func ValidateReplicationController(rc *corev1.ReplicationController) field.Error
 }
 
 // ValidateStatefulSet returns every failure of a defaulted StatefulSet.
-// volumeClaimTemplates are refused: peapod has no persistent volumes.
-// Pure.
+// The pod template is validated as the controller will create its pods,
+// with a persistentVolumeClaim volume per volumeClaimTemplate, so mounts
+// of a template's claim are valid. Pure.
 func ValidateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
 	sp := &s.Spec
 	errs := nonNegative(specPath.Child("replicas"), sp.Replicas)
 	errs = append(errs, nonNegative(specPath.Child("revisionHistoryLimit"), sp.RevisionHistoryLimit)...)
 	errs = append(errs, nonNegative(specPath.Child("minReadySeconds"), &sp.MinReadySeconds)...)
-	errs = append(errs, validateSelectorTemplate(sp.Selector, &sp.Template)...)
+	errs = append(errs, validateSelectorTemplate(sp.Selector, StatefulSetPodTemplate(s))...)
 	if sp.ServiceName != "" {
 		errs = append(errs, dns1123Label(specPath.Child("serviceName"), sp.ServiceName)...)
 	}
@@ -109,13 +110,58 @@ func ValidateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
 		errs = append(errs, field.NotSupported(up.Child("type"), sp.UpdateStrategy.Type,
 			[]string{string(appsv1.RollingUpdateStatefulSetStrategyType), string(appsv1.OnDeleteStatefulSetStrategyType)}))
 	}
-	if len(sp.VolumeClaimTemplates) > 0 {
-		errs = append(errs, field.Forbidden(specPath.Child("volumeClaimTemplates"), unsupportedMsg))
+	for i := range sp.VolumeClaimTemplates {
+		t := &sp.VolumeClaimTemplates[i]
+		tp := specPath.Child("volumeClaimTemplates").Index(i)
+		if t.Name == "" {
+			errs = append(errs, field.Required(tp.Child("metadata", "name"), "name or generateName is required"))
+		} else {
+			errs = append(errs, dns1123Label(tp.Child("metadata", "name"), t.Name)...)
+		}
+		errs = append(errs, ValidatePersistentVolumeClaimSpec(&t.Spec, tp.Child("spec"))...)
+	}
+	if rp := sp.PersistentVolumeClaimRetentionPolicy; rp != nil {
+		pp := specPath.Child("persistentVolumeClaimRetentionPolicy")
+		supported := []string{string(appsv1.RetainPersistentVolumeClaimRetentionPolicyType), string(appsv1.DeletePersistentVolumeClaimRetentionPolicyType)}
+		for _, f := range []struct {
+			name string
+			v    appsv1.PersistentVolumeClaimRetentionPolicyType
+		}{{"whenDeleted", rp.WhenDeleted}, {"whenScaled", rp.WhenScaled}} {
+			if f.v != appsv1.RetainPersistentVolumeClaimRetentionPolicyType && f.v != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
+				errs = append(errs, field.NotSupported(pp.Child(f.name), f.v, supported))
+			}
+		}
 	}
 	if sp.Ordinals != nil && sp.Ordinals.Start < 0 {
 		errs = append(errs, field.Invalid(specPath.Child("ordinals", "start"), sp.Ordinals.Start, "must be greater than or equal to 0"))
 	}
 	return errs
+}
+
+// StatefulSetPodTemplate returns s's pod template with a
+// persistentVolumeClaim volume for each volumeClaimTemplate, replacing a
+// template volume of the same name, as Kubernetes' StatefulSet controller
+// builds pods (claim "<template>-<set>-<ordinal>"; here the ordinal's
+// place holds "0", which validates the same). Pure.
+func StatefulSetPodTemplate(s *appsv1.StatefulSet) *corev1.PodTemplateSpec {
+	if len(s.Spec.VolumeClaimTemplates) == 0 {
+		return &s.Spec.Template
+	}
+	t := s.Spec.Template.DeepCopy()
+	for _, ct := range s.Spec.VolumeClaimTemplates {
+		v := corev1.Volume{Name: ct.Name, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: ct.Name + "-" + s.Name + "-0"}}}
+		replaced := false
+		for i := range t.Spec.Volumes {
+			if t.Spec.Volumes[i].Name == ct.Name {
+				t.Spec.Volumes[i], replaced = v, true
+			}
+		}
+		if !replaced {
+			t.Spec.Volumes = append(t.Spec.Volumes, v)
+		}
+	}
+	return t
 }
 
 // ValidateStatefulSetUpdate refuses changes to the immutable parts of a
@@ -125,6 +171,12 @@ func ValidateStatefulSetUpdate(s, old *appsv1.StatefulSet) field.ErrorList {
 	for _, sp := range []*appsv1.StatefulSetSpec{a, b} {
 		sp.Replicas, sp.Ordinals, sp.Template, sp.UpdateStrategy = nil, nil, corev1.PodTemplateSpec{}, appsv1.StatefulSetUpdateStrategy{}
 		sp.RevisionHistoryLimit, sp.PersistentVolumeClaimRetentionPolicy, sp.MinReadySeconds = nil, nil, 0
+		// A claim template's type and status are not spec: protobuf
+		// clients do not even send the type back.
+		for i := range sp.VolumeClaimTemplates {
+			sp.VolumeClaimTemplates[i].TypeMeta = metav1.TypeMeta{}
+			sp.VolumeClaimTemplates[i].Status = corev1.PersistentVolumeClaimStatus{}
+		}
 	}
 	if !apiequality.Semantic.DeepEqual(a, b) {
 		return field.ErrorList{field.Forbidden(specPath, "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")}

@@ -224,6 +224,10 @@ func (p Paths) PodLogs(namespace, name, uid string) string {
 	return p.join("logs", namespace+"_"+name+"_"+uid)
 }
 
+// Storage holds the local-path provisioner's volumes, one directory per
+// claim (pvc-<uid>_<namespace>_<name>), as k3s's <data-dir>/storage.
+func (p Paths) Storage() string { return p.join("storage") }
+
 // PauseBinary is where the infra binary is installed.
 func (p Paths) PauseBinary() string { return p.join("bin", "pause") }
 

@@ -19,7 +19,9 @@
 //  11. job — batch/v1 Jobs, with TTL-after-finished (package job);
 //  12. cronjob — batch/v1 CronJobs (package cronjob);
 //  13. daemonset — apps/v1 DaemonSets (package daemonset);
-//  14. podgc — the pods of deleted nodes (package podgc).
+//  14. podgc — the pods of deleted nodes (package podgc);
+//  15. persistentvolume — claim binding, the local-path provisioner and the
+//     protection finalizers (package persistentvolume).
 //
 // Events go to the API as kube-controller-manager's do.
 package controller
@@ -51,6 +53,7 @@ import (
 	"github.com/peapod/peapod/internal/controller/job"
 	"github.com/peapod/peapod/internal/controller/nodeipam"
 	"github.com/peapod/peapod/internal/controller/nodelifecycle"
+	"github.com/peapod/peapod/internal/controller/persistentvolume"
 	"github.com/peapod/peapod/internal/controller/podgc"
 	"github.com/peapod/peapod/internal/controller/replicaset"
 	"github.com/peapod/peapod/internal/controller/statefulset"
@@ -70,6 +73,9 @@ type Options struct {
 	// NodeCIDRMaskSize bits; unset, no node IPAM controller runs.
 	ClusterCIDR      netip.Prefix
 	NodeCIDRMaskSize int
+	// StorageDir is where local-path volumes go on nodes that do not
+	// publish their own directory. Default /var/lib/peapod/storage.
+	StorageDir string
 	// Logger receives the controllers' logs. Default slog.Default().
 	Logger *slog.Logger
 	// Clock times node heartbeats, evictions, minReadySeconds and progress
@@ -133,6 +139,8 @@ func Run(ctx context.Context, client kubernetes.Interface, opts Options) error {
 	add(cronjob.New(client, factory, cronjob.Options{Logger: log, Recorder: recorder("cronjob-controller"), Clock: opts.Clock}))
 	add(daemonset.New(client, factory, daemonset.Options{Logger: log, Recorder: recorder("daemonset-controller"), Clock: opts.Clock}))
 	add(podgc.New(client, factory, podgc.Options{Logger: log, Clock: opts.Clock}))
+	add(persistentvolume.New(client, factory, persistentvolume.Options{Logger: log, Recorder: recorder("persistentvolume-controller"),
+		StorageDir: opts.StorageDir, Clock: opts.Clock}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}

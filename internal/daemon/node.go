@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/peapod/peapod/internal/controller/persistentvolume"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -120,7 +121,8 @@ func joinPodNetwork(ctx context.Context, d nodeDeps, log *slog.Logger) (podNetwo
 	}
 	// The network annotations are nodenet's to publish (setUpOverlay), once
 	// it knows them all: registration writes none.
-	if err := agent.RegisterNode(ctx, d.client, agent.Registration{NodeName: d.node.NodeName}); err != nil {
+	if err := agent.RegisterNode(ctx, d.client, agent.Registration{NodeName: d.node.NodeName,
+		Annotations: map[string]string{persistentvolume.AnnNodeStorageDir: d.node.Paths().Storage()}}); err != nil {
 		return podNetwork{}, err
 	}
 	node, err := agent.WaitForPodCIDR(ctx, d.client, d.node.NodeName, log)
@@ -189,6 +191,7 @@ func startNode(g *group, d nodeDeps, pn podNetwork, factory informers.SharedInfo
 	a := agent.New(d.client, rt, agent.Config{
 		NodeName:   cfg.NodeName,
 		DaemonPort: int32(port),
+		StorageDir: cfg.Paths().Storage(),
 		Logger:     log,
 	})
 	srv := nodeserver.New(rt, nodeserver.Options{Certificate: tlsCfg.cert, ClientCAs: tlsCfg.cas, Logger: log, Pods: a,

@@ -150,6 +150,7 @@ func RunServer(ctx context.Context, cfg ServerConfig) error {
 			NodeCIDRMaskSize:         cfg.Network.NodeCIDRMaskSize,
 			NodeMonitorGracePeriod:   cfg.NodeMonitorGracePeriod,
 			DefaultTolerationSeconds: cfg.DefaultTolerationSeconds,
+			StorageDir:               cfg.Node.Paths().Storage(),
 		})
 	}))
 

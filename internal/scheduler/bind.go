@@ -28,7 +28,15 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	if s.cache.isPlaced(pod) {
 		return true // bound, or its bind is in flight
 	}
-	node, err := s.cache.scheduleAndAssume(pod)
+	plan := s.volumes.plan(pod)
+	if plan.Unschedulable != "" {
+		msg := volumeUnschedulable(plan.Unschedulable, s.cache.nodeCount())
+		s.queue.park(key, cyc, parked{})
+		s.log.Debug("pod unschedulable", "pod", key, "reason", msg)
+		s.async(func() { s.recordUnschedulable(ctx, pod, msg) })
+		return true
+	}
+	node, err := s.cache.scheduleAndAssume(plan.Pod)
 	if err != nil {
 		msg := err.Error()
 		var fitErr *FitError
@@ -40,7 +48,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 		s.async(func() { s.recordUnschedulable(ctx, pod, msg) })
 		return true
 	}
-	s.async(func() { s.bind(ctx, pod, node) })
+	s.async(func() { s.bind(ctx, pod, node, plan.Delayed) })
 	return true
 }
 
@@ -80,13 +88,19 @@ func (s *Scheduler) async(f func()) {
 // bind posts the pod's Binding. On failure the assumption is undone and
 // the pod retried after its backoff, unless it is gone or was bound by
 // someone else.
-func (s *Scheduler) bind(ctx context.Context, pod *v1.Pod, node string) {
+func (s *Scheduler) bind(ctx context.Context, pod *v1.Pod, node string, delayed []*v1.PersistentVolumeClaim) {
 	key := queueKey(pod)
 	binding := &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     v1.ObjectReference{Kind: "Node", Name: node},
 	}
-	err := s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	var err error
+	if len(delayed) > 0 {
+		err = s.bindVolumes(ctx, delayed, node)
+	}
+	if err == nil {
+		err = s.client.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+	}
 	if err != nil {
 		s.cache.forget(pod)
 		s.queue.moveAll(false) // what it held is free again

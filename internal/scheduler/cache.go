@@ -220,3 +220,16 @@ func (c *cache) stop() {
 		}
 	}
 }
+
+// nodeCount is the number of known nodes.
+func (c *cache) nodeCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ni := range c.nodes {
+		if ni.Node != nil {
+			n++
+		}
+	}
+	return n
+}

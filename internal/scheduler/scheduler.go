@@ -80,6 +80,7 @@ type Scheduler struct {
 	queue *schedulingQueue
 
 	pending  corelisters.PodLister
+	volumes  volumeListers
 	recorder record.EventRecorder
 
 	ready   chan struct{}
@@ -143,6 +144,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		ReplicaSets:            clusterFactory.Apps().V1().ReplicaSets().Lister(),
 		StatefulSets:           clusterFactory.Apps().V1().StatefulSets().Lister(),
 	}
+	claims := clusterFactory.Core().V1().PersistentVolumeClaims().Informer()
+	pvs := clusterFactory.Core().V1().PersistentVolumes().Informer()
+	s.volumes = volumeListers{
+		claims:  clusterFactory.Core().V1().PersistentVolumeClaims().Lister(),
+		volumes: clusterFactory.Core().V1().PersistentVolumes().Lister(),
+		classes: clusterFactory.Storage().V1().StorageClasses().Lister(),
+	}
 	pending := pendingFactory.Core().V1().Pods()
 	assigned := assignedFactory.Core().V1().Pods().Informer()
 	s.pending = pending.Lister()
@@ -154,6 +162,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		{namespaces, s.namespaceHandler()},
 		{pending.Informer(), s.pendingHandler()},
 		{assigned, s.assignedHandler()},
+		{claims, s.volumeHandler()},
+		{pvs, s.volumeHandler()},
 	} {
 		if _, err := reg.inf.AddEventHandler(reg.h); err != nil {
 			return err
@@ -315,6 +325,15 @@ func nodeChangeMayHelp(oldNode, newNode *v1.Node) bool {
 		return ""
 	}
 	return ready(oldNode) != ready(newNode)
+}
+
+// volumeHandler requeues parked pods on any claim or volume change: a
+// claim created or bound, or a volume made, may let a pod fit.
+func (s *Scheduler) volumeHandler() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.queue.moveAll(false) },
+		UpdateFunc: func(any, any) { s.queue.moveAll(false) },
+	}
 }
 
 func (s *Scheduler) namespaceHandler() toolscache.ResourceEventHandler {

@@ -10,7 +10,10 @@
 //
 // hostPath volumes are not copied anywhere: Setup checks their type (and
 // creates them for DirectoryOrCreate/FileOrCreate) and hands back the host
-// path itself.
+// path itself. A persistentVolumeClaim volume is the same for the volume
+// bound to the claim (hostPath, or local: a directory that must exist),
+// read through Sources; a local-path volume's directory is made 0777 on
+// first use. Teardown never touches either: the data outlives the pod.
 //
 // Usage, as internal/runtime does:
 //

@@ -231,13 +231,13 @@ func TestSetupErrorsAndRollback(t *testing.T) {
 		wantErr string
 	}{
 		{
-			name: "pvc after tmpfs",
+			name: "unsupported after tmpfs",
 			vols: []corev1.Volume{
 				emptyDir("mem", corev1.StorageMediumMemory, "8Mi"),
 				emptyDir("disk", "", ""),
-				{Name: "claim", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}},
+				{Name: "nfs", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "s", Path: "/p"}}},
 			},
-			wantErr: "spec.volumes[2].persistentVolumeClaim: not supported yet",
+			wantErr: "spec.volumes[2].nfs: not supported yet",
 		},
 		{
 			name:    "nfs",

@@ -44,6 +44,10 @@ type Sources interface {
 	// credentials. Tokens that are JWTs are reused until 80% of their
 	// lifetime (from their iat and exp claims) has passed.
 	Token(ctx context.Context, namespace, serviceAccount string, req *authenticationv1.TokenRequest) (string, error)
+	// PersistentVolumeClaim and PersistentVolume read a pod's claim and
+	// the volume bound to it (persistentVolumeClaim volumes).
+	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
+	PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
 }
 
 // Manager sets up and tears down pod volumes. It holds no per-pod state (all
@@ -115,7 +119,7 @@ func (u undoStack) run() error {
 // already exist are kept with their contents (a mounted tmpfs stays
 // mounted), so it is safe to call again after a restart. On error, what
 // this call created is removed again and the error names the volume's field
-// path, e.g. "spec.volumes[2].persistentVolumeClaim: not supported yet".
+// path, e.g. "spec.volumes[2].nfs: not supported yet".
 func (m *Manager) Setup(ctx context.Context, podDir string, pod *corev1.Pod) (_ *Prepared, retErr error) {
 	prep := &Prepared{Paths: map[string]string{}, EmptyDirLimits: map[string]int64{}}
 	var undo undoStack
@@ -162,6 +166,8 @@ func (m *Manager) setupOne(ctx context.Context, podDir string, pod *corev1.Pod, 
 		return setupHostPath(v.HostPath, fld)
 	case v.ConfigMap != nil, v.Secret != nil, v.DownwardAPI != nil, v.Projected != nil:
 		return m.setupProjection(ctx, podDir, pod, v, fld, undo)
+	case v.PersistentVolumeClaim != nil:
+		return m.setupClaim(ctx, pod, v.PersistentVolumeClaim, fld)
 	}
 	return "", unsupported(v, fld)
 }

@@ -24,7 +24,27 @@ type fakeSources struct {
 	mu         sync.Mutex
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	claims     map[string]*corev1.PersistentVolumeClaim
+	volumes    map[string]*corev1.PersistentVolume
 	tokens     tokenMinter
+}
+
+func (f *fakeSources) PersistentVolumeClaim(_ context.Context, ns, name string) (*corev1.PersistentVolumeClaim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.claims[ns+"/"+name]; ok {
+		return c.DeepCopy(), nil
+	}
+	return nil, fmt.Errorf("persistentvolumeclaim %s/%s: %w", ns, name, ErrNotFound)
+}
+
+func (f *fakeSources) PersistentVolume(_ context.Context, name string) (*corev1.PersistentVolume, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.volumes[name]; ok {
+		return v.DeepCopy(), nil
+	}
+	return nil, fmt.Errorf("persistentvolume %s: %w", name, ErrNotFound)
 }
 
 var _ Sources = (*fakeSources)(nil)

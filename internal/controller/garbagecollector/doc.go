@@ -18,7 +18,8 @@
 //  3. factory.Start(ctx.Done()); gc.Run(ctx, workers) blocks until ctx ends.
 //
 // The kinds watched are the ones peapod serves: pods, replicasets,
-// deployments, statefulsets, replicationcontrollers, nodes and leases.
+// deployments, statefulsets, replicationcontrollers, nodes, leases and
+// persistentvolumeclaims (a StatefulSet's, by its retention policy).
 // Owners of other kinds are assumed to exist (never collected against).
 // The graph is the informers' caches with an index from owner UID to
 // dependents; before deleting, an owner missing from the cache is

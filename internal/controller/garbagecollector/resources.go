@@ -105,6 +105,10 @@ func resources(client kubernetes.Interface, f informers.SharedInformerFactory) [
 			func(ns string) typedClient[*appsv1.ControllerRevision] {
 				return client.AppsV1().ControllerRevisions(ns)
 			}),
+		newResource(core.WithKind("PersistentVolumeClaim"), true, f.Core().V1().PersistentVolumeClaims().Informer(),
+			func(ns string) typedClient[*v1.PersistentVolumeClaim] {
+				return client.CoreV1().PersistentVolumeClaims(ns)
+			}),
 		newResource(coord.WithKind("Lease"), true, f.Coordination().V1().Leases().Informer(),
 			func(ns string) typedClient[*coordinationv1.Lease] { return client.CoordinationV1().Leases(ns) }),
 	}

@@ -35,6 +35,7 @@ type Controller struct {
 	client   kubernetes.Interface
 	sets     appslisters.StatefulSetLister
 	pods     corelisters.PodLister
+	claims   corelisters.PersistentVolumeClaimLister
 	synced   []cache.InformerSynced
 	queue    ctrlutil.Queue
 	clock    clock.WithTicker
@@ -59,10 +60,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 	}
 	setInf := factory.Apps().V1().StatefulSets()
 	podInf := factory.Core().V1().Pods()
+	claimInf := factory.Core().V1().PersistentVolumeClaims()
 	c := &Controller{
 		client:    client,
 		sets:      setInf.Lister(),
 		pods:      podInf.Lister(),
+		claims:    claimInf.Lister(),
 		queue:     ctrlutil.NewQueue("statefulset", opts.Clock),
 		clock:     opts.Clock,
 		log:       opts.Logger.With("controller", "statefulset"),
@@ -76,7 +79,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 		c.podChanged, func(o, n any) { c.podChanged(o); c.podChanged(n) }, c.podChanged); err != nil {
 		return nil, err
 	}
-	c.synced = []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced}
+	c.synced = []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced, claimInf.Informer().HasSynced}
 	return c, nil
 }
 

@@ -24,5 +24,13 @@
 // rollout history/undo` for StatefulSets does not. Templates of earlier
 // revisions are remembered in memory only, so a pod below the partition
 // that must be recreated after a controller restart gets the update
-// revision. volumeClaimTemplates are not supported.
+// revision.
+//
+// volumeClaimTemplates: before a pod is created its claims
+// <template>-<set>-<ordinal> are (unless they exist: a recreated pod gets
+// its old claims, so its data), and the pod mounts them.
+// persistentVolumeClaimRetentionPolicy is honoured through owner
+// references the garbage collector follows: whenDeleted Delete makes the
+// set the claims' controller; whenScaled Delete makes a condemned pod
+// their owner before it is deleted.
 package statefulset

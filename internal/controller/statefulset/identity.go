@@ -62,7 +62,7 @@ func newPod(set *appsv1.StatefulSet, template *v1.PodTemplateSpec, revision stri
 	p.Labels[RevisionLabel] = revision
 	p.Spec.Hostname = name
 	p.Spec.Subdomain = set.Spec.ServiceName
-	return p
+	return withClaimVolumes(set, p, ordinal)
 }
 
 // runningAndReady: phase Running with Ready=True.

@@ -145,6 +145,9 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, pods [
 			if rolling && current != update && ord < partition {
 				rev, t = current, currentT
 			}
+			if err := c.createClaims(ctx, set, ord); err != nil {
+				return st, err
+			}
 			if err := c.createPod(ctx, set, newPod(set, t, rev, ord)); err != nil {
 				return st, err
 			}
@@ -152,6 +155,11 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, pods [
 				return st, nil
 			}
 			continue
+		}
+		if p.DeletionTimestamp == nil {
+			if err := c.updateClaimOwners(ctx, set, p, ord, false); err != nil {
+				return st, err
+			}
 		}
 		if p.DeletionTimestamp != nil && monotonic {
 			return st, nil // wait for it to go before going on
@@ -166,6 +174,11 @@ func (c *Controller) update(ctx context.Context, set *appsv1.StatefulSet, pods [
 				return st, nil
 			}
 			continue
+		}
+		// whenScaled Delete: the claims go with the pod, so own them by it first.
+		_, ord := ParentAndOrdinal(p.Name)
+		if err := c.updateClaimOwners(ctx, set, p, ord, true); err != nil {
+			return st, err
 		}
 		if err := c.deletePod(ctx, set, p); err != nil {
 			return st, err
