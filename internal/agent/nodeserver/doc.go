@@ -8,6 +8,7 @@
 //	/attach/{namespace}/{pod}[/{uid}]/{container}?stdin=1&stdout=1&stderr=1&tty=1
 //	/portForward/{namespace}/{pod}[/{uid}]
 //	GET /healthz, /pods (a v1 PodList of this node's pods), /configz
+//	GET /debug/pprof/ (the agent's profiles: heap, goroutine, profile, ...)
 //
 // (exec and attach also take the kubelet's input/output/error names.)
 // Exec and attach speak remotecommand over WebSocket, in every subprotocol
