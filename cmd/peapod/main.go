@@ -13,6 +13,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	// Before kubectl's packages: no message catalog outside `peapod kubectl`.
+	_ "github.com/peapod/peapod/internal/kubectl/translations"
 )
 
 func main() {

@@ -31,3 +31,26 @@ func TestEveryCommandHasItsFlags(t *testing.T) {
 		t.Errorf("visited %d commands; the tree is missing some", seen)
 	}
 }
+
+func TestAgentGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		flag  int
+		given bool
+		env   string
+		want  int
+		err   bool
+	}{
+		{flag: defaultAgentGCPercent, want: defaultAgentGCPercent},
+		{flag: defaultAgentGCPercent, env: "200", want: 0},
+		{flag: defaultAgentGCPercent, env: "off", want: 0},
+		{flag: 50, given: true, env: "200", want: 50},
+		{flag: 50, given: true, want: 50},
+		{flag: 0, given: true, err: true},
+		{flag: -1, given: true, err: true},
+	} {
+		got, err := agentGCPercent(tc.flag, tc.given, tc.env)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("agentGCPercent(%d, %v, %q) = %d, %v; want %d (error %v)", tc.flag, tc.given, tc.env, got, err, tc.want, tc.err)
+		}
+	}
+}

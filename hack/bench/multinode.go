@@ -60,8 +60,10 @@ type multiNodeResult struct {
 	// PodStart is client-go create → Running of pods the scheduler spreads
 	// over 3 nodes, one at a time.
 	PodStart []time.Duration
-	// AgentRSSKiB is `peapod agent`'s VmRSS with AgentPods pods.
-	AgentRSSKiB, AgentPods int
+	// AgentRSSKiB is `peapod agent`'s VmRSS with AgentPods pods, and
+	// AgentAnonKiB the anonymous part of it (RssAnon: heap, stacks,
+	// runtime), the rest being the binary's file pages.
+	AgentRSSKiB, AgentAnonKiB, AgentPods int
 }
 
 // multiNodeSizes: rounds of throughput per pair, seconds per round, join
@@ -463,7 +465,7 @@ func (c *benchCluster) agentRSS(ctx context.Context, n int, r *multiNodeResult) 
 	if _, err := c.runPods(ctx, "rss", names...); err != nil {
 		return err
 	}
-	r.AgentRSSKiB, r.AgentPods = rssKiB(node.PID), n
+	r.AgentRSSKiB, r.AgentAnonKiB, r.AgentPods = rssKiB(node.PID), statusKiB(node.PID, "RssAnon"), n
 	if r.AgentRSSKiB == 0 {
 		return fmt.Errorf("no VmRSS for the agent's pid %d", node.PID)
 	}
@@ -731,13 +733,13 @@ func (b *bench) multiNodeRows() {
 			AP50: percentile(b.seqRunc, .5), AP99: percentile(b.seqRunc, .99)})
 	}
 	if b.have["mn-rss"] {
-		b.r.add(row{Section: "nodes", What: fmt.Sprintf("`peapod agent` alone with %d pods", r.AgentPods), Unit: "MiB RSS",
+		b.r.add(row{Section: "nodes", What: fmt.Sprintf("`peapod agent` alone with %d pods (%.1f MiB of it anonymous: heap, stacks)", r.AgentPods, float64(r.AgentAnonKiB)/1024), Unit: "MiB RSS",
 			P50: float64(r.AgentRSSKiB) / 1024, P99: nan(), Anchor: "target (issue 10)", AP50: 40, AP99: nan()})
 	}
 }
 
 // String is the figures in one line, for -only multinode.
 func (r multiNodeResult) String() string {
-	return strings.TrimSpace(fmt.Sprintf("vxlan %.2f/%.2f Gbit/s, host-gw %.2f/%.2f Gbit/s (br_netfilter off %.2f), join %v, routes %v/%v, pod start %v, agent %d KiB",
-		r.VXLAN.Gbps, r.VXLANFloor.Gbps, r.HostGW.Gbps, r.Underlay.Gbps, r.HostGWNoBridgeNF.Gbps, r.Join, r.JoinRoutes, r.LeaveRoutes, r.PodStart, r.AgentRSSKiB))
+	return strings.TrimSpace(fmt.Sprintf("vxlan %.2f/%.2f Gbit/s, host-gw %.2f/%.2f Gbit/s (br_netfilter off %.2f), join %v, routes %v/%v, pod start %v, agent %d KiB (%d KiB anonymous)",
+		r.VXLAN.Gbps, r.VXLANFloor.Gbps, r.HostGW.Gbps, r.Underlay.Gbps, r.HostGWNoBridgeNF.Gbps, r.Join, r.JoinRoutes, r.LeaveRoutes, r.PodStart, r.AgentRSSKiB, r.AgentAnonKiB))
 }

@@ -18,13 +18,17 @@ import (
 const clockTicks = 100
 
 // rssKiB returns the resident set of pid in KiB (VmRSS), 0 if it is gone.
-func rssKiB(pid int) int {
+func rssKiB(pid int) int { return statusKiB(pid, "VmRSS") }
+
+// statusKiB returns a size field of /proc/<pid>/status in KiB, 0 if pid
+// is gone.
+func statusKiB(pid int, field string) int {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return n
 		}

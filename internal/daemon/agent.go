@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/peapod/peapod/internal/apibalancer"
 	"github.com/peapod/peapod/internal/apiserver"
@@ -19,9 +20,11 @@ type AgentConfig struct {
 	// every server of a cluster whose servers share one etcd).
 	Servers []string
 	// Token is a join token; it may be empty once the node has joined.
-	Token  string
-	Node   config.Node
-	Logger *slog.Logger
+	Token string
+	Node  config.Node
+	// GCPercent, when not 0, is the process's GOGC (debug.SetGCPercent).
+	GCPercent int
+	Logger    *slog.Logger
 }
 
 // RunAgent joins the cluster through the first server that answers (or
@@ -33,6 +36,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.GCPercent != 0 {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	servers, err := apibalancer.ParseServers(cfg.Servers)
 	if err != nil {

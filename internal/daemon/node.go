@@ -25,6 +25,7 @@ import (
 	"github.com/peapod/peapod/internal/clusternetwork"
 	"github.com/peapod/peapod/internal/config"
 	"github.com/peapod/peapod/internal/dns"
+	"github.com/peapod/peapod/internal/inittext"
 	"github.com/peapod/peapod/internal/nodeaddr"
 	"github.com/peapod/peapod/internal/nodenet"
 	"github.com/peapod/peapod/internal/proxy"
@@ -84,6 +85,11 @@ func runNode(ctx context.Context, d nodeDeps) error {
 		g.cancel()
 		_ = g.Wait()
 		return err
+	}
+	if released, err := inittext.Release(); err != nil {
+		log.Warn("could not release the start-up's pages of the binary", "err", err)
+	} else {
+		log.Debug("released the start-up's pages of the binary", "MiB", released>>20)
 	}
 	return g.Wait()
 }

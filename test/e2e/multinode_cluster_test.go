@@ -340,6 +340,15 @@ spec:
   containers: [{name: c, image: busybox, command: ["sleep", "3600"]}]
 `)
 		mn.waitPod("default", "doomed", 2*time.Minute, "running", running)
+		// The agent's own profiles, through the API server's nodes/proxy
+		// as the kubelet's are: where its memory goes (issue 10).
+		pprof := "/api/v1/nodes/" + mn.node(2).Name + "/proxy/debug/pprof/"
+		if heap := mn.must("get", "--raw", pprof+"heap?debug=1"); !strings.Contains(heap, "heap profile:") {
+			t.Errorf("node 2's heap profile through nodes/proxy:\n%.500s", heap)
+		}
+		if g := mn.must("get", "--raw", pprof+"goroutine?debug=1"); !strings.Contains(g, "daemon.RunAgent") {
+			t.Errorf("node 2's goroutines through nodes/proxy are not the agent's:\n%.500s", g)
+		}
 		during, err := leakcheck.Take(opts)
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@
 //	/attach/{namespace}/{pod}[/{uid}]/{container}?stdin=1&stdout=1&stderr=1&tty=1
 //	/portForward/{namespace}/{pod}[/{uid}]
 //	GET /healthz, /pods (a v1 PodList of this node's pods), /configz, /metrics
+//	GET /debug/pprof/ (the agent's profiles: heap, goroutine, profile, ...)
 //
 // A handler that panics is answered with a 500 (a stream already under
 // way is aborted instead), logged at error level with its stack, and

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -92,6 +93,15 @@ func newServer(rt PodRuntime, opts Options) *Server {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /pods", s.servePods)
 	mux.HandleFunc("GET /configz", s.serveConfigz)
+	// The kubelet's profiling handlers, on its paths: the agent's own
+	// memory and goroutines, for `kubectl get --raw
+	// /api/v1/nodes/NODE/proxy/debug/pprof/heap`. Only the API server
+	// reaches this server, for callers it authorized for nodes/proxy.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	s.handler = s.recoverPanics(mux)
 	return s

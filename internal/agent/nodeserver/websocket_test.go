@@ -408,3 +408,35 @@ func TestPodsAndConfigz(t *testing.T) {
 		t.Errorf("configz without a configuration: %v %v", resp, err)
 	}
 }
+
+// TestProfiles: the kubelet's /debug/pprof/ paths serve this process's
+// profiles (what `kubectl get --raw /api/v1/nodes/N/proxy/debug/pprof/heap`
+// reads through the API server).
+func TestProfiles(t *testing.T) {
+	_, base := startFake(t, Options{})
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "heap",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile: total",
+		"/debug/pprof/heap?debug=1":      "heap profile:",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, want %q in %.200q", path, resp.StatusCode, want, b)
+		}
+	}
+	// The binary heap profile is gzipped protobuf, what `go tool pprof` reads.
+	resp, err := http.Get(base + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("heap profile is not gzip: %.20q", b)
+	}
+}
