@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	peapodcluster "github.com/peapod/peapod/internal/cluster"
 	"github.com/peapod/peapod/internal/leakcheck"
 	"github.com/peapod/peapod/internal/nodenet"
 )
@@ -243,8 +244,29 @@ spec:
 
 	t.Run("a node added to the running cluster joins, and a removed one leaves", func(t *testing.T) {
 		mn := mn.with(t)
+		// The cluster is shared: other tests may have added and removed
+		// nodes, and node numbers are never reused, so the new node is
+		// whichever was not there before.
+		before := map[string]bool{}
+		for _, n := range mn.state(t).Nodes {
+			before[n.Name] = true
+		}
 		out := mn.mustRun("node", "add", "--image", busyboxTarball(t))
-		added := mn.node(4)
+		var added peapodcluster.Node
+		for _, n := range mn.state(t).Nodes {
+			if !before[n.Name] {
+				added = n
+			}
+		}
+		if added.Name == "" {
+			t.Fatalf("node add made no new node: %s", out)
+		}
+		removed := false
+		defer func() {
+			if !removed { // leave the shared cluster as it was
+				mn.run("node", "rm", added.Name)
+			}
+		}()
 		if !strings.Contains(out, added.Name+" added") {
 			t.Errorf("node add printed %q", out)
 		}
@@ -270,6 +292,7 @@ spec:
 		// Drain, as one would before removing a machine.
 		mn.must("-n", ns, "delete", "pod", "on-new-node", "--wait=true")
 		mn.mustRun("node", "rm", added.Name)
+		removed = true
 		if _, err := mn.client.CoreV1().Nodes().Get(ctx, added.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("Node %s after node rm: %v, want NotFound", added.Name, err)
 		}
