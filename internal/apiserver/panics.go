@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -60,10 +59,7 @@ func (a *api) requestUser(r *http.Request) (name string) {
 			name = "<unknown: authentication panicked>"
 		}
 	}()
-	if u, ok := UserFrom(r.Context()); ok {
-		return u.Name
-	}
-	u, ok, err := a.authn.Authenticate(r.WithContext(context.WithoutCancel(r.Context())))
+	u, ok, err := a.authn.Authenticate(r)
 	if err != nil || !ok {
 		return "system:anonymous"
 	}
